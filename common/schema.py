@@ -1,0 +1,154 @@
+"""The feature schema: which columns a node's table holds and how they are encoded.
+
+A schema is a small TOML file shared by every node and the server. It is public:
+column names, transforms, public bounds and category vocabularies, never data.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SCHEMA_VERSION = 1
+
+
+class SchemaError(ValueError):
+    """A schema file that cannot be read or does not describe a valid table."""
+
+
+class NumericFeature(BaseModel):
+    """A numeric column; `lower`/`upper` are public bounds values are clipped to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    transform: Literal["none", "log1p"] = "none"
+    lower: float | None = None
+    upper: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> NumericFeature:
+        if self.lower is not None and self.upper is not None and self.lower >= self.upper:
+            raise ValueError(f"feature {self.name!r}: lower bound must be below upper bound")
+        if self.transform == "log1p" and self.lower is not None and self.lower <= -1:
+            raise ValueError(f"feature {self.name!r}: log1p needs lower bound > -1")
+        return self
+
+
+class CategoricalFeature(BaseModel):
+    """A categorical column with a public vocabulary; encoded one-hot."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    values: tuple[str, ...] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _unique_values(self) -> CategoricalFeature:
+        if len(set(self.values)) != len(self.values):
+            raise ValueError(f"feature {self.name!r}: vocabulary has duplicate values")
+        return self
+
+
+class FeatureSchema(BaseModel):
+    """Columns of a customer table, in the order they are encoded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(min_length=1)
+    numeric: tuple[NumericFeature, ...] = ()
+    categorical: tuple[CategoricalFeature, ...] = ()
+    allow_extra_columns: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> FeatureSchema:
+        if self.schema_version != SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {self.schema_version} is not supported (expected {SCHEMA_VERSION})"
+            )
+        names = [self.id, *self.numeric_names, *self.categorical_names]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"column names appear more than once: {dupes}")
+        if not self.numeric and not self.categorical:
+            raise ValueError("schema has no features")
+        return self
+
+    @property
+    def numeric_names(self) -> list[str]:
+        return [f.name for f in self.numeric]
+
+    @property
+    def categorical_names(self) -> list[str]:
+        return [f.name for f in self.categorical]
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column the table must have, id first."""
+        return [self.id, *self.numeric_names, *self.categorical_names]
+
+    @property
+    def encoded_names(self) -> list[str]:
+        """Names of the encoded features: numerics, then `column=value` one-hots."""
+        onehots = [f"{c.name}={v}" for c in self.categorical for v in c.values]
+        return [*self.numeric_names, *onehots]
+
+    @property
+    def n_encoded(self) -> int:
+        return len(self.numeric) + sum(len(c.values) for c in self.categorical)
+
+    @classmethod
+    def numeric_only(cls, id_column: str, names: list[str]) -> FeatureSchema:
+        """Schema for `--features a,b,c`: plain numeric columns, no transform."""
+        return cls(id=id_column, numeric=tuple(NumericFeature(name=n) for n in names))
+
+    def to_toml(self) -> str:
+        """TOML text that `load_schema` reads back to an equal schema."""
+        lines = [f"schema_version = {self.schema_version}", f"id = {_q(self.id)}"]
+        if self.allow_extra_columns:
+            lines.append("allow_extra_columns = true")
+        for f in self.numeric:
+            lines += ["", "[[numeric]]", f"name = {_q(f.name)}"]
+            if f.transform != "none":
+                lines.append(f"transform = {_q(f.transform)}")
+            if f.lower is not None:
+                lines.append(f"lower = {f.lower!r}")
+            if f.upper is not None:
+                lines.append(f"upper = {f.upper!r}")
+        for c in self.categorical:
+            values = ", ".join(_q(v) for v in c.values)
+            lines += ["", "[[categorical]]", f"name = {_q(c.name)}", f"values = [{values}]"]
+        return "\n".join(lines) + "\n"
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse_schema(text: str, source: str = "<schema>") -> FeatureSchema:
+    """Parse schema TOML text; errors name the source and the offending field."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SchemaError(f"{source}: not valid TOML: {exc}") from exc
+    try:
+        return FeatureSchema.model_validate(raw)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'schema'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SchemaError(f"{source}: invalid schema: {details}") from exc
+
+
+def load_schema(path: str | Path) -> FeatureSchema:
+    """Read a schema TOML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SchemaError(f"{path}: cannot read schema file: {exc.strerror or exc}") from exc
+    return parse_schema(text, source=str(path))
