@@ -1,0 +1,122 @@
+"""The model artifact `model.json` (format `fedseg-model/1`), written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from common.profiles import SegmentProfile
+from common.schema import FeatureSchema
+
+FORMAT = "fedseg-model/1"
+
+
+class ArtifactError(ValueError):
+    """A model file that cannot be read or is not a fedseg model."""
+
+
+class ScalerOut(BaseModel):
+    mean: list[float]
+    scale: list[float]
+
+
+class Segment(BaseModel):
+    id: int
+    size: int
+    share: float
+    name: str
+    profile: SegmentProfile | None = Field(description="None when below the minimum size")
+
+
+class RunInfo(BaseModel):
+    config: dict[str, Any]
+    seed: int
+    clients: int
+    clients_failed: list[str] = []
+    rounds: int = Field(description="communication rounds (server↔nodes exchanges)")
+    lloyd_rounds: int
+    converged: bool
+    timings: dict[str, float]
+    feature_schema: FeatureSchema
+
+
+class ModelArtifact(BaseModel):
+    """Keys as DESIGN.md lists them; centroids live in the encoded, scaled space."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["fedseg-model/1"] = FORMAT
+    features: list[str]
+    scaler: ScalerOut
+    centroids: list[list[float]]
+    k: int
+    segments: list[Segment]
+    selection: list[dict[str, float]]
+    metrics: dict[str, float]
+    run: RunInfo
+    privacy: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _shapes(self) -> ModelArtifact:
+        d = len(self.features)
+        if len(self.scaler.mean) != d or len(self.scaler.scale) != d:
+            raise ValueError("scaler length does not match features")
+        if len(self.centroids) != self.k or any(len(c) != d for c in self.centroids):
+            raise ValueError("centroids must be k rows of one value per feature")
+        if self.run.feature_schema.encoded_names != self.features:
+            raise ValueError("features do not match the schema's encoded features")
+        return self
+
+    def centroid_array(self) -> np.ndarray:
+        return np.asarray(self.centroids, dtype=float)
+
+    def scaler_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.scaler.mean), np.asarray(self.scaler.scale)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and rename: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_artifact(artifact: ModelArtifact, path: str | Path) -> Path:
+    path = Path(path)
+    atomic_write_text(path, artifact.model_dump_json(indent=2))
+    return path
+
+
+def load_artifact(path: str | Path) -> ModelArtifact:
+    """Read and validate a model file, with errors that name it."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read model file: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path}: not JSON: {exc}") from exc
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+        raise ArtifactError(f"{path}: format is {found!r}, expected {FORMAT!r}")
+    try:
+        return ModelArtifact.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ArtifactError(
+            f"{path}: invalid model: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+        ) from exc

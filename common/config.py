@@ -1,0 +1,67 @@
+"""The run configuration: every knob of a federated segmentation run, validated once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A run configuration that cannot be used."""
+
+
+class RunConfig(BaseModel):
+    """Parameters the server uses to drive a run (Flower run-config keys use dashes)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    k: int = Field(default=0, ge=0, description="fixed k; 0 chooses k over k-min..k-max")
+    k_min: int = Field(default=2, ge=2)
+    k_max: int = Field(default=8, ge=2, le=64)
+    restarts: int = Field(default=3, ge=1, le=16, description="candidate models per k")
+    max_rounds: int = Field(default=20, ge=1, le=1000, description="Lloyd rounds at most")
+    tol: float = Field(
+        default=1e-3, ge=0.0, description="centroid shift tolerance, relative to mean variance"
+    )
+    seed: int = Field(default=42, ge=0)
+    min_nodes: int = Field(default=2, ge=1)
+    min_segment_size: int = Field(default=10, ge=1)
+    init_tables: int = Field(default=4, ge=1, le=16, description="coreset hash tables")
+    init_bits: int = Field(default=10, ge=2, le=14, description="hyperplanes per table")
+    selection: str = Field(default="silhouette", pattern="^(silhouette|calinski_harabasz|davies_bouldin)$")
+
+    @model_validator(mode="after")
+    def _k_range(self) -> RunConfig:
+        if self.k_min > self.k_max:
+            raise ValueError(f"k-min ({self.k_min}) is larger than k-max ({self.k_max})")
+        return self
+
+    @property
+    def k_values(self) -> list[int]:
+        """The k of every candidate family, ascending."""
+        return [self.k] if self.k else list(range(self.k_min, self.k_max + 1))
+
+    @classmethod
+    def from_flower(cls, run_config: Mapping[str, Any]) -> RunConfig:
+        """Build from a Flower run config (dashed keys); unknown keys are ignored."""
+        known = set(cls.model_fields)
+        values = {k.replace("-", "_"): v for k, v in run_config.items()}
+        return cls.parse({k: v for k, v in values.items() if k in known})
+
+    @classmethod
+    def parse(cls, values: Mapping[str, Any]) -> RunConfig:
+        """Validate, turning pydantic's error list into one readable message."""
+        try:
+            return cls.model_validate(dict(values))
+        except ValidationError as exc:
+            details = "; ".join(
+                f"{'-'.join(str(p) for p in e['loc']).replace('_', '-') or 'config'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ConfigError(f"invalid run config: {details}") from exc
+
+    def to_flower(self) -> dict[str, int | float | str]:
+        """Dashed keys, as Flower's run config spells them."""
+        return {k.replace("_", "-"): v for k, v in self.model_dump().items()}

@@ -1,0 +1,121 @@
+"""Federated initialisation from an aggregated coreset (DESIGN.md, phase 4).
+
+The server draws tables of random hyperplanes (with offsets) in the scaled space. Every
+node hashes its records into the same buckets (one bucket per table and sign pattern)
+and reports per-bucket counts; the server keeps the *dense* buckets, those holding at
+least `min_release` customers over all nodes, and asks for their sums only. The
+bucket means, weighted by their counts, form a coreset on which the server runs
+weighted k-means++ and Lloyd; those centroids seed the federated Lloyd rounds. No
+bucket mean describes fewer than `min_release` customers, so none is one record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from sklearn.cluster import KMeans
+
+
+@dataclass(frozen=True)
+class Hyperplanes:
+    """normals: shape (tables, bits, d), unit rows; offsets: shape (tables, bits)."""
+
+    normals: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def n_buckets(self) -> int:
+        tables, bits, _ = self.normals.shape
+        return tables * 2**bits
+
+
+@dataclass(frozen=True)
+class Coreset:
+    """Weighted bucket means: points of shape (m, d), weights of shape (m,)."""
+
+    points: np.ndarray
+    weights: np.ndarray
+
+
+def draw_hyperplanes(d: int, tables: int, bits: int, rng: np.random.Generator) -> Hyperplanes:
+    """Random directions, offsets spread over the bulk of standardised data."""
+    normals = rng.standard_normal((tables, bits, d))
+    normals /= np.linalg.norm(normals, axis=2, keepdims=True)
+    offsets = rng.uniform(-1.0, 1.0, size=(tables, bits))
+    return Hyperplanes(normals, offsets)
+
+
+def bucket_ids(X: np.ndarray, planes: Hyperplanes) -> np.ndarray:
+    """Global bucket id of every record in every table, shape (n, tables)."""
+    tables, bits, _ = planes.normals.shape
+    side = np.einsum("nd,tbd->ntb", X, planes.normals) > planes.offsets[None, :, :]
+    code = side.astype(np.int64) @ (1 << np.arange(bits, dtype=np.int64))
+    return code + (np.arange(tables, dtype=np.int64) * 2**bits)[None, :]
+
+
+def local_bucket_counts(X: np.ndarray, planes: Hyperplanes) -> np.ndarray:
+    """Records per global bucket, shape (n_buckets,)."""
+    return np.bincount(bucket_ids(X, planes).ravel(), minlength=planes.n_buckets).astype(np.int64)
+
+
+def local_bucket_sums(
+    X: np.ndarray, planes: Hyperplanes, dense: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sums (shape (len(dense), d)) and counts (len(dense),) of each dense bucket.
+
+    dense: sorted ndarray of global bucket ids the server asks for.
+    """
+    ids = bucket_ids(X, planes)
+    pos = np.searchsorted(dense, ids)
+    pos_clipped = np.minimum(pos, max(len(dense) - 1, 0))
+    hit = (pos < len(dense)) & (dense[pos_clipped] == ids) if len(dense) else np.zeros_like(ids, bool)
+    rows = np.broadcast_to(np.arange(X.shape[0])[:, None], ids.shape)[hit]
+    member = sparse.csr_matrix(
+        (np.ones(rows.size), (pos[hit], rows)), shape=(len(dense), X.shape[0])
+    )
+    return np.asarray(member @ X), np.bincount(pos[hit], minlength=len(dense)).astype(np.int64)
+
+
+def dense_buckets(counts: np.ndarray, min_release: int) -> np.ndarray:
+    """Sorted ids of the buckets holding at least `min_release` customers."""
+    return np.flatnonzero(counts >= min_release).astype(np.int64)
+
+
+def build_coreset(sums: np.ndarray, counts: np.ndarray) -> Coreset:
+    """Bucket means weighted by bucket sizes (counts of the dense buckets only)."""
+    return Coreset(points=sums / counts[:, None], weights=counts.astype(float))
+
+
+def seed_candidates(coreset: Coreset, k: int, restarts: int, seed: int) -> list[np.ndarray]:
+    """`restarts` distinct k-centroid solutions of weighted k-means on the coreset,
+    best coreset cost first; each from k-means++ with 10 inits (run on aggregates)."""
+    if len(coreset.points) < k:
+        raise ValueError(
+            f"only {len(coreset.points)} dense coreset buckets for k={k}: "
+            "too few customers for this k, or lower --k-max"
+        )
+    fits = []
+    for r in range(restarts):
+        model = KMeans(n_clusters=k, n_init=10, random_state=seed + 7919 * r + 104729 * k)
+        model.fit(coreset.points, sample_weight=coreset.weights)
+        fits.append((float(model.inertia_), model.cluster_centers_))
+    fits.sort(key=lambda f: f[0])
+    unique: list[np.ndarray] = []
+    for _, centers in fits:
+        if not any(np.allclose(np.sort(centers, 0), np.sort(u, 0)) for u in unique):
+            unique.append(centers)
+    return unique
+
+
+def farthest_coreset_points(coreset: Coreset, centroids: np.ndarray, n: int) -> np.ndarray:
+    """The `n` coreset points that cost most under `centroids`: where to re-seed an
+    empty cluster from aggregates instead of from one customer's record."""
+    d2 = (
+        np.square(coreset.points).sum(1)[:, None]
+        - 2 * coreset.points @ centroids.T
+        + np.square(centroids).sum(1)[None, :]
+    )
+    cost = coreset.weights * np.maximum(d2.min(axis=1), 0.0)
+    return coreset.points[np.argsort(-cost)[:n]]

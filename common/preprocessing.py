@@ -1,0 +1,113 @@
+"""Federated preprocessing: local sums → global standardisation → encoded matrix.
+
+Each node sends count, per-feature sums and sums of squares of its (transformed,
+clipped) numeric values and per-category counts; the server adds them and gets exactly
+the pooled mean and population standard deviation. Nodes then encode their own rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.schema import FeatureSchema
+
+
+@dataclass(frozen=True)
+class LocalTable:
+    """A node's validated customer table, as arrays.
+
+    ids: ndarray of shape (n,), the id column as strings.
+    numeric: ndarray of shape (n, n_numeric), raw values in original units.
+    codes: ndarray of shape (n, n_categorical), index into each vocabulary.
+    """
+
+    ids: np.ndarray
+    numeric: np.ndarray
+    codes: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class PrepareStats:
+    """Aggregates for the global scaler (summable across nodes)."""
+
+    count: int
+    sums: np.ndarray
+    sumsq: np.ndarray
+    category_counts: np.ndarray
+
+    def __add__(self, other: PrepareStats) -> PrepareStats:
+        return PrepareStats(
+            self.count + other.count,
+            self.sums + other.sums,
+            self.sumsq + other.sumsq,
+            self.category_counts + other.category_counts,
+        )
+
+
+def _bounds(schema: FeatureSchema) -> tuple[np.ndarray, np.ndarray]:
+    lower = np.array([-np.inf if f.lower is None else f.lower for f in schema.numeric])
+    upper = np.array([np.inf if f.upper is None else f.upper for f in schema.numeric])
+    return lower, upper
+
+
+def clip_numeric(numeric: np.ndarray, schema: FeatureSchema) -> np.ndarray:
+    """Clip raw values to the schema's public bounds (original units)."""
+    lower, upper = _bounds(schema)
+    return np.clip(numeric, lower, upper)
+
+
+def transform_numeric(numeric: np.ndarray, schema: FeatureSchema) -> np.ndarray:
+    """Clipped values with each feature's transform applied: the space we scale."""
+    clipped = clip_numeric(numeric, schema)
+    log_cols = np.array([f.transform == "log1p" for f in schema.numeric], dtype=bool)
+    if log_cols.any():
+        clipped[:, log_cols] = np.log1p(clipped[:, log_cols])
+    return clipped
+
+
+def one_hot(codes: np.ndarray, schema: FeatureSchema) -> np.ndarray:
+    """One-hot matrix of shape (n, n_onehot), vocabularies side by side."""
+    sizes = [len(c.values) for c in schema.categorical]
+    out = np.zeros((codes.shape[0], sum(sizes)))
+    if sizes:
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        rows = np.repeat(np.arange(codes.shape[0]), len(sizes))
+        out[rows, (codes + starts).ravel()] = 1.0
+    return out
+
+
+def local_prepare_stats(table: LocalTable, schema: FeatureSchema) -> PrepareStats:
+    """This node's contribution to the global scaler."""
+    values = transform_numeric(table.numeric, schema)
+    return PrepareStats(
+        count=table.n_rows,
+        sums=values.sum(axis=0),
+        sumsq=np.square(values).sum(axis=0),
+        category_counts=one_hot(table.codes, schema).sum(axis=0),
+    )
+
+
+def scaler_from_stats(stats: PrepareStats) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled mean and population std per encoded feature; constant features get scale 1."""
+    n = float(stats.count)
+    mean_num = stats.sums / n
+    var_num = np.maximum(stats.sumsq / n - np.square(mean_num), 0.0)
+    share = stats.category_counts / n
+    mean = np.concatenate([mean_num, share])
+    std = np.sqrt(np.concatenate([var_num, share * (1.0 - share)]))
+    scale = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+    return mean, scale
+
+
+def encode_table(
+    table: LocalTable, schema: FeatureSchema, mean: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """The node's rows in the encoded, scaled space: shape (n, n_encoded)."""
+    raw = np.hstack([transform_numeric(table.numeric, schema), one_hot(table.codes, schema)])
+    return (raw - mean) / scale

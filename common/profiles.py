@@ -1,0 +1,107 @@
+"""Segment profiles in original units, from per-segment sums over all nodes.
+
+Numeric profiles use the values clipped to the schema's public bounds (no transform),
+so a marketer reads "mean income 54,000" rather than a z-score. A segment smaller than
+the minimum release size is never described on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel
+
+from common.kmeans import assign
+from common.preprocessing import LocalTable, clip_numeric, one_hot
+from common.schema import FeatureSchema
+
+
+@dataclass(frozen=True)
+class ProfileStats:
+    """Summable per-segment sums: counts (k,), sums/sumsq (k, p), category_counts (k, q)."""
+
+    counts: np.ndarray
+    sums: np.ndarray
+    sumsq: np.ndarray
+    category_counts: np.ndarray
+
+    def __add__(self, other: ProfileStats) -> ProfileStats:
+        return ProfileStats(
+            self.counts + other.counts,
+            self.sums + other.sums,
+            self.sumsq + other.sumsq,
+            self.category_counts + other.category_counts,
+        )
+
+
+class NumericProfile(BaseModel):
+    mean: float
+    std: float
+    population_mean: float
+    z: float  # (segment mean - population mean) / population std
+
+
+class SegmentProfile(BaseModel):
+    numeric: dict[str, NumericProfile]
+    categories: dict[str, dict[str, float]]  # column -> value -> share within segment
+
+
+def local_profile_stats(
+    table: LocalTable, schema: FeatureSchema, X: np.ndarray, centroids: np.ndarray
+) -> ProfileStats:
+    """This node's per-segment sums for the final centroids (X: encoded scaled rows)."""
+    k = len(centroids)
+    labels = assign(X, centroids)
+    member = np.zeros((k, len(labels)))
+    member[labels, np.arange(len(labels))] = 1.0
+    values = clip_numeric(table.numeric, schema)
+    return ProfileStats(
+        counts=np.bincount(labels, minlength=k).astype(np.int64),
+        sums=member @ values,
+        sumsq=member @ np.square(values),
+        category_counts=member @ one_hot(table.codes, schema),
+    )
+
+
+def build_profiles(stats: ProfileStats, schema: FeatureSchema, min_size: int) -> list[SegmentProfile | None]:
+    """A profile per segment, or None where the segment is below `min_size`."""
+    n = stats.counts.sum()
+    pop_mean = stats.sums.sum(axis=0) / n
+    pop_std = np.sqrt(np.maximum(stats.sumsq.sum(axis=0) / n - np.square(pop_mean), 0.0))
+    out: list[SegmentProfile | None] = []
+    for j, count in enumerate(stats.counts):  # loop over segments, not records
+        if count < min_size:
+            out.append(None)
+            continue
+        mean = stats.sums[j] / count
+        std = np.sqrt(np.maximum(stats.sumsq[j] / count - np.square(mean), 0.0))
+        z = np.divide(mean - pop_mean, pop_std, out=np.zeros_like(mean), where=pop_std > 0)
+        numeric = {
+            f.name: NumericProfile(
+                mean=float(mean[i]), std=float(std[i]), population_mean=float(pop_mean[i]), z=float(z[i])
+            )
+            for i, f in enumerate(schema.numeric)
+        }
+        out.append(SegmentProfile(numeric=numeric, categories=_category_shares(stats, schema, j)))
+    return out
+
+
+def _category_shares(stats: ProfileStats, schema: FeatureSchema, j: int) -> dict[str, dict[str, float]]:
+    shares: dict[str, dict[str, float]] = {}
+    start = 0
+    for col in schema.categorical:
+        block = stats.category_counts[j, start : start + len(col.values)]
+        total = block.sum()
+        shares[col.name] = {v: float(c / total) if total else 0.0 for v, c in zip(col.values, block)}
+        start += len(col.values)
+    return shares
+
+
+def describe(profile: SegmentProfile | None, top: int = 3) -> str:
+    """A short name from the features that set the segment apart from the population."""
+    if profile is None:
+        return "small segment (not described)"
+    ranked = sorted(profile.numeric.items(), key=lambda kv: -abs(kv[1].z))
+    words = [f"{'high' if p.z > 0 else 'low'} {name}" for name, p in ranked[:top] if abs(p.z) >= 0.25]
+    return ", ".join(words) if words else "average customers"

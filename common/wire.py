@@ -1,0 +1,210 @@
+"""The messages between server and nodes, and their byte encoding.
+
+Every request and reply is a pydantic model; arrays travel as base64 of their raw
+little-endian bytes with dtype and shape, so a decode either gives back exactly the
+array that was sent or fails with a clear error. Replies hold aggregates only: their
+size depends on k, d and the number of hash buckets, never on the number of records.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any, Literal, Union
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+)
+
+from common.schema import FeatureSchema
+
+PROTOCOL = "fedseg-wire/1"
+_DTYPES = {"float64": "<f8", "int64": "<i8"}
+
+
+class WireError(ValueError):
+    """A message that cannot be decoded into a known request or reply."""
+
+
+def _array_from_wire(value: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    if not isinstance(value, dict) or set(value) != {"dtype", "shape", "data"}:
+        raise ValueError("array must be an object with dtype, shape and data")
+    if value["dtype"] not in _DTYPES:
+        raise ValueError(f"unsupported array dtype {value['dtype']!r}")
+    shape = tuple(int(s) for s in value["shape"])
+    if any(s < 0 for s in shape):
+        raise ValueError("array shape has a negative dimension")
+    raw = base64.b64decode(value["data"], validate=True)
+    dtype = np.dtype(_DTYPES[value["dtype"]])
+    if len(raw) != dtype.itemsize * int(np.prod(shape, dtype=np.int64)):
+        raise ValueError(f"array data length {len(raw)} does not match shape {shape}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _array_to_wire(arr: np.ndarray) -> dict[str, Any]:
+    kind = "int64" if np.issubdtype(arr.dtype, np.integer) else "float64"
+    data = np.ascontiguousarray(arr, dtype=_DTYPES[kind]).tobytes()
+    return {"dtype": kind, "shape": list(arr.shape), "data": base64.b64encode(data).decode()}
+
+
+NDArray = Annotated[
+    np.ndarray,
+    BeforeValidator(_array_from_wire),
+    PlainSerializer(_array_to_wire, return_type=dict),
+]
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+    protocol: Literal["fedseg-wire/1"] = PROTOCOL
+
+
+class Scaler(_Msg):
+    """Global standardisation, per encoded feature."""
+
+    mean: NDArray
+    scale: NDArray
+
+
+# ---- requests -------------------------------------------------------------------
+
+
+class _Req(_Msg):
+    """Every request carries the (public) schema, so a node needs no state between them."""
+
+    schema_: FeatureSchema = Field(alias="schema")
+
+
+class PrepareRequest(_Req):
+    """Validate the local table against the schema and return preprocessing sums."""
+
+    phase: Literal["prepare"] = "prepare"
+
+
+class BucketCountsRequest(_Req):
+    """Count records per coreset bucket: tables of random hyperplanes in scaled space."""
+
+    phase: Literal["bucket_counts"] = "bucket_counts"
+    scaler: Scaler
+    normals: NDArray  # (tables, bits, d)
+    offsets: NDArray  # (tables, bits)
+
+
+class BucketSumsRequest(BucketCountsRequest):
+    """Sum the scaled records of the dense buckets only (global bucket ids)."""
+
+    phase: Literal["bucket_sums"] = "bucket_sums"  # type: ignore[assignment]
+    dense: NDArray  # (n_dense,) int64 ids in [0, tables * 2**bits)
+
+
+class LloydRequest(_Req):
+    """One Lloyd step for a stack of candidate models at once."""
+
+    phase: Literal["lloyd"] = "lloyd"
+    scaler: Scaler
+    centroids: NDArray  # (sum(sizes), d)
+    sizes: list[int]
+
+
+class ProfileRequest(_Req):
+    """Per-segment sums in original units for the final model."""
+
+    phase: Literal["profile"] = "profile"
+    scaler: Scaler
+    centroids: NDArray  # (k, d)
+
+
+Request = Annotated[
+    Union[PrepareRequest, BucketCountsRequest, BucketSumsRequest, LloydRequest, ProfileRequest],
+    Field(discriminator="phase"),
+]
+
+# ---- replies ----------------------------------------------------------------------
+
+
+class NodeFailure(_Msg):
+    """A node that cannot take part: its reason, as the node stated it."""
+
+    phase: Literal["failure"] = "failure"
+    error: str
+
+
+class PrepareReply(_Msg):
+    phase: Literal["prepare"] = "prepare"
+    count: int
+    sums: NDArray  # (n_numeric,) of transformed, clipped values
+    sumsq: NDArray  # (n_numeric,)
+    category_counts: NDArray  # (n_onehot,)
+
+
+class BucketCountsReply(_Msg):
+    phase: Literal["bucket_counts"] = "bucket_counts"
+    counts: NDArray  # (tables * 2**bits,)
+
+
+class BucketSumsReply(_Msg):
+    phase: Literal["bucket_sums"] = "bucket_sums"
+    sums: NDArray  # (n_dense, d)
+    counts: NDArray  # (n_dense,)
+
+
+class LloydReply(_Msg):
+    """Per candidate cluster: sums of points, counts, inertia, distance and silhouette sums."""
+
+    phase: Literal["lloyd"] = "lloyd"
+    sums: NDArray  # (total, d)
+    counts: NDArray  # (total,)
+    inertia: NDArray  # (total,) sum of squared distances
+    dist: NDArray  # (total,) sum of distances (Davies-Bouldin)
+    silhouette: NDArray  # (total,) sum of simplified silhouettes
+
+
+class ProfileReply(_Msg):
+    phase: Literal["profile"] = "profile"
+    counts: NDArray  # (k,)
+    sums: NDArray  # (k, n_numeric) original units
+    sumsq: NDArray  # (k, n_numeric)
+    category_counts: NDArray  # (k, n_onehot)
+
+
+Reply = Annotated[
+    Union[
+        NodeFailure, PrepareReply, BucketCountsReply, BucketSumsReply, LloydReply, ProfileReply
+    ],
+    Field(discriminator="phase"),
+]
+
+_REQUEST = TypeAdapter(Request)
+_REPLY = TypeAdapter(Reply)
+
+
+def encode(message: _Msg) -> bytes:
+    """Bytes of a request or reply."""
+    return message.model_dump_json(by_alias=True).encode()
+
+
+def _decode(adapter: TypeAdapter, payload: bytes, what: str) -> Any:
+    try:
+        return adapter.validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise WireError(f"malformed {what}: {where}: {first['msg']}") from exc
+
+
+def decode_request(payload: bytes) -> Request:
+    """Parse a request, failing with `WireError` on anything malformed."""
+    return _decode(_REQUEST, payload, "request")
+
+
+def decode_reply(payload: bytes) -> Reply:
+    """Parse a reply, failing with `WireError` on anything malformed."""
+    return _decode(_REPLY, payload, "reply")

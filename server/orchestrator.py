@@ -1,0 +1,273 @@
+"""The phases of a federated segmentation run, driven through a small `send` interface.
+
+The orchestrator knows nothing of Flower: `Transport.send` takes one request per node
+and returns the replies that came back. The ServerApp wraps Flower's grid in it; tests
+wrap the node handlers directly, so a whole run is testable in-process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from common import coreset, kmeans
+from common.config import RunConfig
+from common.metrics import Criteria, choose_k, criteria
+from common.preprocessing import PrepareStats, scaler_from_stats
+from common.profiles import ProfileStats
+from common.schema import FeatureSchema
+from common.wire import (
+    BucketCountsReply,
+    BucketCountsRequest,
+    BucketSumsReply,
+    BucketSumsRequest,
+    LloydReply,
+    LloydRequest,
+    NodeFailure,
+    PrepareReply,
+    PrepareRequest,
+    ProfileReply,
+    ProfileRequest,
+    Reply,
+    Request,
+    Scaler,
+)
+
+
+class RunError(RuntimeError):
+    """The run cannot go on (too few nodes, too few customers for k, ...)."""
+
+
+class Transport(Protocol):
+    def send(self, requests: Mapping[int, Request]) -> dict[int, Reply]:
+        """Deliver one request per node; return the replies that arrived (by node id)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress of a run, for a progress bar or a log line."""
+
+    phase: str
+    message: str
+    round: int = 0
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate model: its k, centroids and convergence state."""
+
+    k: int
+    centroids: np.ndarray
+    converged: bool = False
+    stats: kmeans.ClusterStats | None = None
+    evaluated: np.ndarray | None = None  # centroids the stats were computed against
+
+
+@dataclass
+class RunResult:
+    """Everything the run learned; the artifact is built from it."""
+
+    scaler: Scaler
+    n_customers: int
+    chosen: Candidate
+    table: list[Criteria]
+    profile: ProfileStats
+    active: list[int]
+    failures: dict[int, str]
+    rounds: int
+    lloyd_rounds: int
+    timings: dict[str, float]
+
+
+class Orchestrator:
+    """Runs the phases of DESIGN.md against whichever nodes answer."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        schema: FeatureSchema,
+        transport: Transport,
+        nodes: list[int],
+        on_event: Callable[[Event], None] = lambda e: None,
+    ) -> None:
+        self.config, self.schema, self.transport = config, schema, transport
+        self.active = list(nodes)
+        self.failures: dict[int, str] = {}
+        self.rounds = 0
+        self.emit = on_event
+        self.rng = np.random.default_rng(config.seed)
+
+    # ---- exchanges ----------------------------------------------------------------
+
+    def exchange(self, request: Request, expect: type) -> list[Reply]:
+        """Send one request to every active node; drop the nodes that fail or go silent."""
+        self.rounds += 1
+        replies = self.transport.send({nid: request for nid in self.active})
+        good: list[Reply] = []
+        for nid in list(self.active):
+            reply = replies.get(nid)
+            if isinstance(reply, expect):
+                good.append(reply)
+                continue
+            reason = reply.error if isinstance(reply, NodeFailure) else "no reply"
+            self._drop(nid, reason)
+        if len(self.active) < self.config.min_nodes:
+            raise RunError(
+                f"only {len(self.active)} node(s) left, min-nodes is {self.config.min_nodes}; "
+                f"failures: {self._failure_text()}"
+            )
+        return good
+
+    def _drop(self, nid: int, reason: str) -> None:
+        self.active.remove(nid)
+        self.failures[nid] = reason
+        self.emit(Event("node-failed", f"node {nid} left the run: {reason}", self.rounds))
+
+    def _failure_text(self) -> str:
+        return "; ".join(f"node {n}: {r}" for n, r in self.failures.items()) or "none"
+
+    # ---- phases -------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        scaler, n = self.prepare()
+        timings["preprocessing"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        core = self.initialise(scaler)
+        candidates = self.seed(core)
+        timings["initialization"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        rounds_before = self.rounds
+        candidates = self.lloyd(scaler, candidates, core)
+        lloyd_rounds = self.rounds - rounds_before
+        timings["lloyd"] = time.perf_counter() - t2
+        chosen, table = self.select(candidates)
+        t3 = time.perf_counter()
+        profile = self.profile(scaler, chosen)
+        timings["profiling"] = time.perf_counter() - t3
+        timings["total"] = time.perf_counter() - t0
+        return RunResult(
+            scaler, n, chosen, table, profile, list(self.active), dict(self.failures),
+            self.rounds, lloyd_rounds, timings,
+        )
+
+    def prepare(self) -> tuple[Scaler, int]:
+        """Validate every table and build the global scaler from summed statistics."""
+        self.emit(Event("prepare", f"validating tables on {len(self.active)} nodes"))
+        replies = self.exchange(PrepareRequest(schema=self.schema), PrepareReply)
+        parts = [PrepareStats(r.count, r.sums, r.sumsq, r.category_counts) for r in replies]
+        total = sum(parts[1:], parts[0])
+        need = max(self.config.k_values) * self.config.min_segment_size
+        if total.count < need:
+            raise RunError(
+                f"{total.count} customers over all nodes are too few for k={max(self.config.k_values)} "
+                f"with min-segment-size {self.config.min_segment_size} (need {need})"
+            )
+        mean, scale = scaler_from_stats(total)
+        self.emit(Event("prepare", f"{total.count} customers on {len(self.active)} nodes", self.rounds))
+        return Scaler(mean=mean, scale=scale), total.count
+
+    def initialise(self, scaler: Scaler) -> coreset.Coreset:
+        """Counts per hash bucket, then sums of the dense buckets only → coreset."""
+        planes = coreset.draw_hyperplanes(
+            len(scaler.mean), self.config.init_tables, self.config.init_bits, self.rng
+        )
+        req = BucketCountsRequest(
+            schema=self.schema, scaler=scaler, normals=planes.normals, offsets=planes.offsets
+        )
+        counts = np.sum([r.counts for r in self.exchange(req, BucketCountsReply)], axis=0)
+        dense = coreset.dense_buckets(counts, self.config.min_segment_size)
+        sums_req = BucketSumsRequest(**{**req.model_dump(by_alias=True), "phase": "bucket_sums", "dense": dense})
+        replies = self.exchange(sums_req, BucketSumsReply)
+        # counts come again with the sums, so a node lost in between leaves no bias
+        core = coreset.build_coreset(
+            np.sum([r.sums for r in replies], axis=0), np.sum([r.counts for r in replies], axis=0)
+        )
+        self.emit(Event("init", f"coreset of {len(dense)} dense buckets", self.rounds))
+        return core
+
+    def seed(self, core: coreset.Coreset) -> list[Candidate]:
+        """Candidates per k from weighted k-means on the coreset (server-side, aggregates)."""
+        out: list[Candidate] = []
+        for k in self.config.k_values:
+            try:
+                found = coreset.seed_candidates(core, k, self.config.restarts, self.config.seed)
+            except ValueError as exc:
+                raise RunError(str(exc)) from exc
+            out += [Candidate(k, c) for c in found]
+        return out
+
+    def lloyd(
+        self, scaler: Scaler, cands: list[Candidate], core: coreset.Coreset
+    ) -> list[Candidate]:
+        """Lloyd rounds over the stack of unconverged candidates."""
+        tol = self.config.tol * float(np.mean(np.where(scaler.scale == 1.0, 0.0, 1.0)))
+        for rnd in range(1, self.config.max_rounds + 1):
+            todo = [i for i, c in enumerate(cands) if not c.converged]
+            if not todo:
+                break
+            sizes = [cands[i].k for i in todo]
+            stack = np.vstack([cands[i].centroids for i in todo])
+            req = LloydRequest(schema=self.schema, scaler=scaler, centroids=stack, sizes=sizes)
+            stats = _sum_lloyd(self.exchange(req, LloydReply))
+            offs = kmeans.offsets_of(sizes)
+            for j, i in enumerate(todo):
+                part = _slice(stats, offs[j], offs[j + 1])
+                cands[i] = self._step(cands[i], part, core, tol)
+            self._report_round(rnd, cands)
+        return cands
+
+    def _step(self, cand: Candidate, part: kmeans.ClusterStats, core: coreset.Coreset, tol: float) -> Candidate:
+        empty = part.counts == 0
+        reseed = None
+        if empty.any():
+            reseed = cand.centroids.copy()
+            reseed[empty] = coreset.farthest_coreset_points(core, cand.centroids, int(empty.sum()))
+        new = kmeans.update_centroids(part, cand.centroids, reseed)
+        shift = float(kmeans.centroid_shift(cand.centroids, new, [cand.k])[0])
+        return Candidate(cand.k, new, converged=shift <= tol and not empty.any(), stats=part, evaluated=cand.centroids)
+
+    def _report_round(self, rnd: int, cands: list[Candidate]) -> None:
+        best: dict[int, float] = {}
+        for c in cands:
+            best[c.k] = min(best.get(c.k, np.inf), float(c.stats.inertia.sum()))
+        done = sum(c.converged for c in cands)
+        self.emit(Event("lloyd", f"round {rnd}: {done}/{len(cands)} candidates converged", rnd,
+                        {"inertia": best, "converged": done, "candidates": len(cands)}))
+
+    def select(self, cands: list[Candidate]) -> tuple[Candidate, list[Criteria]]:
+        """Best restart per k by inertia, then k by the configured criterion."""
+        per_k: dict[int, tuple[Candidate, Criteria]] = {}
+        for c in cands:
+            crit = criteria(c.stats, c.evaluated)
+            if c.k not in per_k or crit.inertia < per_k[c.k][1].inertia:
+                per_k[c.k] = (c, crit)
+        table = [per_k[k][1] for k in sorted(per_k)]
+        best = choose_k(table, self.config.selection)
+        self.emit(Event("select", f"k={best.k} chosen by {self.config.selection}", self.rounds))
+        return per_k[best.k][0], table
+
+    def profile(self, scaler: Scaler, chosen: Candidate) -> ProfileStats:
+        req = ProfileRequest(schema=self.schema, scaler=scaler, centroids=chosen.centroids)
+        replies = self.exchange(req, ProfileReply)
+        stats = [ProfileStats(r.counts, r.sums, r.sumsq, r.category_counts) for r in replies]
+        self.emit(Event("profile", f"profiles of {chosen.k} segments", self.rounds))
+        return sum(stats[1:], stats[0])
+
+
+def _sum_lloyd(replies: list) -> kmeans.ClusterStats:
+    parts = [kmeans.ClusterStats(r.sums, r.counts, r.inertia, r.dist, r.silhouette) for r in replies]
+    return sum(parts[1:], parts[0])
+
+
+def _slice(stats: kmeans.ClusterStats, start: int, stop: int) -> kmeans.ClusterStats:
+    return kmeans.ClusterStats(
+        stats.sums[start:stop], stats.counts[start:stop], stats.inertia[start:stop],
+        stats.dist[start:stop], stats.silhouette[start:stop],
+    )
