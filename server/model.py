@@ -1,0 +1,61 @@
+"""Turn a finished run into the model artifact."""
+
+from __future__ import annotations
+
+from common.artifact import ModelArtifact, RunInfo, ScalerOut, Segment
+from common.config import RunConfig
+from common.profiles import build_profiles, describe
+from common.schema import FeatureSchema
+from server.orchestrator import RunResult
+
+
+def plaintext_privacy(config: RunConfig) -> dict:
+    """What the server saw in a plaintext run (no secure aggregation, no DP)."""
+    return {
+        "mode": "plaintext",
+        "min_release_size": config.min_segment_size,
+        "released_per_node": [
+            "prepare: row count, per-feature sums and sums of squares, per-category counts",
+            "init: per-bucket counts; per-dense-bucket sums and counts",
+            "lloyd: per candidate cluster sums, counts, inertia, distance and silhouette sums",
+            "profile: per segment counts, sums and sums of squares, category counts",
+        ],
+        "epsilon": None,
+        "delta": None,
+    }
+
+
+def build_artifact(
+    result: RunResult, config: RunConfig, schema: FeatureSchema, privacy: dict | None = None
+) -> ModelArtifact:
+    """The artifact: centroids in scaled space, profiles in original units, criteria, run facts."""
+    chosen = result.chosen
+    counts = result.profile.counts
+    n = int(counts.sum())
+    profiles = build_profiles(result.profile, schema, config.min_segment_size)
+    segments = [
+        Segment(id=j, size=int(counts[j]), share=float(counts[j] / n), name=describe(p), profile=p)
+        for j, p in enumerate(profiles)
+    ]
+    best = next(c for c in result.table if c.k == chosen.k)
+    return ModelArtifact(
+        features=schema.encoded_names,
+        scaler=ScalerOut(mean=result.scaler.mean.tolist(), scale=result.scaler.scale.tolist()),
+        centroids=chosen.centroids.tolist(),
+        k=chosen.k,
+        segments=segments,
+        selection=[c.model_dump() for c in result.table],
+        metrics={**best.model_dump(exclude={"k"}), "customers": float(n)},
+        run=RunInfo(
+            config=config.to_flower(),
+            seed=config.seed,
+            clients=len(result.active),
+            clients_failed=[f"node {nid}: {why}" for nid, why in result.failures.items()],
+            rounds=result.rounds,
+            lloyd_rounds=result.lloyd_rounds,
+            converged=chosen.converged,
+            timings={k: round(v, 4) for k, v in result.timings.items()},
+            feature_schema=schema,
+        ),
+        privacy=privacy or plaintext_privacy(config),
+    )
