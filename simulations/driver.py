@@ -27,10 +27,13 @@ os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 
 
 def write_partitions(frames: list[pd.DataFrame], schema: FeatureSchema, folder: Path) -> None:
-    """One Parquet file per node with the schema's columns only (the ids as text)."""
+    """One Parquet file per node. Columns outside the schema (the simulation's own
+    partition and ground-truth columns) are dropped; a missing one stays missing, so the
+    node reports it as it would in deployment."""
     for i, frame in enumerate(frames):
-        table = frame[schema.columns].copy()
-        table[schema.id] = table[schema.id].astype(str)
+        table = frame[[c for c in frame.columns if c in schema.columns]].copy()
+        if schema.id in table:
+            table[schema.id] = table[schema.id].astype(str)
         table.to_parquet(folder / f"node-{i}.parquet", index=False)
 
 
@@ -49,8 +52,8 @@ def simulate(
     marks: dict[str, float] = {}
 
     def timed(event: Event) -> None:
-        if event.phase == "connect":
-            marks["first_message"] = time.perf_counter()
+        if event.phase == "prepare" and event.round == 1:  # first replies are in
+            marks.setdefault("first_reply", time.perf_counter())
         on_event(event)
 
     with tempfile.TemporaryDirectory(prefix="fedseg-sim-") as tmp:
@@ -68,5 +71,6 @@ def simulate(
         end = time.perf_counter()
     if not sink:
         raise RunError("the simulation ended without a model; see the log above for the cause")
-    timings = {"total": end - start, "engine_startup": marks.get("first_message", end) - start}
+    first = marks.get("first_reply", end)
+    timings = {"total": end - start, "startup_and_first_exchange": first - start, "after_first": end - first}
     return sink[0], timings

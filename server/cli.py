@@ -1,0 +1,150 @@
+"""The `fedseg` command: simulate, assign, check, synth.
+
+Every user-facing failure (bad data, bad schema, bad options, a run that cannot go on)
+prints one clear line and exits with status 2; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from client.data import DataError
+from common.artifact import ArtifactError
+from common.config import ConfigError
+from common.schema import SchemaError
+from server.orchestrator import RunError
+
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+console = Console(stderr=False)
+USER_ERRORS = (DataError, SchemaError, ConfigError, RunError, ArtifactError, ValueError)
+
+
+def fail(message: str) -> None:
+    console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def parse_k_range(text: str) -> tuple[int, int]:
+    try:
+        low, high = (int(p) for p in text.split(":"))
+    except ValueError:
+        raise ValueError(f"--k-range must look like MIN:MAX (e.g. 2:8), got {text!r}") from None
+    return low, high
+
+
+@cli.command()
+def simulate(
+    data: Annotated[Optional[Path], typer.Option(help="pooled customer CSV to split into nodes")] = None,
+    schema: Annotated[Optional[Path], typer.Option(help="feature schema TOML")] = None,
+    features: Annotated[Optional[str], typer.Option(help="numeric columns a,b,c (z-scored)")] = None,
+    id_column: Annotated[str, typer.Option("--id", help="id column for --features")] = "customer_id",
+    partition: Annotated[Optional[str], typer.Option(help="iid | dirichlet:ALPHA:COLUMN | column:NAME")] = None,
+    clients: Annotated[int, typer.Option(min=1, help="nodes for iid/dirichlet")] = 5,
+    k: Annotated[Optional[int], typer.Option(min=2, help="fixed number of segments")] = None,
+    k_range: Annotated[str, typer.Option(help="MIN:MAX range of k to choose from")] = "2:8",
+    seed: Annotated[int, typer.Option(min=0)] = 42,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: a new one under runs/)")] = None,
+    customers: Annotated[int, typer.Option(min=50, help="synthetic customers")] = 20000,
+    restarts: Annotated[int, typer.Option(min=1, max=16)] = 3,
+    max_rounds: Annotated[int, typer.Option(min=1)] = 20,
+    min_segment_size: Annotated[int, typer.Option(min=1)] = 10,
+) -> None:
+    """Run a federated segmentation on Flower's Simulation Engine and print the segments."""
+    from server.progress import ProgressView
+    from server.report import print_report
+    from simulations.driver import simulate as run_sim
+    from simulations.inputs import simulation_inputs
+
+    try:
+        low, high = parse_k_range(k_range)
+        config = _config(k, low, high, seed, restarts, max_rounds, min_segment_size)
+        frames, feature_schema, label = simulation_inputs(
+            data, schema, features, id_column, partition, clients, customers, seed
+        )
+        out_dir = out or Path("runs") / time.strftime(f"%Y%m%d-%H%M%S-seed{seed}")
+        console.print(f"fedseg: {label}; {len(frames)} nodes; k in {config.k_values}; out {out_dir}")
+        logging.getLogger("flwr").setLevel(logging.ERROR)
+        with ProgressView(console, config.max_rounds) as view:
+            model, timings = run_sim(frames, feature_schema, config, out_dir, view.on_event)
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    print_report(model, console)
+    console.print(
+        f"wall time {timings['total']:.1f}s; model: {out_dir / 'model.json'}; report: {out_dir / 'report.md'}"
+    )
+
+
+def _config(k, low, high, seed, restarts, max_rounds, min_segment_size):
+    from common.config import RunConfig
+
+    return RunConfig.parse(
+        dict(k=k or 0, k_min=low, k_max=max(high, k or 0), seed=seed, restarts=restarts,
+             max_rounds=max_rounds, min_segment_size=min_segment_size)
+    )
+
+
+@cli.command()
+def assign(
+    model: Annotated[Path, typer.Option(help="model.json from a run")],
+    data: Annotated[Path, typer.Option(help="customer table (CSV or Parquet)")],
+    out: Annotated[Path, typer.Option(help="labels CSV to write: id column and segment")],
+) -> None:
+    """Label customers with a model locally: columns `<id>,segment`."""
+    from client.assign import assign_file
+    from common.artifact import load_artifact
+
+    try:
+        rows = assign_file(load_artifact(model), data, out)
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    console.print(f"{rows} customers labelled → {out}")
+
+
+@cli.command()
+def check(
+    schema: Annotated[Path, typer.Option(help="feature schema TOML")],
+    data: Annotated[Path, typer.Option(help="customer table (CSV or Parquet)")],
+) -> None:
+    """Validate a table against the schema exactly as a node would."""
+    from client.data import load_table
+    from common.schema import load_schema
+
+    try:
+        table = load_table(data, load_schema(schema))
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    console.print(f"[green]ok[/green]: {data}: {table.n_rows} rows match {schema}")
+
+
+@cli.command()
+def synth(
+    out: Annotated[Path, typer.Option(help="folder for one CSV per department + schema.toml")],
+    customers: Annotated[int, typer.Option(min=50)] = 20000,
+    departments: Annotated[int, typer.Option(min=1)] = 5,
+    seed: Annotated[int, typer.Option(min=0)] = 42,
+) -> None:
+    """Write synthetic customer tables, one per department, and their schema."""
+    from simulations.synthetic import generate_customers, synthetic_schema, write_departments
+
+    paths = write_departments(generate_customers(customers, departments, seed), out, synthetic_schema())
+    for path in paths:
+        console.print(str(path))
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

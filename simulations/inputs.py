@@ -1,0 +1,53 @@
+"""What `fedseg simulate` runs on: built-in synthetic departments or a user's CSV split
+into nodes by a partitioner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from client.data import DataError, read_frame
+from common.schema import FeatureSchema, load_schema
+
+
+def simulation_inputs(
+    data: Path | None,
+    schema_path: Path | None,
+    features: str | None,
+    id_column: str,
+    partition: str | None,
+    clients: int,
+    customers: int,
+    seed: int,
+) -> tuple[list[pd.DataFrame], FeatureSchema, str]:
+    """Node frames, their schema and a one-line description of the data."""
+    from simulations.partition import partition as split
+
+    if data is None:
+        from simulations.synthetic import generate_customers, synthetic_schema
+
+        frame = generate_customers(customers, 5 if partition is None else max(clients, 1), seed)
+        schema = _schema(schema_path, features, id_column) if (schema_path or features) else synthetic_schema()
+        spec = partition or "column:department"
+        label = f"synthetic data, {len(frame)} customers, partition {spec}"
+    else:
+        frame = read_frame(data)
+        schema = _schema(schema_path, features, id_column)
+        spec = partition or "iid"
+        label = f"{data}, {len(frame)} rows, partition {spec}"
+    frames = split(frame, spec, clients, seed)
+    if any(len(f) == 0 for f in frames):
+        raise DataError(f"partition {spec} left a node without rows; use fewer --clients")
+    return frames, schema, label
+
+
+def _schema(schema_path: Path | None, features: str | None, id_column: str) -> FeatureSchema:
+    if schema_path and features:
+        raise ValueError("give either --schema or --features, not both")
+    if schema_path:
+        return load_schema(schema_path)
+    if features:
+        names = [n.strip() for n in features.split(",") if n.strip()]
+        return FeatureSchema.numeric_only(id_column, names)
+    raise ValueError("with --data, give --schema TOML or --features a,b,c")
