@@ -86,7 +86,7 @@ def _numeric(col: pd.Series, name: str, source: str) -> np.ndarray:
         values = pd.to_numeric(text.where(~blank, None), errors="coerce").to_numpy(dtype=float)
         bad = np.isnan(values) & ~blank & ~text.str.lower().isin(["nan", "-nan"]).to_numpy()
         if bad.any():
-            first = text.to_numpy()[np.flatnonzero(bad)[0]]
+            first = str(text.to_numpy()[np.flatnonzero(bad)[0]])
             raise DataError(f"{source}: column {name!r}: {first!r} is not a number at {_rows(bad)}")
     elif pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
         raise DataError(f"{source}: column {name!r}: expected numbers, found {col.dtype}")
@@ -107,7 +107,7 @@ def _codes(col: pd.Series, name: str, vocab: tuple[str, ...], source: str) -> np
     per_row = codes[inverse]
     unknown = per_row < 0
     if unknown.any():
-        first = text[np.flatnonzero(unknown)[0]]
+        first = str(text[np.flatnonzero(unknown)[0]])
         raise DataError(
             f"{source}: column {name!r}: {first!r} is not in the vocabulary {list(vocab)} at {_rows(unknown)}"
         )

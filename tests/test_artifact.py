@@ -1,0 +1,63 @@
+"""The model artifact: round trip, atomic write, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from common.artifact import ArtifactError, ModelArtifact, RunInfo, ScalerOut, Segment, load_artifact, save_artifact
+from common.schema import FeatureSchema
+
+SCHEMA = FeatureSchema.numeric_only("id", ["a", "b"])
+
+
+def artifact() -> ModelArtifact:
+    return ModelArtifact(
+        features=["a", "b"], scaler=ScalerOut(mean=[1.0, 2.0], scale=[0.5, 1.0]),
+        centroids=[[0.1, 0.2], [-0.3, 0.4]], k=2,
+        segments=[Segment(id=0, size=5, share=0.5, name="x", profile=None)] * 2,
+        selection=[{"k": 2, "inertia": 1.0}], metrics={"inertia": 1.0},
+        run=RunInfo(config={}, seed=1, clients=3, rounds=9, lloyd_rounds=5, converged=True,
+                    timings={}, feature_schema=SCHEMA),
+        privacy={"mode": "plaintext"},
+    )
+
+
+def test_round_trip(tmp_path):
+    path = save_artifact(artifact(), tmp_path / "m" / "model.json")
+    assert load_artifact(path) == artifact()
+    raw = json.loads(path.read_text())
+    assert {"format", "features", "scaler", "centroids", "k", "segments", "selection", "metrics", "run", "privacy"} == set(raw)
+    assert raw["format"] == "fedseg-model/1"
+
+
+def test_failed_write_leaves_old_file_untouched(tmp_path, monkeypatch):
+    path = save_artifact(artifact(), tmp_path / "model.json")
+    before = path.read_text()
+    bad = artifact()
+    monkeypatch.setattr("os.replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        save_artifact(bad, path)
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.json"]  # no temp file left
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [("{", "not JSON"), ('{"format": "other/2"}', "expected 'fedseg-model/1'"),
+     ('{"format": "fedseg-model/1", "k": 2}', "invalid model")],
+)
+def test_bad_model_files(tmp_path, text, match):
+    path = tmp_path / "m.json"
+    path.write_text(text)
+    with pytest.raises(ArtifactError, match=match):
+        load_artifact(path)
+
+
+def test_shape_mismatch_rejected():
+    raw = artifact().model_dump()
+    raw["centroids"] = [[0.1, 0.2]]
+    with pytest.raises(ValueError, match="centroids"):
+        ModelArtifact.model_validate(raw)

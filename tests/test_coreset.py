@@ -1,0 +1,75 @@
+"""Coreset initialisation: exact aggregates across nodes, disclosure, and quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+
+from common import coreset, kmeans
+
+
+def test_bucket_ids_by_hand():
+    planes = coreset.Hyperplanes(
+        normals=np.array([[[1.0, 0.0], [0.0, 1.0]]]), offsets=np.array([[0.0, 0.0]])
+    )
+    X = np.array([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])
+    # bit 0: x > 0, bit 1: y > 0
+    assert coreset.bucket_ids(X, planes)[:, 0].tolist() == [3, 2, 1, 0]
+
+
+def test_bucket_aggregates_sum_over_nodes_to_pooled():
+    X, _ = make_blobs(3000, 5, centers=4, random_state=0)
+    X = (X - X.mean(0)) / X.std(0)
+    planes = coreset.draw_hyperplanes(5, 3, 6, np.random.default_rng(0))
+    parts = np.array_split(X, 5)
+    counts = sum(coreset.local_bucket_counts(P, planes) for P in parts)
+    ids = coreset.bucket_ids(X, planes)
+    assert_allclose(counts, np.bincount(ids.ravel(), minlength=planes.n_buckets))
+    dense = coreset.dense_buckets(counts, 10)
+    got = [coreset.local_bucket_sums(P, planes, dense) for P in parts]
+    sums, dcounts = sum(g[0] for g in got), sum(g[1] for g in got)
+    for j, b in enumerate(dense):  # reference: plain masks on the pooled data
+        members = (ids == b).any(axis=1)
+        assert dcounts[j] == members.sum()
+        assert_allclose(sums[j], X[members].sum(axis=0), atol=1e-9)
+
+
+def test_no_coreset_point_describes_fewer_than_min_release():
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.standard_normal((500, 3)), [[40.0, 40.0, 40.0]]])  # one outlier
+    planes = coreset.draw_hyperplanes(3, 4, 8, rng)
+    counts = coreset.local_bucket_counts(X, planes)
+    dense = coreset.dense_buckets(counts, 10)
+    sums, dcounts = coreset.local_bucket_sums(X, planes, dense)
+    core = coreset.build_coreset(sums, dcounts)
+    assert (core.weights >= 10).all()
+    assert not np.isclose(core.points, X[-1]).all(axis=1).any()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_coreset_seeds_reach_sklearn_quality(seed):
+    X, _ = make_blobs(8000, 8, centers=6, cluster_std=3.0, random_state=seed)
+    X = (X - X.mean(0)) / X.std(0)
+    planes = coreset.draw_hyperplanes(8, 4, 10, np.random.default_rng(seed))
+    counts = coreset.local_bucket_counts(X, planes)
+    dense = coreset.dense_buckets(counts, 10)
+    core = coreset.build_coreset(*coreset.local_bucket_sums(X, planes, dense))
+    best = np.inf
+    for C in coreset.seed_candidates(core, 6, 3, seed):
+        for _ in range(50):
+            new = kmeans.update_centroids(kmeans.local_stats(X, C, [6]), C)
+            if kmeans.centroid_shift(C, new, [6])[0] < 1e-8:
+                break
+            C = new
+        best = min(best, kmeans.local_stats(X, C, [6]).inertia.sum())
+    ref = KMeans(6, n_init=10, random_state=0).fit(X).inertia_
+    assert best / ref <= 1.01
+
+
+def test_too_few_dense_buckets_is_a_clear_error():
+    core = coreset.Coreset(points=np.zeros((2, 3)), weights=np.ones(2))
+    with pytest.raises(ValueError, match="dense coreset buckets"):
+        coreset.seed_candidates(core, 3, 1, 0)
