@@ -20,13 +20,22 @@ from common.schema import FeatureSchema
 def node_data(node_config: Mapping[str, Any], run_config: Mapping[str, Any]) -> NodeData:
     """The NodeData for this node, from Flower's node and run config."""
     if node_config.get("data-path"):
-        path = Path(str(node_config["data-path"])).expanduser()
-        return NodeData(f"file:{path}", lambda schema: load_table(path, schema))
+        return _file(Path(str(node_config["data-path"])).expanduser())
     partition = int(node_config.get("partition-id", 0))
     if run_config.get("data-dir"):
-        path = simulation_file(Path(str(run_config["data-dir"])), partition)
-        return NodeData(f"file:{path}", lambda schema: load_table(path, schema))
+        return _file(simulation_file(Path(str(run_config["data-dir"])), partition))
     return _synthetic(partition, int(node_config.get("num-partitions", 1)), run_config)
+
+
+def _file(path: Path) -> NodeData:
+    """A file source, cached under its path, size and modification time (a changed
+    file is read again)."""
+    try:
+        stat = path.stat()
+        key = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    except OSError:
+        key = f"file:{path}:missing"
+    return NodeData(key, lambda schema: load_table(path, schema))
 
 
 def simulation_file(data_dir: Path, partition: int) -> Path:

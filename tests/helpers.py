@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pandas as pd
 
@@ -17,14 +19,14 @@ def numeric_nodes(X: np.ndarray, parts: list[np.ndarray], prefix: str = "t") -> 
     nodes = {}
     for i, idx in enumerate(parts):
         table = LocalTable(ids=idx.astype(str), numeric=X[idx], codes=np.zeros((len(idx), 0), np.int64))
-        nodes[i + 1] = NodeData(f"{prefix}-{i}-{id(X)}", lambda schema, t=table: t)
+        nodes[i + 1] = NodeData(f"{prefix}-{i}-{uuid.uuid4()}", lambda schema, t=table: t)
     return nodes
 
 
 def frame_nodes(frames: list[pd.DataFrame], prefix: str = "f") -> dict[int, NodeData]:
     """One in-process node per frame, validated against the schema of each request."""
     return {
-        i + 1: NodeData(f"{prefix}-{i}-{id(f)}", lambda schema, f=f, i=i: validate_frame(f, schema, f"node-{i}"))
+        i + 1: NodeData(f"{prefix}-{i}-{uuid.uuid4()}", lambda schema, f=f, i=i: validate_frame(f, schema, f"node-{i}"))
         for i, f in enumerate(frames)
     }
 

@@ -1,0 +1,433 @@
+"""Secure aggregation: sums against numpy, dropouts, privacy of masked payloads, validation."""
+
+import time
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from pydantic import ValidationError
+from scipy import stats
+
+from common import shamir
+from common.fixed_point import FixedPointOverflowError, decode, encode
+from common.secure_aggregation import (
+    KeyBroadcast,
+    MaskedInput,
+    SecAggClient,
+    SecAggError,
+    SecAggServer,
+    SetupRequest,
+    pairwise_masks,
+    run_local_secure_sum,
+    self_mask,
+)
+
+FRAC = 24
+NODES = [101, 7, 55, 3000, 42]  # arbitrary, unsorted ids
+
+
+def seeded(seed):
+    return np.random.default_rng(seed).bytes
+
+
+def fixed_point_sum(vectors):
+    """Reference: sum of round(x * 2^FRAC) with Python ints, scaled back."""
+    scaled = [np.rint(np.asarray(v) * 2.0**FRAC).astype(np.int64).tolist() for v in vectors]
+    return np.array([sum(col) for col in zip(*scaled, strict=True)], dtype=np.float64) / 2.0**FRAC
+
+
+def make_inputs(nodes, specs, seed):
+    """One dict per round: node -> {tag: vector}; specs: per round {tag: length}."""
+    rng = np.random.default_rng(seed)
+    rounds = []
+    for spec in specs:
+        rounds.append(
+            {
+                u: {
+                    tag: (rng.integers(0, 500, n).astype(float) if tag == "counts" else rng.normal(50, 30, n))
+                    for tag, n in spec.items()
+                }
+                for u in nodes
+            }
+        )
+    return rounds
+
+
+def set_up(nodes, threshold, seed=0):
+    """Run the two set-up exchanges; returns the server and the clients."""
+    rng = seeded(seed)
+    server = SecAggServer(run_id="run-1", threshold=threshold, frac_bits=FRAC)
+    clients = {u: SecAggClient(u, rng=rng) for u in nodes}
+    request = server.setup_request(nodes)
+    for u in nodes:
+        server.receive_keys(clients[u].advertise_keys(request))
+    broadcast = server.key_broadcast()
+    for u in nodes:
+        server.receive_setup_shares(clients[u].share_keys(broadcast))
+    server.finish_setup()
+    return server, clients
+
+
+def run_round(server, clients, inputs, *, withhold=()):
+    """One full round; returns (result, masked inputs incl. withheld, unmask replies)."""
+    spec = {tag: len(v) for tag, v in next(iter(inputs.values())).items()}
+    masked = {u: clients[u].mask_input(req, inputs[u]) for u, req in server.round_requests(spec).items()}
+    for u, msg in masked.items():
+        if u not in withhold:
+            server.receive_masked(msg)
+    request = server.unmask_request()
+    replies = {u: clients[u].unmask(request) for u in request.survivors}
+    for reply in replies.values():
+        server.receive_unmask_shares(reply)
+    return server.finish_round(), masked, replies
+
+
+# ------------------------------------------------------------------------- correctness
+
+
+def test_sum_matches_numpy_over_rounds_with_varying_lengths():
+    specs = [{"sums": 257, "counts": 12, "inertia": 1}, {"sums": 3}, {"sums": 1000, "counts": 40}]
+    inputs = make_inputs(NODES, specs, seed=1)
+
+    results = run_local_secure_sum(inputs, threshold=3, frac_bits=FRAC, rng=seeded(2))
+
+    for r, (round_inputs, result) in enumerate(zip(inputs, results, strict=True), start=1):
+        assert result.round == r
+        assert result.survivors == tuple(sorted(NODES)) and result.dropped == ()
+        for tag in specs[r - 1]:
+            vectors = [round_inputs[u][tag] for u in NODES]
+            assert_array_equal(result.sums[tag], fixed_point_sum(vectors))
+            assert_allclose(result.sums[tag], np.sum(vectors, axis=0), rtol=0, atol=len(NODES) * 2.0**-FRAC)
+        if "counts" in specs[r - 1]:
+            assert_array_equal(result.sums["counts"], np.sum([round_inputs[u]["counts"] for u in NODES], axis=0))
+
+
+def test_negative_values_sum_correctly():
+    inputs = [{u: {"x": np.array([-1.5, -1e6, 0.25 * i])} for i, u in enumerate(NODES)}]
+
+    [result] = run_local_secure_sum(inputs, threshold=3, rng=seeded(3))
+
+    assert result.sums["x"].tolist() == [-7.5, -5e6, 0.25 * (0 + 1 + 2 + 3 + 4)]
+
+
+def test_runs_are_deterministic_given_rng():
+    inputs = make_inputs(NODES, [{"sums": 8}], seed=4)
+    server_a, clients_a = set_up(NODES, 3, seed=9)
+    server_b, clients_b = set_up(NODES, 3, seed=9)
+
+    _, masked_a, _ = run_round(server_a, clients_a, inputs[0])
+    _, masked_b, _ = run_round(server_b, clients_b, inputs[0])
+
+    assert all(masked_a[u].vectors == masked_b[u].vectors for u in NODES)
+
+
+# ----------------------------------------------------------------------------- dropouts
+
+
+def test_one_of_five_drops_before_masking_and_stays_out():
+    inputs = make_inputs(NODES, [{"sums": 50, "counts": 5}] * 2, seed=5)
+
+    results = run_local_secure_sum(inputs, threshold=3, rng=seeded(6), drop_before_masking={1: [55]})
+
+    survivors = [u for u in NODES if u != 55]
+    for round_inputs, result in zip(inputs, results, strict=True):
+        assert set(result.survivors) == set(survivors)
+        assert_array_equal(result.sums["sums"], fixed_point_sum([round_inputs[u]["sums"] for u in survivors]))
+        assert_array_equal(result.sums["counts"], np.sum([round_inputs[u]["counts"] for u in survivors], axis=0))
+    assert results[0].dropped == (55,)
+    assert results[1].dropped == ()  # not even asked in round 2
+
+
+def test_three_of_ten_drop_before_and_after_masking():
+    nodes = list(range(1, 11))
+    inputs = make_inputs(nodes, [{"sums": 64}, {"sums": 64}, {"sums": 7}], seed=7)
+
+    results = run_local_secure_sum(
+        inputs,
+        threshold=6,
+        rng=seeded(8),
+        drop_before_masking={1: [2, 9]},
+        drop_after_masking={1: [5]},  # its input arrived: it is summed, then it leaves
+    )
+
+    expected_survivors = [[1, 3, 4, 5, 6, 7, 8, 10], [1, 3, 4, 6, 7, 8, 10], [1, 3, 4, 6, 7, 8, 10]]
+    for round_inputs, result, members in zip(inputs, results, expected_survivors, strict=True):
+        assert list(result.survivors) == members
+        assert_array_equal(result.sums["sums"], fixed_point_sum([round_inputs[u]["sums"] for u in members]))
+    assert results[0].dropped == (2, 9)
+
+
+def test_dropped_node_cannot_be_readmitted():
+    server, clients = set_up(NODES, 3, seed=10)
+    inputs = make_inputs(NODES, [{"x": 4}], seed=11)[0]
+    run_round(server, clients, inputs, withhold=[55])
+    assert 55 not in server.active
+
+    requests = server.round_requests({"x": 4})
+    assert set(requests) == set(NODES) - {55}
+    smuggled = requests[7].model_copy(update={"active": (*requests[7].active, 55)})
+    with pytest.raises(SecAggError, match="only shrink"):
+        clients[7].mask_input(smuggled, inputs[7])
+    # the dropped node itself was never told to unmask and its state refuses to go on
+    with pytest.raises(SecAggError):
+        clients[55].mask_input(requests[7], inputs[55])
+
+
+def test_too_few_survivors_fail_without_revealing():
+    server, clients = set_up(NODES, 4, seed=12)
+    inputs = make_inputs(NODES, [{"x": 4}], seed=13)[0]
+    requests = server.round_requests({"x": 4})
+    for u in [101, 7, 55]:
+        server.receive_masked(clients[u].mask_input(requests[u], inputs[u]))
+
+    with pytest.raises(SecAggError, match="below threshold"):
+        server.unmask_request()
+
+
+def test_client_refuses_to_unmask_with_too_few_survivors_or_when_declared_dropped():
+    server, clients = set_up(NODES, 4, seed=14)
+    inputs = make_inputs(NODES, [{"x": 4}], seed=15)[0]
+    for u, req in server.round_requests({"x": 4}).items():
+        server.receive_masked(clients[u].mask_input(req, inputs[u]))
+    honest = server.unmask_request()
+
+    few = honest.model_copy(update={"survivors": (7, 55, 101), "dropped": (42, 3000)})
+    with pytest.raises(SecAggError, match="below threshold"):
+        clients[7].unmask(few)
+    dropped_me = honest.model_copy(update={"survivors": (7, 55, 101, 3000), "dropped": (42,)})
+    with pytest.raises(SecAggError, match="declared dropped"):
+        clients[42].unmask(dropped_me)
+
+
+# ----------------------------------------------------------------------------- privacy
+
+
+def test_late_masked_input_reveals_nothing():
+    server, clients = set_up(NODES, 3, seed=16)
+    x_late = np.linspace(-100, 100, 2000)
+    inputs = {u: {"x": x_late if u == 55 else np.ones(2000)} for u in NODES}
+
+    result, masked, replies = run_round(server, clients, inputs, withhold=[55])
+
+    assert result.dropped == (55,)
+    assert_array_equal(result.sums["x"], np.full(2000, 4.0))
+    # the late message is rejected by the server state
+    with pytest.raises(SecAggError, match="arrived while"):
+        server.receive_masked(masked[55])
+    # no honest node revealed a share of node 55's self-mask seed
+    assert all(55 not in r.seed_shares for r in replies.values())
+
+    # The server's best effort: rebuild s_55 from the revealed key shares, strip all
+    # pairwise masks of node 55 from the late y_55.
+    roster = list(NODES)
+    key_shares = [shamir.Share(roster.index(u) + 1, shamir.share_from_bytes(r.key_shares[55])) for u, r in replies.items()]
+    s_55 = shamir.reconstruct(key_shares).to_bytes(32, "big")
+    state_55 = clients[55].state
+    assert s_55 == state_55.mask_private_key
+    peers = {u: clients[u].state.public_keys[u].mask_public_key for u in NODES if u != 55}
+    pairwise = pairwise_masks(s_55, 55, peers, run_id="run-1", round=1, tags={"x": 2000})["x"]
+    y_55 = masked[55].arrays()["x"]
+    residue = y_55 - pairwise
+    encoded = encode(x_late, frac_bits=FRAC, max_nodes=len(NODES))
+
+    assert np.count_nonzero(residue == encoded) == 0
+    as_float = residue.view(np.int64) / 2.0**FRAC
+    assert np.median(np.abs(as_float - x_late)) > 1e6
+    assert abs(np.corrcoef(as_float, x_late)[0, 1]) < 0.1
+    # ...because the only thing left is the self-mask, which the server never learns
+    b_55 = self_mask(state_55.seed, run_id="run-1", round=1, tag="x", length=2000)
+    assert_array_equal(residue - b_55, encoded)
+
+
+def test_masked_payload_looks_uniform_and_uncorrelated():
+    length = 100_000
+    structured = np.arange(length) * 0.01  # strongly structured input
+    inputs = [{u: {"x": structured if u == 7 else np.zeros(length)} for u in NODES}]
+    server, clients = set_up(NODES, 3, seed=17)
+
+    _, masked, _ = run_round(server, clients, inputs[0])
+
+    for u in (7, 42):  # a structured and an all-zero input
+        y = masked[u].arrays()["x"]
+        top_byte = (y >> np.uint64(56)).astype(np.int64)
+        counts = np.bincount(top_byte, minlength=256)
+        assert stats.chisquare(counts).pvalue > 1e-4
+        as_unit = (y >> np.uint64(11)).astype(np.float64) / 2.0**53
+        assert stats.kstest(as_unit, "uniform").pvalue > 1e-4
+        assert abs(np.corrcoef(as_unit, structured)[0, 1]) < 0.02
+
+
+def test_removing_any_one_masked_input_breaks_the_sum():
+    server, clients = set_up(NODES, 3, seed=18)
+    inputs = make_inputs(NODES, [{"x": 500}], seed=19)[0]
+    _, masked, _ = run_round(server, clients, inputs)
+    # seeds b_u of round 1 were drawn before the round and replaced after it; rebuild
+    # them from a replay of the same deterministic set-up
+    _, twin = set_up(NODES, 3, seed=18)
+    seeds = {u: twin[u].state.seed for u in NODES}
+    y = {u: masked[u].arrays()["x"] for u in NODES}
+    b = {u: self_mask(seeds[u], run_id="run-1", round=1, tag="x", length=500) for u in NODES}
+    full = sum((y[u] - b[u] for u in NODES), start=np.zeros(500, dtype=np.uint64))
+    true_sum = fixed_point_sum([inputs[u]["x"] for u in NODES])
+    assert_array_equal(decode(full, frac_bits=FRAC, n_summands=5, max_nodes=5), true_sum)
+
+    for u in NODES:
+        partial = full - (y[u] - b[u])  # every mask except u's pairwise ones cancels
+        with pytest.raises(FixedPointOverflowError):
+            decode(partial, frac_bits=FRAC, n_summands=4, max_nodes=5)
+        wrong = partial.view(np.int64) / 2.0**FRAC
+        assert np.median(np.abs(wrong - (true_sum - inputs[u]["x"]))) > 1e6
+
+
+def test_pairwise_masks_cancel_between_two_nodes():
+    server, clients = set_up(NODES, 3, seed=20)
+    keys = clients[7].state.public_keys
+    s_7, s_42 = clients[7].state.mask_private_key, clients[42].state.mask_private_key
+
+    m_7 = pairwise_masks(s_7, 7, {42: keys[42].mask_public_key}, run_id="r", round=3, tags={"t": 64})["t"]
+    m_42 = pairwise_masks(s_42, 42, {7: keys[7].mask_public_key}, run_id="r", round=3, tags={"t": 64})["t"]
+    other_round = pairwise_masks(s_7, 7, {42: keys[42].mask_public_key}, run_id="r", round=4, tags={"t": 64})["t"]
+
+    assert_array_equal(m_7 + m_42, np.zeros(64, dtype=np.uint64))
+    assert np.count_nonzero(m_7 == other_round) == 0
+
+
+# -------------------------------------------------------------------------- validation
+
+
+def test_replayed_messages_are_rejected():
+    server, clients = set_up(NODES, 3, seed=21)
+    inputs = make_inputs(NODES, [{"x": 4}] * 2, seed=22)
+    spec = {"x": 4}
+    old_requests = server.round_requests(spec)
+    old_masked = {u: clients[u].mask_input(old_requests[u], inputs[0][u]) for u in NODES}
+    for msg in old_masked.values():
+        server.receive_masked(msg)
+    with pytest.raises(SecAggError, match="already answered"):
+        server.receive_masked(old_masked[7])
+    unmask_request = server.unmask_request()
+    old_replies = {u: clients[u].unmask(unmask_request) for u in NODES}
+    for reply in old_replies.values():
+        server.receive_unmask_shares(reply)
+    server.finish_round()
+
+    requests = server.round_requests(spec)
+    with pytest.raises(SecAggError, match="round 1"):
+        server.receive_masked(old_masked[7])
+    with pytest.raises(SecAggError, match="round 1"):
+        clients[7].mask_input(old_requests[7], inputs[1][7])
+    for u in NODES:
+        server.receive_masked(clients[u].mask_input(requests[u], inputs[1][u]))
+    with pytest.raises(SecAggError, match="round 1"):
+        clients[7].unmask(unmask_request)
+    server.unmask_request()
+    with pytest.raises(SecAggError, match="round 1"):
+        server.receive_unmask_shares(old_replies[7])
+
+
+def test_wrong_run_unknown_node_and_wrong_length_are_rejected():
+    server, clients = set_up(NODES, 3, seed=23)
+    inputs = make_inputs(NODES, [{"x": 4}], seed=24)[0]
+    requests = server.round_requests({"x": 4})
+    good = clients[7].mask_input(requests[7], inputs[7])
+
+    with pytest.raises(SecAggError, match="run"):
+        server.receive_masked(good.model_copy(update={"run_id": "other"}))
+    with pytest.raises(SecAggError, match="unknown"):
+        server.receive_masked(good.model_copy(update={"node_id": 999}))
+    with pytest.raises(SecAggError, match="do not match"):
+        server.receive_masked(good.model_copy(update={"vectors": {"x": good.vectors["x"][:-8]}}))
+    with pytest.raises(SecAggError, match="do not match"):
+        server.receive_masked(good.model_copy(update={"vectors": {"y": good.vectors["x"]}}))
+    with pytest.raises(ValidationError, match="uint64"):
+        MaskedInput(run_id="run-1", round=1, node_id=7, vectors={"x": b"\x00" * 12})
+    with pytest.raises(ValidationError):
+        MaskedInput.model_validate_json('{"run_id": "run-1", "round": 0, "node_id": 7, "vectors": {}}')
+    with pytest.raises(SecAggError, match="shape"):
+        clients[42].mask_input(requests[42], {"x": np.zeros(5)})
+    server.receive_masked(good)  # nothing above changed the server state
+
+
+def test_client_rejects_tampered_share_and_overflowing_input():
+    server, clients = set_up(NODES, 3, seed=25)
+    requests = server.round_requests({"x": 2})
+    req = requests[7]
+    blob = bytearray(req.seed_shares[42])
+    blob[-1] ^= 1
+    tampered = req.model_copy(update={"seed_shares": {**req.seed_shares, 42: bytes(blob)}})
+
+    with pytest.raises(SecAggError, match="authenticate"):
+        clients[7].mask_input(tampered, {"x": np.zeros(2)})
+    with pytest.raises(FixedPointOverflowError):
+        clients[7].mask_input(req, {"x": np.array([0.0, 1e30])})
+    # a share relayed for another recipient does not open either
+    swapped = req.model_copy(update={"seed_shares": {**req.seed_shares, 42: requests[55].seed_shares[42]}})
+    with pytest.raises(SecAggError, match="authenticate"):
+        clients[7].mask_input(swapped, {"x": np.zeros(2)})
+
+
+def test_setup_validation():
+    with pytest.raises(ValidationError, match="exceeds"):
+        SetupRequest(run_id="r", node_ids=(1, 2, 3), threshold=4)
+    with pytest.raises(ValidationError, match="distinct"):
+        SetupRequest(run_id="r", node_ids=(1, 1, 3), threshold=2)
+    with pytest.warns(UserWarning, match="recommended"):
+        SecAggServer(run_id="r", threshold=2, frac_bits=FRAC).setup_request([1, 2, 3, 4])
+
+    server = SecAggServer(run_id="r", threshold=3, frac_bits=FRAC)
+    request = server.setup_request(NODES)
+    clients = {u: SecAggClient(u, rng=seeded(26)) for u in NODES}
+    adverts = {u: clients[u].advertise_keys(request) for u in NODES}
+    with pytest.raises(SecAggError, match="unknown"):
+        server.receive_keys(adverts[7].model_copy(update={"node_id": 8}))
+    with pytest.raises(SecAggError, match="not in the roster"):
+        SecAggClient(8).advertise_keys(request)
+    for u in (101, 7):
+        server.receive_keys(adverts[u])
+    with pytest.raises(SecAggError, match="below threshold"):
+        server.key_broadcast()
+
+    # a broadcast that swaps a node's keys is refused by that node
+    keys = {u: clients[u].state for u in NODES}
+    fake = KeyBroadcast(
+        run_id="r",
+        public_keys={
+            7: {"enc_public_key": adverts[42].enc_public_key, "mask_public_key": adverts[42].mask_public_key},
+            **{u: {"enc_public_key": adverts[u].enc_public_key, "mask_public_key": adverts[u].mask_public_key} for u in (101, 55)},
+        },
+    )
+    assert keys[7].phase == "advertised"
+    with pytest.raises(SecAggError, match="own public keys"):
+        clients[7].share_keys(fake)
+
+
+def test_client_state_and_messages_survive_json():
+    nodes = list(range(1, 8))
+    inputs = make_inputs(nodes, [{"sums": 30, "counts": 3}] * 3, seed=27)
+
+    results = run_local_secure_sum(
+        inputs, threshold=4, rng=seeded(28), serialise=True, drop_before_masking={2: [3]}, drop_after_masking={2: [6]}
+    )
+
+    for round_inputs, result in zip(inputs, results, strict=True):
+        assert_array_equal(
+            result.sums["sums"], fixed_point_sum([round_inputs[u]["sums"] for u in result.survivors])
+        )
+    assert results[2].survivors == (1, 2, 4, 5, 7)
+
+
+# ------------------------------------------------------------------------- performance
+
+
+def test_fifty_nodes_hundred_thousand_entries_is_fast():
+    nodes = list(range(50))
+    rng = np.random.default_rng(29)
+    inputs = [{u: {"x": rng.normal(size=100_000)} for u in nodes}]
+
+    start = time.perf_counter()
+    [result] = run_local_secure_sum(inputs, threshold=26, rng=rng.bytes, serialise=False, drop_before_masking={1: [3]})
+    elapsed = time.perf_counter() - start
+
+    members = [u for u in nodes if u != 3]
+    assert_allclose(result.sums["x"], np.sum([inputs[0][u]["x"] for u in members], axis=0), rtol=0, atol=50 * 2.0**-FRAC)
+    assert elapsed < 10.0, f"50 nodes x 100k entries took {elapsed:.1f} s"
