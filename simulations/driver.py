@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+from pyarrow import ArrowException
 
 from client.app import make_client_app
 from common.artifact import ModelArtifact
@@ -34,7 +35,11 @@ def write_partitions(frames: list[pd.DataFrame], schema: FeatureSchema, folder: 
         table = frame[[c for c in frame.columns if c in schema.columns]].copy()
         if schema.id in table:
             table[schema.id] = table[schema.id].astype(str)
-        table.to_parquet(folder / f"node-{i}.parquet", index=False)
+        try:
+            table.to_parquet(folder / f"node-{i}.parquet", index=False)
+        except (ArrowException, TypeError):  # mixed-type column: keep the text as CSV
+            (folder / f"node-{i}.parquet").unlink(missing_ok=True)
+            table.to_csv(folder / f"node-{i}.csv", index=False)
 
 
 def simulate(

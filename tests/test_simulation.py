@@ -1,0 +1,57 @@
+"""End to end through Flower's Simulation Engine (Ray): 3 good nodes and 1 bad one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+
+from common.artifact import load_artifact
+from common.config import RunConfig
+from common.schema import FeatureSchema
+from simulations.driver import simulate
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    X, _ = make_blobs(4000, 4, centers=4, cluster_std=1.5, random_state=11)
+    cols = ["a", "b", "c", "d"]
+    frame = pd.DataFrame(X, columns=cols)
+    frame.insert(0, "customer_id", [f"C{i}" for i in range(len(X))])
+    frames = [frame.iloc[idx] for idx in np.array_split(np.arange(len(X)), 4)]
+    bad = frames[3].copy()
+    bad["c"] = bad["c"].astype(object)
+    bad.loc[bad.index[4], "c"] = "n/a"  # a text cell in a numeric column
+    frames[3] = bad
+    schema = FeatureSchema.numeric_only("customer_id", cols)
+    out = tmp_path_factory.mktemp("sim")
+    events = []
+    model, timings = simulate(frames, schema, RunConfig(k_min=2, k_max=6, seed=5), out, events.append)
+    good = frame.iloc[:3000]
+    return model, out, events, good[cols].to_numpy()
+
+
+def test_simulation_writes_a_model_that_matches_sklearn(simulated):
+    model, out, _, X = simulated
+    assert load_artifact(out / "model.json") == model
+    assert (out / "report.md").read_text().startswith("# Customer segmentation")
+    assert model.k == 4 and model.run.clients == 3
+    Xs = (X - X.mean(0)) / X.std(0)
+    np.testing.assert_allclose(model.scaler.mean, X.mean(0), rtol=1e-12)
+    C = np.asarray(model.centroids)
+    ours = ((Xs[:, None, :] - C[None]) ** 2).sum(-1).min(1).sum()
+    ref = KMeans(4, n_init=10, random_state=0).fit(Xs).inertia_
+    assert ours / ref <= 1.01
+    assert sum(s.size for s in model.segments) == len(X)
+    assert model.run.rounds == 4 + model.run.lloyd_rounds
+
+
+def test_bad_node_fails_alone_with_a_clear_reason(simulated):
+    model, _, events, _ = simulated
+    assert len(model.run.clients_failed) == 1
+    reason = model.run.clients_failed[0]
+    assert "node-3.csv" in reason and "column 'c'" in reason and "'n/a' is not a number" in reason
+    assert "row 5" in reason
+    assert [e.round for e in events if e.phase == "lloyd"] == list(range(1, model.run.lloyd_rounds + 1))
