@@ -1,9 +1,11 @@
 """Secure aggregation: sums against numpy, dropouts, privacy of masked payloads, validation."""
 
 import time
+from typing import NamedTuple
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from numpy.testing import assert_allclose, assert_array_equal
 from pydantic import ValidationError
 from scipy import stats
@@ -13,10 +15,13 @@ from common.fixed_point import FixedPointOverflowError, decode, encode
 from common.secure_aggregation import (
     KeyBroadcast,
     MaskedInput,
+    RoundRequest,
+    RoundResult,
     SecAggClient,
     SecAggError,
     SecAggServer,
     SetupRequest,
+    UnmaskShares,
     pairwise_masks,
     run_local_secure_sum,
     self_mask,
@@ -44,7 +49,11 @@ def make_inputs(nodes, specs, seed):
         rounds.append(
             {
                 u: {
-                    tag: (rng.integers(0, 500, n).astype(float) if tag == "counts" else rng.normal(50, 30, n))
+                    tag: (
+                        rng.integers(0, 500, n).astype(float)
+                        if tag == "counts"
+                        else rng.normal(50, 30, n)
+                    )
                     for tag, n in spec.items()
                 }
                 for u in nodes
@@ -68,10 +77,20 @@ def set_up(nodes, threshold, seed=0):
     return server, clients
 
 
+class Transcript(NamedTuple):
+    """Everything the server saw in one round, and its result."""
+
+    result: RoundResult
+    requests: dict[int, RoundRequest]
+    masked: dict[int, MaskedInput]  # including withheld (late) ones
+    replies: dict[int, UnmaskShares]
+
+
 def run_round(server, clients, inputs, *, withhold=()):
-    """One full round; returns (result, masked inputs incl. withheld, unmask replies)."""
+    """One full round in which the masked inputs of `withhold` are lost."""
     spec = {tag: len(v) for tag, v in next(iter(inputs.values())).items()}
-    masked = {u: clients[u].mask_input(req, inputs[u]) for u, req in server.round_requests(spec).items()}
+    requests = server.round_requests(spec)
+    masked = {u: clients[u].mask_input(req, inputs[u]) for u, req in requests.items()}
     for u, msg in masked.items():
         if u not in withhold:
             server.receive_masked(msg)
@@ -79,7 +98,20 @@ def run_round(server, clients, inputs, *, withhold=()):
     replies = {u: clients[u].unmask(request) for u in request.survivors}
     for reply in replies.values():
         server.receive_unmask_shares(reply)
-    return server.finish_round(), masked, replies
+    return Transcript(server.finish_round(), requests, masked, replies)
+
+
+def reconstruct_key(replies, field, owner):
+    """What the server can rebuild from the revealed shares of one node's secret."""
+    shares = [
+        shamir.Share(NODES.index(u) + 1, shamir.share_from_bytes(getattr(r, field)[owner]))
+        for u, r in replies.items()
+    ]
+    return shamir.reconstruct(shares).to_bytes(32, "big")
+
+
+def public_key(private_key):
+    return X25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes_raw()
 
 
 # ------------------------------------------------------------------------- correctness
@@ -97,9 +129,13 @@ def test_sum_matches_numpy_over_rounds_with_varying_lengths():
         for tag in specs[r - 1]:
             vectors = [round_inputs[u][tag] for u in NODES]
             assert_array_equal(result.sums[tag], fixed_point_sum(vectors))
-            assert_allclose(result.sums[tag], np.sum(vectors, axis=0), rtol=0, atol=len(NODES) * 2.0**-FRAC)
+            assert_allclose(
+                result.sums[tag], np.sum(vectors, axis=0), rtol=0, atol=len(NODES) * 2.0**-FRAC
+            )
         if "counts" in specs[r - 1]:
-            assert_array_equal(result.sums["counts"], np.sum([round_inputs[u]["counts"] for u in NODES], axis=0))
+            assert_array_equal(
+                result.sums["counts"], np.sum([round_inputs[u]["counts"] for u in NODES], axis=0)
+            )
 
 
 def test_negative_values_sum_correctly():
@@ -115,8 +151,8 @@ def test_runs_are_deterministic_given_rng():
     server_a, clients_a = set_up(NODES, 3, seed=9)
     server_b, clients_b = set_up(NODES, 3, seed=9)
 
-    _, masked_a, _ = run_round(server_a, clients_a, inputs[0])
-    _, masked_b, _ = run_round(server_b, clients_b, inputs[0])
+    masked_a = run_round(server_a, clients_a, inputs[0]).masked
+    masked_b = run_round(server_b, clients_b, inputs[0]).masked
 
     assert all(masked_a[u].vectors == masked_b[u].vectors for u in NODES)
 
@@ -127,13 +163,19 @@ def test_runs_are_deterministic_given_rng():
 def test_one_of_five_drops_before_masking_and_stays_out():
     inputs = make_inputs(NODES, [{"sums": 50, "counts": 5}] * 2, seed=5)
 
-    results = run_local_secure_sum(inputs, threshold=3, rng=seeded(6), drop_before_masking={1: [55]})
+    results = run_local_secure_sum(
+        inputs, threshold=3, rng=seeded(6), drop_before_masking={1: [55]}
+    )
 
     survivors = [u for u in NODES if u != 55]
     for round_inputs, result in zip(inputs, results, strict=True):
         assert set(result.survivors) == set(survivors)
-        assert_array_equal(result.sums["sums"], fixed_point_sum([round_inputs[u]["sums"] for u in survivors]))
-        assert_array_equal(result.sums["counts"], np.sum([round_inputs[u]["counts"] for u in survivors], axis=0))
+        assert_array_equal(
+            result.sums["sums"], fixed_point_sum([round_inputs[u]["sums"] for u in survivors])
+        )
+        assert_array_equal(
+            result.sums["counts"], np.sum([round_inputs[u]["counts"] for u in survivors], axis=0)
+        )
     assert results[0].dropped == (55,)
     assert results[1].dropped == ()  # not even asked in round 2
 
@@ -153,7 +195,9 @@ def test_three_of_ten_drop_before_and_after_masking():
     expected_survivors = [[1, 3, 4, 5, 6, 7, 8, 10], [1, 3, 4, 6, 7, 8, 10], [1, 3, 4, 6, 7, 8, 10]]
     for round_inputs, result, members in zip(inputs, results, expected_survivors, strict=True):
         assert list(result.survivors) == members
-        assert_array_equal(result.sums["sums"], fixed_point_sum([round_inputs[u]["sums"] for u in members]))
+        assert_array_equal(
+            result.sums["sums"], fixed_point_sum([round_inputs[u]["sums"] for u in members])
+        )
     assert results[0].dropped == (2, 9)
 
 
@@ -207,7 +251,7 @@ def test_late_masked_input_reveals_nothing():
     x_late = np.linspace(-100, 100, 2000)
     inputs = {u: {"x": x_late if u == 55 else np.ones(2000)} for u in NODES}
 
-    result, masked, replies = run_round(server, clients, inputs, withhold=[55])
+    result, requests, masked, replies = run_round(server, clients, inputs, withhold=[55])
 
     assert result.dropped == (55,)
     assert_array_equal(result.sums["x"], np.full(2000, 4.0))
@@ -219,12 +263,10 @@ def test_late_masked_input_reveals_nothing():
 
     # The server's best effort: rebuild s_55 from the revealed key shares, strip all
     # pairwise masks of node 55 from the late y_55.
-    roster = list(NODES)
-    key_shares = [shamir.Share(roster.index(u) + 1, shamir.share_from_bytes(r.key_shares[55])) for u, r in replies.items()]
-    s_55 = shamir.reconstruct(key_shares).to_bytes(32, "big")
+    s_55 = reconstruct_key(replies, "key_shares", 55)
     state_55 = clients[55].state
     assert s_55 == state_55.mask_private_key
-    peers = {u: clients[u].state.public_keys[u].mask_public_key for u in NODES if u != 55}
+    peers = {u: k for u, k in requests[7].mask_public_keys.items() if u != 55}
     pairwise = pairwise_masks(s_55, 55, peers, run_id="run-1", round=1, tags={"x": 2000})["x"]
     y_55 = masked[55].arrays()["x"]
     residue = y_55 - pairwise
@@ -239,13 +281,49 @@ def test_late_masked_input_reveals_nothing():
     assert_array_equal(residue - b_55, encoded)
 
 
+def test_later_dropout_keeps_earlier_inputs_private():
+    # Node 55 survives round 1 (its b_{55,1} is revealed) and drops in round 2 (its
+    # round-2 mask key is revealed). Its round-1 input must stay hidden: this is why
+    # the mask key pair is fresh every round.
+    server, clients = set_up(NODES, 3, seed=30)
+    x_1 = np.linspace(0, 1000, 300)
+    inputs = {u: {"x": x_1 if u == 55 else np.ones(300)} for u in NODES}
+    s_55_round_1 = clients[55].state.mask_private_key  # known to the test only
+
+    first = run_round(server, clients, inputs)
+    second = run_round(server, clients, inputs, withhold=[55])
+
+    assert second.result.dropped == (55,)
+    assert all(not r.key_shares for r in first.replies.values())
+    # everything the server holds about node 55's round-1 input
+    y_1 = first.masked[55].arrays()["x"]
+    b_1 = reconstruct_key(first.replies, "seed_shares", 55)
+    s_2 = reconstruct_key(second.replies, "key_shares", 55)
+    unmasked = y_1 - self_mask(b_1, run_id="run-1", round=1, tag="x", length=300)
+    encoded = encode(x_1, frac_bits=FRAC, max_nodes=len(NODES))
+    assert s_2 != s_55_round_1
+    for keys in (first.requests[7].mask_public_keys, second.requests[7].mask_public_keys):
+        peers = {u: k for u, k in keys.items() if u != 55}
+        guess = (
+            unmasked - pairwise_masks(s_2, 55, peers, run_id="run-1", round=1, tags={"x": 300})["x"]
+        )
+        assert np.count_nonzero(guess == encoded) == 0
+    # had the round-1 key been reused and revealed, the input would be exposed:
+    peers_1 = {u: k for u, k in first.requests[7].mask_public_keys.items() if u != 55}
+    exposed = (
+        unmasked
+        - pairwise_masks(s_55_round_1, 55, peers_1, run_id="run-1", round=1, tags={"x": 300})["x"]
+    )
+    assert_array_equal(exposed, encoded)
+
+
 def test_masked_payload_looks_uniform_and_uncorrelated():
     length = 100_000
     structured = np.arange(length) * 0.01  # strongly structured input
     inputs = [{u: {"x": structured if u == 7 else np.zeros(length)} for u in NODES}]
     server, clients = set_up(NODES, 3, seed=17)
 
-    _, masked, _ = run_round(server, clients, inputs[0])
+    masked = run_round(server, clients, inputs[0]).masked
 
     for u in (7, 42):  # a structured and an all-zero input
         y = masked[u].arrays()["x"]
@@ -260,11 +338,8 @@ def test_masked_payload_looks_uniform_and_uncorrelated():
 def test_removing_any_one_masked_input_breaks_the_sum():
     server, clients = set_up(NODES, 3, seed=18)
     inputs = make_inputs(NODES, [{"x": 500}], seed=19)[0]
-    _, masked, _ = run_round(server, clients, inputs)
-    # seeds b_u of round 1 were drawn before the round and replaced after it; rebuild
-    # them from a replay of the same deterministic set-up
-    _, twin = set_up(NODES, 3, seed=18)
-    seeds = {u: twin[u].state.seed for u in NODES}
+    seeds = {u: clients[u].state.seed for u in NODES}  # b_{u,1}, known to the test only
+    masked = run_round(server, clients, inputs).masked
     y = {u: masked[u].arrays()["x"] for u in NODES}
     b = {u: self_mask(seeds[u], run_id="run-1", round=1, tag="x", length=500) for u in NODES}
     full = sum((y[u] - b[u] for u in NODES), start=np.zeros(500, dtype=np.uint64))
@@ -281,15 +356,17 @@ def test_removing_any_one_masked_input_breaks_the_sum():
 
 def test_pairwise_masks_cancel_between_two_nodes():
     server, clients = set_up(NODES, 3, seed=20)
-    keys = clients[7].state.public_keys
     s_7, s_42 = clients[7].state.mask_private_key, clients[42].state.mask_private_key
+    tags = {"t": 64, "u": 64}
 
-    m_7 = pairwise_masks(s_7, 7, {42: keys[42].mask_public_key}, run_id="r", round=3, tags={"t": 64})["t"]
-    m_42 = pairwise_masks(s_42, 42, {7: keys[7].mask_public_key}, run_id="r", round=3, tags={"t": 64})["t"]
-    other_round = pairwise_masks(s_7, 7, {42: keys[42].mask_public_key}, run_id="r", round=4, tags={"t": 64})["t"]
+    m_7 = pairwise_masks(s_7, 7, {42: public_key(s_42)}, run_id="r", round=3, tags=tags)
+    m_42 = pairwise_masks(s_42, 42, {7: public_key(s_7)}, run_id="r", round=3, tags=tags)
+    other_round = pairwise_masks(s_7, 7, {42: public_key(s_42)}, run_id="r", round=4, tags=tags)
 
-    assert_array_equal(m_7 + m_42, np.zeros(64, dtype=np.uint64))
-    assert np.count_nonzero(m_7 == other_round) == 0
+    for tag in tags:
+        assert_array_equal(m_7[tag] + m_42[tag], np.zeros(64, dtype=np.uint64))
+        assert np.count_nonzero(m_7[tag] == other_round[tag]) == 0
+    assert np.count_nonzero(m_7["t"] == m_7["u"]) == 0  # each tag has its own mask
 
 
 # -------------------------------------------------------------------------- validation
@@ -342,7 +419,9 @@ def test_wrong_run_unknown_node_and_wrong_length_are_rejected():
     with pytest.raises(ValidationError, match="uint64"):
         MaskedInput(run_id="run-1", round=1, node_id=7, vectors={"x": b"\x00" * 12})
     with pytest.raises(ValidationError):
-        MaskedInput.model_validate_json('{"run_id": "run-1", "round": 0, "node_id": 7, "vectors": {}}')
+        MaskedInput.model_validate_json(
+            '{"run_id": "run-1", "round": 0, "node_id": 7, "vectors": {}}'
+        )
     with pytest.raises(SecAggError, match="shape"):
         clients[42].mask_input(requests[42], {"x": np.zeros(5)})
     server.receive_masked(good)  # nothing above changed the server state
@@ -361,7 +440,9 @@ def test_client_rejects_tampered_share_and_overflowing_input():
     with pytest.raises(FixedPointOverflowError):
         clients[7].mask_input(req, {"x": np.array([0.0, 1e30])})
     # a share relayed for another recipient does not open either
-    swapped = req.model_copy(update={"seed_shares": {**req.seed_shares, 42: requests[55].seed_shares[42]}})
+    swapped = req.model_copy(
+        update={"seed_shares": {**req.seed_shares, 42: requests[55].seed_shares[42]}}
+    )
     with pytest.raises(SecAggError, match="authenticate"):
         clients[7].mask_input(swapped, {"x": np.zeros(2)})
 
@@ -376,7 +457,8 @@ def test_setup_validation():
 
     server = SecAggServer(run_id="r", threshold=3, frac_bits=FRAC)
     request = server.setup_request(NODES)
-    clients = {u: SecAggClient(u, rng=seeded(26)) for u in NODES}
+    rng = seeded(26)
+    clients = {u: SecAggClient(u, rng=rng) for u in NODES}
     adverts = {u: clients[u].advertise_keys(request) for u in NODES}
     with pytest.raises(SecAggError, match="unknown"):
         server.receive_keys(adverts[7].model_copy(update={"node_id": 8}))
@@ -388,17 +470,30 @@ def test_setup_validation():
         server.key_broadcast()
 
     # a broadcast that swaps a node's keys is refused by that node
-    keys = {u: clients[u].state for u in NODES}
     fake = KeyBroadcast(
         run_id="r",
         public_keys={
-            7: {"enc_public_key": adverts[42].enc_public_key, "mask_public_key": adverts[42].mask_public_key},
-            **{u: {"enc_public_key": adverts[u].enc_public_key, "mask_public_key": adverts[u].mask_public_key} for u in (101, 55)},
+            7: {
+                "enc_public_key": adverts[42].enc_public_key,
+                "mask_public_key": adverts[42].mask_public_key,
+            },
+            **{
+                u: {
+                    "enc_public_key": adverts[u].enc_public_key,
+                    "mask_public_key": adverts[u].mask_public_key,
+                }
+                for u in (101, 55)
+            },
         },
     )
-    assert keys[7].phase == "advertised"
     with pytest.raises(SecAggError, match="own public keys"):
         clients[7].share_keys(fake)
+    # and a broadcast that reuses one key pair for two nodes is refused by everyone
+    duplicated = fake.model_copy(
+        update={"public_keys": {**fake.public_keys, 42: fake.public_keys[7]}}
+    )
+    with pytest.raises(SecAggError, match="not distinct"):
+        clients[101].share_keys(duplicated)
 
 
 def test_client_state_and_messages_survive_json():
@@ -406,12 +501,18 @@ def test_client_state_and_messages_survive_json():
     inputs = make_inputs(nodes, [{"sums": 30, "counts": 3}] * 3, seed=27)
 
     results = run_local_secure_sum(
-        inputs, threshold=4, rng=seeded(28), serialise=True, drop_before_masking={2: [3]}, drop_after_masking={2: [6]}
+        inputs,
+        threshold=4,
+        rng=seeded(28),
+        serialise=True,
+        drop_before_masking={2: [3]},
+        drop_after_masking={2: [6]},
     )
 
     for round_inputs, result in zip(inputs, results, strict=True):
         assert_array_equal(
-            result.sums["sums"], fixed_point_sum([round_inputs[u]["sums"] for u in result.survivors])
+            result.sums["sums"],
+            fixed_point_sum([round_inputs[u]["sums"] for u in result.survivors]),
         )
     assert results[2].survivors == (1, 2, 4, 5, 7)
 
@@ -425,9 +526,30 @@ def test_fifty_nodes_hundred_thousand_entries_is_fast():
     inputs = [{u: {"x": rng.normal(size=100_000)} for u in nodes}]
 
     start = time.perf_counter()
-    [result] = run_local_secure_sum(inputs, threshold=26, rng=rng.bytes, serialise=False, drop_before_masking={1: [3]})
+    [result] = run_local_secure_sum(
+        inputs, threshold=26, rng=rng.bytes, serialise=False, drop_before_masking={1: [3]}
+    )
     elapsed = time.perf_counter() - start
 
     members = [u for u in nodes if u != 3]
-    assert_allclose(result.sums["x"], np.sum([inputs[0][u]["x"] for u in members], axis=0), rtol=0, atol=50 * 2.0**-FRAC)
+    assert_allclose(
+        result.sums["x"],
+        np.sum([inputs[0][u]["x"] for u in members], axis=0),
+        rtol=0,
+        atol=50 * 2.0**-FRAC,
+    )
     assert elapsed < 10.0, f"50 nodes x 100k entries took {elapsed:.1f} s"
+
+
+def test_bad_tags_and_double_masking_are_rejected():
+    server, clients = set_up(NODES, 3, seed=31)
+    with pytest.raises(ValidationError):
+        server.round_requests({"bad tag!": 3})
+    with pytest.raises(ValidationError):
+        server.round_requests({"x": 0})
+    assert server.phase == "ready"  # nothing changed
+
+    requests = server.round_requests({"x": 3})
+    clients[7].mask_input(requests[7], {"x": np.zeros(3)})
+    with pytest.raises(SecAggError, match="phase 'masked'"):
+        clients[7].mask_input(requests[7], {"x": np.ones(3)})

@@ -21,7 +21,14 @@ from common.shamir import (
 # f(x) = 1234 + 166 x + 94 x^2 over GF(1613), evaluated by hand:
 # f(1) = 1494, f(2) = 1942 - 1613 = 329, f(3) = 2578 - 1613 = 965,
 # f(4) = 3402 - 2*1613 = 176, f(5) = 4414 - 2*1613 = 1188, f(6) = 5614 - 3*1613 = 775
-HAND_SHARES = [Share(1, 1494), Share(2, 329), Share(3, 965), Share(4, 176), Share(5, 1188), Share(6, 775)]
+HAND_SHARES = [
+    Share(1, 1494),
+    Share(2, 329),
+    Share(3, 965),
+    Share(4, 176),
+    Share(5, 1188),
+    Share(6, 775),
+]
 
 
 def test_split_hand_computed():

@@ -1,0 +1,988 @@
+"""Secure aggregation: the server learns the sum of the nodes' vectors and nothing else.
+
+Protocol
+--------
+This is the masking protocol of Bonawitz et al. 2017 ("Practical Secure Aggregation
+for Privacy-Preserving Machine Learning", CCS 2017) in its honest-but-curious form,
+run for many aggregation rounds after a single set-up per run, in the multi-round
+setting of Bell et al. 2020 (we keep Bonawitz et al.'s complete graph: every pair of
+nodes masks, O(n L) work per node). Values are fixed-point numbers in Z/2^64
+(`common.fixed_point`); secrets are Shamir-shared over GF(2^521 - 1) (`common.shamir`).
+
+Each node u holds an X25519 key pair (c_u, C_u) for the whole run, used only to
+encrypt the shares it sends to another node v through the server: ChaCha20-Poly1305
+under HKDF-SHA256(X25519(c_u, C_v)), with the run, kind, round, sender and recipient as
+associated data, so the server can neither read nor re-route a share. For every round
+r it also holds a mask key pair (s_{u,r}, S_{u,r}) and a 32-byte self-mask seed b_{u,r}.
+The pairwise mask of u and v for a vector tag is the AES-256-CTR keystream, read as
+uint64, keyed by HKDF(X25519(s_{u,r}, S_{v,r}), info = run_id | r | tag); the self-mask
+is the same keystream keyed by HKDF(b_{u,r}, info = run_id | r | tag). Node u sends
+
+    y_u = x_u + PRG(b_{u,r}) + sum_{v > u} PRG(s_uv) - sum_{v < u} PRG(s_uv)   (mod 2^64)
+
+The pairwise masks cancel in the sum over all nodes; s_{u,r} and b_{u,r} are
+Shamir-shared (threshold t) among the nodes so the server can remove what does not
+cancel once it knows who dropped.
+
+Message flow
+------------
+Set-up, once per run (2 exchanges):
+
+1. server -> all: `SetupRequest` (run id, roster, threshold t, fractional bits);
+   node -> server: `KeyAdvertisement` (C_u, S_{u,1}).
+2. server -> all: `KeyBroadcast` (every advertised key); node -> server:
+   `SetupShares`: for every other node v, Enc_uv(share_v(s_{u,1})) and
+   Enc_uv(share_v(b_{u,1})).
+
+Round r (2 exchanges, any number of tagged vectors of any lengths):
+
+1. server -> node u: `RoundRequest` (r, tag -> length, the active set A_r, the mask
+   public keys S_{v,r}, and the ciphertexts addressed to u: shares of s_{v,r} and
+   b_{v,r}); node -> server: `MaskedInput`, y_u per tag.
+2. server -> survivors: `UnmaskRequest` (survivors S_r, whose y arrived, and dropped
+   D_r = A_r minus S_r); node -> server: `UnmaskShares`: its shares of b_{v,r} for v in
+   S_r and of s_{v,r} for v in D_r, plus, for the next round, S_{u,r+1} and the
+   encrypted shares of s_{u,r+1} and b_{u,r+1} for every other survivor, so that
+   round r+1 needs no extra exchange.
+
+The server reconstructs b_{v,r} (v in S_r) and s_{v,r} (v in D_r) from any t answers,
+checks each s_{v,r} against S_{v,r}, and computes sum_{u in S_r} x_u = sum y_u -
+sum PRG(b_{u,r}) + sum_{v in D_r} (the pairwise masks v would have added towards S_r).
+The nodes that answered form A_{r+1}; any other node has left the run for good.
+
+Guarantees and why
+------------------
+* The server sees only the sum over S_r: each y_u is masked by PRG(b_{u,r}) and by the
+  pairwise masks towards every other active node; only the sum unmasks.
+* A late message reveals nothing. If u is declared dropped in round r, the honest nodes
+  reveal shares of s_{u,r} but never of b_{u,r}: a node answers for each v with exactly
+  one kind of share and refuses a request that lists itself as dropped. If y_u arrives
+  late, the server can strip the pairwise masks, but y_u stays masked by PRG(b_{u,r}),
+  of whose seed it holds fewer than t shares (none from honest nodes).
+* Earlier rounds stay private when a node drops later. The mask key is fresh every
+  round: had one s_u served the whole run, reconstructing it when u drops in round r
+  would strip the pairwise masks of u's inputs in every earlier round, whose self-masks
+  b_{u,r'} the server already rebuilt, and expose them. With per-round keys, the
+  revealed s_{u,r} only concerns round r. Only the share-encryption key c_u, which is
+  never revealed, lives for the whole run; refreshing the mask key costs one X25519
+  key generation and 2(n - 1) encrypted shares per node and round, carried by the
+  messages that are exchanged anyway.
+* Dropped nodes stay out for the rest of the run. Clients enforce it: A_{r+1} must be a
+  subset of S_r, the request must carry exactly one mask key and one pair of shares
+  per active peer, and declared-dropped nodes are remembered in the client state.
+* Collusion: the server together with fewer than t nodes holds fewer than t shares of
+  any secret, hence (Shamir) nothing about the other nodes' masks, and learns only the
+  sum of the other survivors' inputs. Dropouts are tolerated while at least t nodes
+  survive; with fewer, the round fails (`SecAggError`) before any share is revealed
+  (unmask_request) or with fewer than t shares revealed (finish_round).
+* Replays and mix-ups: every message carries the run id and round; both sides reject
+  other runs, other rounds, unknown or duplicate nodes, and vectors of the wrong tags
+  or lengths. A client masks at most once per round.
+* Overflow never wraps silently: each node checks its own values against the bound for
+  the roster size, and the server rejects a sum outside that range on decode.
+
+Threat model and limits
+-----------------------
+The server (and the relay) is honest-but-curious: it follows the protocol but may
+inspect everything it sees. A malicious server could send different survivor lists to
+different nodes and obtain both kinds of shares of one node; Bonawitz et al.'s
+malicious-server variant (signed consistency checks, one more exchange per round) is
+not implemented. Nodes are authenticated by the transport (Flower SuperNode
+authentication over TLS); public keys are not signed. Inputs are not validated beyond
+the fixed-point range: a node can bias the sum (no input-integrity proof). A threshold
+t > n/2 is recommended; t = n tolerates no dropout. The client state
+(`SecAggClient.to_bytes`) holds private keys and must stay on the node.
+
+References
+----------
+K. Bonawitz, V. Ivanov, B. Kreuter, A. Marcedone, H. B. McMahan, S. Patel, D. Ramage,
+A. Segal, K. Seth. Practical Secure Aggregation for Privacy-Preserving Machine
+Learning. ACM CCS 2017.
+J. H. Bell, K. A. Bonawitz, A. Gascon, T. Lepoint, M. Raykova. Secure Single-Server
+Aggregation with (Poly)Logarithmic Overhead. ACM CCS 2020.
+A. Shamir. How to share a secret. Communications of the ACM 22(11), 1979.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from numpy.typing import ArrayLike, NDArray
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from common import fixed_point, shamir
+
+Rng = Callable[[int], bytes]
+"""Source of random bytes, `os.urandom` by default; inject a seeded one in tests."""
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+CIPHERTEXT_BYTES = NONCE_BYTES + shamir.SHARE_BYTES + 16  # nonce | share | Poly1305 tag
+MAX_VECTOR_LENGTH = 1 << 26
+_PROTOCOL = b"fedseg-secagg/1"
+
+
+class SecAggError(ValueError):
+    """A secure-aggregation message or step that violates the protocol."""
+
+
+# --------------------------------------------------------------------------- messages
+
+NodeId = Annotated[int, Field(ge=0, lt=2**64)]
+Tag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/-]{1,64}$")]
+PublicKey = Annotated[bytes, Field(min_length=KEY_BYTES, max_length=KEY_BYTES)]
+Ciphertext = Annotated[bytes, Field(min_length=CIPHERTEXT_BYTES, max_length=CIPHERTEXT_BYTES)]
+ShareValue = Annotated[bytes, Field(min_length=shamir.SHARE_BYTES, max_length=shamir.SHARE_BYTES)]
+RoundNumber = Annotated[int, Field(ge=1)]
+
+
+class _Message(BaseModel):
+    """Base of every message: immutable, no unknown fields, bytes as base64 in JSON."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_bytes="base64", val_json_bytes="base64"
+    )
+
+    run_id: str = Field(min_length=1, max_length=128)
+
+
+class SetupRequest(_Message):
+    """Set-up exchange 1, server -> every node: roster and run parameters.
+
+    A node's Shamir evaluation point is its 1-based position in `node_ids`.
+    """
+
+    node_ids: tuple[NodeId, ...] = Field(min_length=2)
+    threshold: int = Field(ge=2)
+    frac_bits: int = Field(default=24, ge=0, le=fixed_point.MAX_FRAC_BITS)
+
+    @model_validator(mode="after")
+    def _check(self) -> SetupRequest:
+        if len(set(self.node_ids)) != len(self.node_ids):
+            raise ValueError("node ids must be distinct")
+        if self.threshold > len(self.node_ids):
+            raise ValueError(f"threshold {self.threshold} exceeds {len(self.node_ids)} nodes")
+        return self
+
+
+class KeyAdvertisement(_Message):
+    """Set-up reply 1, node -> server: C_u (for the run) and S_{u,1} (first round)."""
+
+    node_id: NodeId
+    enc_public_key: PublicKey
+    mask_public_key: PublicKey
+
+
+class NodePublicKeys(BaseModel):
+    """A node's public keys: C_u (share encryption) and S_{u,1} (first-round masks)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_bytes="base64", val_json_bytes="base64"
+    )
+
+    enc_public_key: PublicKey
+    mask_public_key: PublicKey
+
+
+class KeyBroadcast(_Message):
+    """Set-up exchange 2, server -> every node: the public keys of every advertised node."""
+
+    public_keys: dict[NodeId, NodePublicKeys]
+
+
+class SetupShares(_Message):
+    """Set-up reply 2, node u -> server, per recipient v: Enc_uv(share of s_{u,1}) and
+    Enc_uv(share of b_{u,1}), each nonce | ciphertext."""
+
+    node_id: NodeId
+    key_shares: dict[NodeId, Ciphertext]
+    seed_shares: dict[NodeId, Ciphertext]
+
+
+class RoundRequest(_Message):
+    """Round exchange 1, server -> node u.
+
+    `vectors` maps each tag to its length; `active` is A_r; `mask_public_keys[v]` is
+    S_{v,r} for every v in A_r; `key_shares[v]` is Enc_vu(share of s_{v,r}) and
+    `seed_shares[v]` is Enc_vu(share of b_{v,r}) for every other v in A_r.
+    """
+
+    round: RoundNumber
+    vectors: dict[Tag, Annotated[int, Field(ge=1, le=MAX_VECTOR_LENGTH)]] = Field(min_length=1)
+    active: tuple[NodeId, ...] = Field(min_length=2)
+    mask_public_keys: dict[NodeId, PublicKey]
+    key_shares: dict[NodeId, Ciphertext]
+    seed_shares: dict[NodeId, Ciphertext]
+
+
+class MaskedInput(_Message):
+    """Round reply 1, node -> server: per tag, the masked vector as little-endian uint64."""
+
+    round: RoundNumber
+    node_id: NodeId
+    vectors: dict[Tag, bytes] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> MaskedInput:
+        for tag, data in self.vectors.items():
+            if not data or len(data) % 8:
+                raise ValueError(f"vector {tag!r}: {len(data)} bytes is not a uint64 vector")
+        return self
+
+    def arrays(self) -> dict[str, NDArray[np.uint64]]:
+        """The masked vectors as uint64 arrays."""
+        return {tag: _bytes_to_u64(data) for tag, data in self.vectors.items()}
+
+
+class UnmaskRequest(_Message):
+    """Round exchange 2, server -> every survivor: who survived and who dropped."""
+
+    round: RoundNumber
+    survivors: tuple[NodeId, ...]
+    dropped: tuple[NodeId, ...]
+
+
+class UnmaskShares(_Message):
+    """Round reply 2, node u -> server.
+
+    Revealed: `seed_shares[v]`, u's share of b_{v,r} (v survived), and `key_shares[v]`,
+    u's share of s_{v,r} (v dropped). For the next round, for every other survivor w:
+    `next_mask_public_key` S_{u,r+1}, `next_key_shares[w]` Enc_uw(share of s_{u,r+1})
+    and `next_seed_shares[w]` Enc_uw(share of b_{u,r+1}).
+    """
+
+    round: RoundNumber
+    node_id: NodeId
+    seed_shares: dict[NodeId, ShareValue]
+    key_shares: dict[NodeId, ShareValue]
+    next_mask_public_key: PublicKey
+    next_key_shares: dict[NodeId, Ciphertext]
+    next_seed_shares: dict[NodeId, Ciphertext]
+
+
+# ----------------------------------------------------------------------- crypto core
+
+
+def _info(*parts: str | int | bytes) -> bytes:
+    """Unambiguous HKDF info / AEAD associated data: length-prefixed fields."""
+    out = bytearray(_PROTOCOL)
+    for part in parts:
+        if isinstance(part, int):
+            raw = part.to_bytes(8, "big")
+        elif isinstance(part, str):
+            raw = part.encode()
+        else:
+            raw = part
+        out += len(raw).to_bytes(4, "big") + raw
+    return bytes(out)
+
+
+def _hkdf(secret: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(secret)
+
+
+def _prg(key: bytes, length: int) -> NDArray[np.uint64]:
+    """`length` uint64 words of AES-256-CTR keystream (each key is used for one stream)."""
+    encryptor = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
+    return _bytes_to_u64(encryptor.update(bytes(8 * length)))
+
+
+def _bytes_to_u64(data: bytes) -> NDArray[np.uint64]:
+    return np.frombuffer(data, dtype="<u8").astype(np.uint64, copy=False)
+
+
+def _agree(private_key: bytes | X25519PrivateKey, public_key: bytes) -> bytes:
+    if isinstance(private_key, bytes):
+        private_key = X25519PrivateKey.from_private_bytes(private_key)
+    try:
+        return private_key.exchange(X25519PublicKey.from_public_bytes(public_key))
+    except ValueError as exc:  # low-order point: no usable shared secret
+        raise SecAggError("invalid X25519 public key") from exc
+
+
+def _public_key(private_key: bytes) -> bytes:
+    return X25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes_raw()
+
+
+def self_mask(seed: bytes, *, run_id: str, round: int, tag: str, length: int) -> NDArray[np.uint64]:
+    """PRG(b_{u,r}) for one tag: the self-mask a node adds (Bonawitz et al. 2017)."""
+    return _prg(_hkdf(seed, _info("self", run_id, round, tag)), length)
+
+
+def pairwise_masks(
+    mask_private_key: bytes,
+    node_id: int,
+    peer_public_keys: Mapping[int, bytes],
+    *,
+    run_id: str,
+    round: int,
+    tags: Mapping[str, int],
+) -> dict[str, NDArray[np.uint64]]:
+    """Sum over peers v of +PRG(s_uv) for v > u and -PRG(s_uv) for v < u, per tag.
+
+    Parameters
+    ----------
+    mask_private_key : bytes of length 32
+        s_{u,r}, the round's mask key of node `node_id`.
+    peer_public_keys : mapping node id -> S_v (32 bytes)
+    tags : mapping tag -> vector length
+
+    Returns
+    -------
+    dict tag -> ndarray of shape (length,), dtype uint64
+    """
+    private_key = X25519PrivateKey.from_private_bytes(mask_private_key)
+    secrets = {v: _agree(private_key, pk) for v, pk in peer_public_keys.items()}
+    out = {}
+    for tag, length in tags.items():
+        plus = np.zeros(length, dtype=np.uint64)
+        minus = np.zeros(length, dtype=np.uint64)
+        for v, secret in secrets.items():
+            target = plus if v > node_id else minus
+            target += _prg(_hkdf(secret, _info("pair", run_id, round, tag)), length)
+        out[tag] = plus - minus
+    return out
+
+
+def _share_aad(run_id: str, kind: str, round: int, sender: int, recipient: int) -> bytes:
+    return _info("share", run_id, kind, round, sender, recipient)
+
+
+def _seal_share(key: bytes, y: int, aad: bytes, rng: Rng) -> bytes:
+    nonce = rng(NONCE_BYTES)
+    return nonce + ChaCha20Poly1305(key).encrypt(nonce, shamir.share_to_bytes(y), aad)
+
+
+def _open_share(key: bytes, blob: bytes, aad: bytes) -> int:
+    try:
+        plain = ChaCha20Poly1305(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+        return shamir.share_from_bytes(plain)
+    except (InvalidTag, ValueError) as exc:
+        raise SecAggError("an encrypted share does not authenticate") from exc
+
+
+# ----------------------------------------------------------------------------- client
+
+
+class ClientState(BaseModel):
+    """Everything a node keeps between messages (JSON-serialisable; holds private keys).
+
+    `round` is the round the node is ready for (phase "ready") or has masked in
+    (phase "masked"); `mask_private_key` is s_{u,round} and `seed` is b_{u,round};
+    `key_shares[v]` / `seed_shares[v]` are this node's shares of s_{v,round} /
+    b_{v,round}; `enc_public_keys` the peers' C_v for the run; `excluded` the nodes
+    declared dropped, who may never take part again.
+    """
+
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    node_id: NodeId
+    phase: Literal["new", "advertised", "ready", "masked", "excluded"] = "new"
+    run_id: str = ""
+    threshold: int = 0
+    frac_bits: int = 0
+    roster: tuple[int, ...] = ()
+    round: int = 0
+    enc_private_key: bytes = b""
+    mask_private_key: bytes = b""
+    enc_public_keys: dict[int, PublicKey] = {}
+    active: tuple[int, ...] = ()
+    excluded: tuple[int, ...] = ()
+    key_shares: dict[int, ShareValue] = {}
+    seed: bytes = b""
+    seed_shares: dict[int, ShareValue] = {}
+
+
+class SecAggClient:
+    """Node side of secure aggregation; one method per message received.
+
+    Set-up: `advertise_keys(SetupRequest)`, `share_keys(KeyBroadcast)`. Each round:
+    `mask_input(RoundRequest, vectors)`, `unmask(UnmaskRequest)`. Between messages,
+    keep `to_bytes()` (e.g. in Flower's `context.state`) and restore with `from_bytes`.
+    """
+
+    def __init__(self, node_id: int, *, rng: Rng = os.urandom) -> None:
+        self._state = ClientState(node_id=node_id)
+        self._rng = rng
+        self._enc_private: X25519PrivateKey | None = None  # per-process caches,
+        self._enc_keys: dict[int, bytes] = {}  # never serialised
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, rng: Rng = os.urandom) -> SecAggClient:
+        """Restore a client saved with `to_bytes`."""
+        client = cls(0, rng=rng)
+        client._state = ClientState.model_validate_json(data)
+        return client
+
+    def to_bytes(self) -> bytes:
+        """The client state as JSON bytes (contains private keys: keep it on the node)."""
+        return self._state.model_dump_json().encode()
+
+    @property
+    def state(self) -> ClientState:
+        """A copy of the current state."""
+        return self._state.model_copy(deep=True)
+
+    # -- set-up
+
+    def advertise_keys(self, request: SetupRequest) -> KeyAdvertisement:
+        """Set-up step 1: draw the two X25519 key pairs and publish their public halves."""
+        st = self._state
+        self._expect_phase("new")
+        if st.node_id not in request.node_ids:
+            raise SecAggError(f"node {st.node_id} is not in the roster")
+        st.run_id, st.roster = request.run_id, request.node_ids
+        st.threshold, st.frac_bits = request.threshold, request.frac_bits
+        st.enc_private_key = self._rng(KEY_BYTES)
+        st.mask_private_key = self._rng(KEY_BYTES)
+        st.phase = "advertised"
+        return KeyAdvertisement(
+            run_id=st.run_id,
+            node_id=st.node_id,
+            enc_public_key=_public_key(st.enc_private_key),
+            mask_public_key=_public_key(st.mask_private_key),
+        )
+
+    def share_keys(self, broadcast: KeyBroadcast) -> SetupShares:
+        """Set-up step 2: Shamir-share s_{u,1} and b_{u,1}, encrypted for every other node."""
+        st = self._state
+        self._expect_phase("advertised")
+        self._expect_run(broadcast.run_id)
+        keys = broadcast.public_keys
+        mine = keys.get(st.node_id)
+        if mine is None or mine != NodePublicKeys(
+            enc_public_key=_public_key(st.enc_private_key),
+            mask_public_key=_public_key(st.mask_private_key),
+        ):
+            raise SecAggError("the broadcast does not carry this node's own public keys")
+        if not set(keys) <= set(st.roster):
+            raise SecAggError(
+                f"unknown node ids in the broadcast: {sorted(set(keys) - set(st.roster))}"
+            )
+        if len(keys) < st.threshold:
+            raise SecAggError(
+                f"only {len(keys)} nodes advertised keys; threshold is {st.threshold}"
+            )
+        all_keys = [k.enc_public_key for k in keys.values()] + [
+            k.mask_public_key for k in keys.values()
+        ]
+        if len(set(all_keys)) != len(all_keys):
+            raise SecAggError("public keys in the broadcast are not distinct")
+        st.enc_public_keys = {v: k.enc_public_key for v, k in keys.items()}
+        st.active = tuple(sorted(keys))
+        key_ct, seed_ct = self._share_round_secrets(1, st.active)
+        st.round, st.phase = 1, "ready"
+        return SetupShares(
+            run_id=st.run_id, node_id=st.node_id, key_shares=key_ct, seed_shares=seed_ct
+        )
+
+    # -- rounds
+
+    def mask_input(self, request: RoundRequest, vectors: Mapping[str, ArrayLike]) -> MaskedInput:
+        """Round step 1: encode `vectors` (tag -> float vector) and mask them.
+
+        Raises FixedPointOverflowError if a value could overflow a sum over the roster.
+        """
+        st = self._state
+        self._expect_phase("ready")
+        self._expect_run(request.run_id)
+        if request.round != st.round:
+            raise SecAggError(
+                f"request for round {request.round}, this node is at round {st.round}"
+            )
+        active = request.active
+        if st.node_id not in active:
+            raise SecAggError("this node is not in the round's active set")
+        if not set(active) <= set(st.active) or len(set(active)) != len(active):
+            raise SecAggError("the active set may only shrink: it lists nodes that left the run")
+        if len(active) < st.threshold:
+            raise SecAggError(f"{len(active)} active nodes, below threshold {st.threshold}")
+        if set(vectors) != set(request.vectors):
+            raise SecAggError(
+                f"vectors {sorted(vectors)} do not match the request {sorted(request.vectors)}"
+            )
+        peers = [v for v in active if v != st.node_id]
+        mask_keys = request.mask_public_keys
+        if set(mask_keys) != set(active) or len(set(mask_keys.values())) != len(active):
+            raise SecAggError("the request must carry one distinct mask key per active node")
+        if mask_keys[st.node_id] != _public_key(st.mask_private_key):
+            raise SecAggError("the request does not carry this node's own mask key")
+        self._expect_senders(request.key_shares, peers, "mask key shares")
+        self._expect_senders(request.seed_shares, peers, "self-mask seed shares")
+        key_shares = {v: self._open(request.key_shares[v], "mask-key", st.round, v) for v in peers}
+        seed_shares = {v: self._open(request.seed_shares[v], "seed", st.round, v) for v in peers}
+
+        encoded = {}
+        for tag, length in request.vectors.items():
+            x = np.asarray(vectors[tag], dtype=np.float64)
+            if x.shape != (length,):
+                raise SecAggError(f"vector {tag!r} has shape {x.shape}, expected ({length},)")
+            encoded[tag] = fixed_point.encode(x, frac_bits=st.frac_bits, max_nodes=len(st.roster))
+        masks = pairwise_masks(
+            st.mask_private_key,
+            st.node_id,
+            {v: mask_keys[v] for v in peers},
+            run_id=st.run_id,
+            round=st.round,
+            tags=request.vectors,
+        )
+        masked = {}
+        for tag, length in request.vectors.items():
+            b = self_mask(st.seed, run_id=st.run_id, round=st.round, tag=tag, length=length)
+            masked[tag] = (encoded[tag] + b + masks[tag]).astype("<u8").tobytes()
+
+        st.key_shares.update({v: shamir.share_to_bytes(y) for v, y in key_shares.items()})
+        st.seed_shares.update({v: shamir.share_to_bytes(y) for v, y in seed_shares.items()})
+        st.active, st.phase = tuple(active), "masked"
+        return MaskedInput(run_id=st.run_id, round=st.round, node_id=st.node_id, vectors=masked)
+
+    def unmask(self, request: UnmaskRequest) -> UnmaskShares:
+        """Round step 2: reveal b-shares of survivors and s-shares of dropped nodes, and
+        send the next round's fresh mask public key and encrypted shares of s_{u,r+1}
+        and b_{u,r+1}.
+
+        Never reveals both kinds for one node: a node listed as dropped is excluded for
+        the rest of the run, and a request listing this node as dropped is refused.
+        """
+        st = self._state
+        self._expect_phase("masked")
+        self._expect_run(request.run_id)
+        if request.round != st.round:
+            raise SecAggError(
+                f"unmask request for round {request.round}, this node is at round {st.round}"
+            )
+        survivors, dropped = set(request.survivors), set(request.dropped)
+        if len(survivors) != len(request.survivors) or len(dropped) != len(request.dropped):
+            raise SecAggError("duplicate node ids in the unmask request")
+        if survivors & dropped or survivors | dropped != set(st.active):
+            raise SecAggError("survivors and dropped must partition the round's active set")
+        if st.node_id in dropped:
+            st.phase = "excluded"
+            raise SecAggError("this node was declared dropped; it takes no further part")
+        if len(survivors) < st.threshold:
+            raise SecAggError(f"{len(survivors)} survivors, below threshold {st.threshold}")
+        reply_seed = {v: st.seed_shares[v] for v in sorted(survivors)}
+        reply_key = {v: st.key_shares[v] for v in sorted(dropped)}
+        next_active, next_round = tuple(sorted(survivors)), st.round + 1
+        st.mask_private_key = self._rng(KEY_BYTES)
+        next_key_ct, next_seed_ct = self._share_round_secrets(next_round, next_active)
+        st.excluded = tuple(sorted(set(st.excluded) | dropped))
+        st.active, st.round, st.phase = next_active, next_round, "ready"
+        return UnmaskShares(
+            run_id=st.run_id,
+            round=request.round,
+            node_id=st.node_id,
+            seed_shares=reply_seed,
+            key_shares=reply_key,
+            next_mask_public_key=_public_key(st.mask_private_key),
+            next_key_shares=next_key_ct,
+            next_seed_shares=next_seed_ct,
+        )
+
+    # -- helpers
+
+    def _share_round_secrets(
+        self, round: int, recipients: Sequence[int]
+    ) -> tuple[dict[int, bytes], dict[int, bytes]]:
+        """Share s_{u,round} (already drawn) and a freshly drawn b_{u,round}.
+
+        Keeps the own shares; returns, per other recipient, the encrypted key shares
+        and seed shares.
+        """
+        st = self._state
+        st.seed = self._rng(KEY_BYTES)
+        key_ct, own_key = self._share_secret(st.mask_private_key, "mask-key", round, recipients)
+        seed_ct, own_seed = self._share_secret(st.seed, "seed", round, recipients)
+        st.key_shares, st.seed_shares = {st.node_id: own_key}, {st.node_id: own_seed}
+        return key_ct, seed_ct
+
+    def _share_secret(
+        self, secret: bytes, kind: str, round: int, recipients: Sequence[int]
+    ) -> tuple[dict[int, bytes], bytes]:
+        """Shamir shares of `secret`: (encrypted per other recipient, own share)."""
+        st = self._state
+        shares = shamir.split(
+            int.from_bytes(secret, "big"), n=len(st.roster), t=st.threshold, rng=self._rng
+        )
+        ciphertexts = {}
+        for v in recipients:
+            if v != st.node_id:
+                aad = _share_aad(st.run_id, kind, round, st.node_id, v)
+                y = shares[st.roster.index(v)].y
+                ciphertexts[v] = _seal_share(self._enc_key(v), y, aad, self._rng)
+        return ciphertexts, shamir.share_to_bytes(shares[st.roster.index(st.node_id)].y)
+
+    def _open(self, blob: bytes, kind: str, round: int, sender: int) -> int:
+        aad = _share_aad(self._state.run_id, kind, round, sender, self._state.node_id)
+        return _open_share(self._enc_key(sender), blob, aad)
+
+    def _enc_key(self, peer: int) -> bytes:
+        """The ChaCha20-Poly1305 key shared with `peer`, HKDF(X25519(c_u, C_v))."""
+        if peer not in self._enc_keys:
+            st = self._state
+            if self._enc_private is None:
+                self._enc_private = X25519PrivateKey.from_private_bytes(st.enc_private_key)
+            secret = _agree(self._enc_private, st.enc_public_keys[peer])
+            self._enc_keys[peer] = _hkdf(secret, _info("enc", st.run_id))
+        return self._enc_keys[peer]
+
+    def _expect_phase(self, phase: str) -> None:
+        if self._state.phase != phase:
+            raise SecAggError(f"unexpected message: client is in phase {self._state.phase!r}")
+
+    def _expect_run(self, run_id: str) -> None:
+        if run_id != self._state.run_id:
+            raise SecAggError(
+                f"message for run {run_id!r}, this client is in run {self._state.run_id!r}"
+            )
+
+    @staticmethod
+    def _expect_senders(got: Mapping[int, bytes], expected: Sequence[int], what: str) -> None:
+        if set(got) != set(expected):
+            raise SecAggError(f"{what}: expected senders {sorted(expected)}, got {sorted(got)}")
+
+
+# ----------------------------------------------------------------------------- server
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """The unmasked sums of one round and who contributed to them."""
+
+    round: int
+    sums: dict[str, NDArray[np.float64]]
+    survivors: tuple[int, ...]
+    dropped: tuple[int, ...]
+
+
+class SecAggServer:
+    """Server side of secure aggregation; one method per step, messages in and out.
+
+    Set-up: `setup_request`, `receive_keys`* , `key_broadcast`, `receive_setup_shares`*,
+    `finish_setup`. Each round: `round_requests`, `receive_masked`*, `unmask_request`,
+    `receive_unmask_shares`*, `finish_round` (* once per node reply). A message that
+    does not fit the current step raises SecAggError and changes nothing.
+    """
+
+    def __init__(self, *, run_id: str, threshold: int, frac_bits: int = 24) -> None:
+        self.run_id = run_id
+        self.threshold = threshold
+        self.frac_bits = frac_bits
+        self.phase: str = "new"
+        self.round = 0
+        self.roster: tuple[int, ...] = ()
+        self.active: tuple[int, ...] = ()
+        self._keys: dict[int, NodePublicKeys] = {}  # C_v for the run, S_{v,1}
+        self._mask_keys: dict[int, bytes] = {}  # S_{v,r} of the current round
+        self._key_ct: dict[int, dict[int, bytes]] = {}  # sender -> recipient -> Enc(s share)
+        self._seed_ct: dict[int, dict[int, bytes]] = {}  # sender -> recipient -> Enc(b share)
+        self._vectors: dict[str, int] = {}
+        self._masked: dict[int, dict[str, NDArray[np.uint64]]] = {}
+        self._survivors: tuple[int, ...] = ()
+        self._dropped: tuple[int, ...] = ()
+        self._unmask: dict[int, UnmaskShares] = {}
+
+    # -- set-up
+
+    def setup_request(self, node_ids: Sequence[int]) -> SetupRequest:
+        """Set-up exchange 1: the same request for every node of the roster."""
+        self._expect_phase("new")
+        request = SetupRequest(
+            run_id=self.run_id,
+            node_ids=tuple(node_ids),
+            threshold=self.threshold,
+            frac_bits=self.frac_bits,
+        )
+        if 2 * self.threshold <= len(node_ids):
+            warnings.warn(
+                f"threshold {self.threshold} <= n/2 = {len(node_ids) / 2}; t > n/2 is recommended",
+                stacklevel=2,
+            )
+        self.roster, self.phase = request.node_ids, "keys"
+        return request
+
+    def receive_keys(self, message: KeyAdvertisement) -> None:
+        """Record one node's public keys."""
+        self._expect_phase("keys")
+        self._expect_node(message, self.roster, self._keys)
+        self._keys[message.node_id] = NodePublicKeys(
+            enc_public_key=message.enc_public_key, mask_public_key=message.mask_public_key
+        )
+
+    def key_broadcast(self) -> KeyBroadcast:
+        """Set-up exchange 2: relay every advertised key pair to every node."""
+        self._expect_phase("keys")
+        self._expect_enough(len(self._keys), "nodes advertised keys")
+        self.phase = "shares"
+        return KeyBroadcast(run_id=self.run_id, public_keys=dict(sorted(self._keys.items())))
+
+    def receive_setup_shares(self, message: SetupShares) -> None:
+        """Store one node's encrypted key and first-seed shares for relaying."""
+        self._expect_phase("shares")
+        self._expect_node(message, tuple(self._keys), self._key_ct)
+        others = set(self._keys) - {message.node_id}
+        if set(message.key_shares) != others or set(message.seed_shares) != others:
+            raise SecAggError(
+                f"node {message.node_id}: shares must address exactly {sorted(others)}"
+            )
+        self._key_ct[message.node_id] = dict(message.key_shares)
+        self._seed_ct[message.node_id] = dict(message.seed_shares)
+
+    def finish_setup(self) -> None:
+        """Close set-up: the nodes that sent their shares form the first active set."""
+        self._expect_phase("shares")
+        self._expect_enough(len(self._key_ct), "nodes completed set-up")
+        self.active, self.round, self.phase = tuple(sorted(self._key_ct)), 1, "ready"
+        self._mask_keys = {v: self._keys[v].mask_public_key for v in self.active}
+
+    # -- rounds
+
+    def round_requests(self, vectors: Mapping[str, int]) -> dict[int, RoundRequest]:
+        """Round exchange 1: one request per active node (tag -> vector length)."""
+        self._expect_phase("ready")
+        self._expect_enough(len(self.active), "active nodes")
+        requests = {}
+        for u in self.active:
+            peers = [v for v in self.active if v != u]
+            requests[u] = RoundRequest(
+                run_id=self.run_id,
+                round=self.round,
+                vectors=dict(vectors),
+                active=self.active,
+                mask_public_keys={v: self._mask_keys[v] for v in self.active},
+                key_shares={v: self._key_ct[v][u] for v in peers},
+                seed_shares={v: self._seed_ct[v][u] for v in peers},
+            )
+        self._vectors, self._masked = dict(vectors), {}
+        self.phase = "masking"
+        return requests
+
+    def receive_masked(self, message: MaskedInput) -> None:
+        """Record one masked input; rejects other runs/rounds, unknown or late nodes."""
+        if self.phase != "masking":
+            raise SecAggError(
+                f"masked input from node {message.node_id} for round {message.round} "
+                f"arrived while the server is in phase {self.phase!r} of round {self.round}"
+            )
+        self._expect_round(message.round)
+        self._expect_node(message, self.active, self._masked)
+        arrays = message.arrays()
+        if {t: len(a) for t, a in arrays.items()} != self._vectors:
+            raise SecAggError(
+                f"node {message.node_id}: vectors { ({t: len(a) for t, a in arrays.items()}) } "
+                f"do not match the request {self._vectors}"
+            )
+        self._masked[message.node_id] = arrays
+
+    def unmask_request(self) -> UnmaskRequest:
+        """Round exchange 2: close collection; survivors are the nodes whose input arrived."""
+        self._expect_phase("masking")
+        if len(self._masked) < self.threshold:
+            self.phase = "failed"
+            raise SecAggError(
+                f"only {len(self._masked)} masked inputs arrived, below threshold {self.threshold}"
+            )
+        self._survivors = tuple(sorted(self._masked))
+        self._dropped = tuple(v for v in self.active if v not in self._masked)
+        self._unmask, self.phase = {}, "unmasking"
+        return UnmaskRequest(
+            run_id=self.run_id, round=self.round, survivors=self._survivors, dropped=self._dropped
+        )
+
+    def receive_unmask_shares(self, message: UnmaskShares) -> None:
+        """Record one node's revealed shares and its encrypted next-round seed shares."""
+        self._expect_phase("unmasking")
+        self._expect_round(message.round)
+        self._expect_node(message, self._survivors, self._unmask)
+        others = set(self._survivors) - {message.node_id}
+        if (
+            set(message.seed_shares) != set(self._survivors)
+            or set(message.key_shares) != set(self._dropped)
+            or set(message.next_key_shares) != others
+            or set(message.next_seed_shares) != others
+        ):
+            raise SecAggError(f"node {message.node_id}: shares do not match the unmask request")
+        try:
+            for share in [*message.seed_shares.values(), *message.key_shares.values()]:
+                shamir.share_from_bytes(share)
+        except ValueError as exc:
+            raise SecAggError(f"node {message.node_id}: {exc}") from exc
+        self._unmask[message.node_id] = message
+
+    def finish_round(self) -> RoundResult:
+        """Reconstruct the masks from t answers, unmask and decode the sums.
+
+        Nodes that answered form the next active set. Raises SecAggError with fewer than
+        t answers and FixedPointOverflowError if the sum is out of range.
+        """
+        self._expect_phase("unmasking")
+        if len(self._unmask) < self.threshold:
+            self.phase = "failed"
+            raise SecAggError(
+                f"only {len(self._unmask)} nodes revealed shares, below threshold {self.threshold}"
+            )
+        helpers = sorted(self._unmask)[: self.threshold]
+        weights = shamir.lagrange_at_zero([self.roster.index(w) + 1 for w in helpers])
+
+        def reveal(field: str, owner: int) -> bytes:
+            y = (
+                sum(
+                    weight * shamir.share_from_bytes(getattr(self._unmask[w], field)[owner])
+                    for weight, w in zip(weights, helpers, strict=True)
+                )
+                % shamir.PRIME
+            )
+            if y >= 2 ** (8 * KEY_BYTES):
+                raise SecAggError(f"shares of node {owner} are inconsistent")
+            return y.to_bytes(KEY_BYTES, "big")
+
+        seeds = {v: reveal("seed_shares", v) for v in self._survivors}
+        dropped_keys = {v: reveal("key_shares", v) for v in self._dropped}
+        for v, key in dropped_keys.items():
+            if _public_key(key) != self._mask_keys[v]:
+                raise SecAggError(
+                    f"reconstructed mask key of node {v} does not match its public key"
+                )
+
+        totals = {t: np.zeros(n, dtype=np.uint64) for t, n in self._vectors.items()}
+        for u in self._survivors:
+            for tag, n in self._vectors.items():
+                totals[tag] += self._masked[u][tag]
+                totals[tag] -= self_mask(
+                    seeds[u], run_id=self.run_id, round=self.round, tag=tag, length=n
+                )
+        survivor_keys = {u: self._mask_keys[u] for u in self._survivors}
+        for v, key in dropped_keys.items():
+            # survivors added -(v's own masks towards them); add v's masks back to cancel
+            masks = pairwise_masks(
+                key, v, survivor_keys, run_id=self.run_id, round=self.round, tags=self._vectors
+            )
+            for tag in totals:
+                totals[tag] += masks[tag]
+        sums = {
+            tag: fixed_point.decode(
+                total,
+                frac_bits=self.frac_bits,
+                n_summands=len(self._survivors),
+                max_nodes=len(self.roster),
+            )
+            for tag, total in totals.items()
+        }
+        result = RoundResult(self.round, sums, self._survivors, self._dropped)
+        self.active = tuple(sorted(self._unmask))
+        replies = [self._unmask[u] for u in self.active]
+        self._mask_keys = {m.node_id: m.next_mask_public_key for m in replies}
+        self._key_ct = {m.node_id: dict(m.next_key_shares) for m in replies}
+        self._seed_ct = {m.node_id: dict(m.next_seed_shares) for m in replies}
+        self.round, self.phase = self.round + 1, "ready"
+        self._masked, self._unmask = {}, {}
+        return result
+
+    # -- checks
+
+    def _expect_phase(self, phase: str) -> None:
+        if self.phase != phase:
+            raise SecAggError(f"server is in phase {self.phase!r}, not {phase!r}")
+
+    def _expect_round(self, round: int) -> None:
+        if round != self.round:
+            raise SecAggError(f"message for round {round}, the server is at round {self.round}")
+
+    def _expect_node(
+        self,
+        message: KeyAdvertisement | SetupShares | MaskedInput | UnmaskShares,
+        allowed: Collection[int],
+        seen: Collection[int],
+    ) -> None:
+        node = message.node_id
+        if message.run_id != self.run_id:
+            raise SecAggError(f"message for run {message.run_id!r}, not {self.run_id!r}")
+        if node not in allowed:
+            raise SecAggError(f"node {node} is unknown or not part of this step")
+        if node in seen:
+            raise SecAggError(f"node {node} already answered this step")
+
+    def _expect_enough(self, count: int, what: str) -> None:
+        if count < self.threshold:
+            self.phase = "failed"
+            raise SecAggError(f"only {count} {what}, below threshold {self.threshold}")
+
+
+# ---------------------------------------------------------------------- local driver
+
+
+def run_local_secure_sum(
+    inputs: Sequence[Mapping[int, Mapping[str, ArrayLike]]],
+    *,
+    threshold: int,
+    frac_bits: int = 24,
+    run_id: str = "local",
+    drop_before_masking: Mapping[int, Collection[int]] | None = None,
+    drop_after_masking: Mapping[int, Collection[int]] | None = None,
+    rng: Rng = os.urandom,
+    serialise: bool = True,
+) -> list[RoundResult]:
+    """Run set-up and one secure sum per entry of `inputs`, all in this process.
+
+    Parameters
+    ----------
+    inputs : sequence over rounds of {node id: {tag: float vector}}
+        The roster is the node ids of the first round; every node still active in a
+        round must have an entry.
+    drop_before_masking, drop_after_masking : {round (1-based): node ids}
+        Nodes whose masked input is lost in that round, or that vanish after sending it
+        (they do not answer the unmask request).
+    serialise : bool
+        Round-trip every client through `to_bytes`/`from_bytes` and every message
+        through JSON, as a deployment (fresh process per message) would.
+
+    Returns
+    -------
+    list of RoundResult, one per round.
+    """
+    before = {r: set(v) for r, v in (drop_before_masking or {}).items()}
+    after = {r: set(v) for r, v in (drop_after_masking or {}).items()}
+    roster = sorted(inputs[0])
+    clients: dict[int, SecAggClient | bytes] = {u: SecAggClient(u, rng=rng) for u in roster}
+
+    def call(u: int, method: str, *args: object) -> _Message:
+        stored = clients[u]
+        client = SecAggClient.from_bytes(stored, rng=rng) if isinstance(stored, bytes) else stored
+        reply = getattr(client, method)(*args)
+        clients[u] = client.to_bytes() if serialise else client
+        return type(reply).model_validate_json(reply.model_dump_json()) if serialise else reply
+
+    server = SecAggServer(run_id=run_id, threshold=threshold, frac_bits=frac_bits)
+    request = server.setup_request(roster)
+    for u in roster:
+        server.receive_keys(call(u, "advertise_keys", request))
+    broadcast = server.key_broadcast()
+    for u in roster:
+        server.receive_setup_shares(call(u, "share_keys", broadcast))
+    server.finish_setup()
+
+    results = []
+    for r, round_inputs in enumerate(inputs, start=1):
+        first = round_inputs[server.active[0]]
+        spec = {tag: len(np.asarray(vec)) for tag, vec in first.items()}
+        for u, req in server.round_requests(spec).items():
+            reply = call(u, "mask_input", req, round_inputs[u])
+            if u not in before.get(r, set()):
+                server.receive_masked(reply)
+        unmask_request = server.unmask_request()
+        for u in unmask_request.survivors:
+            if u not in after.get(r, set()):
+                server.receive_unmask_shares(call(u, "unmask", unmask_request))
+        results.append(server.finish_round())
+    return results
