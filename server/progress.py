@@ -1,9 +1,14 @@
-"""Live progress of a run in the terminal (rich): phase lines and a Lloyd-round bar."""
+"""Live progress of a run in the terminal (rich): one line per phase and per Lloyd round.
+
+Plain lines rather than a redrawn bar, so progress also reads well in CI logs and when
+piped to a file.
+"""
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from server.orchestrator import Event
 
@@ -13,25 +18,26 @@ class ProgressView:
 
     def __init__(self, console: Console, max_rounds: int) -> None:
         self.console = console
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
-        )
-        self.task = self.progress.add_task("Lloyd rounds", total=max_rounds, info="", start=False)
+        self.max_rounds = max_rounds
+        self.start = time.perf_counter()
 
     def __enter__(self) -> ProgressView:
-        self.progress.__enter__()
+        self.start = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
+        return None
 
     def on_event(self, event: Event) -> None:
+        elapsed = f"[dim]{time.perf_counter() - self.start:6.1f}s[/dim]"
         if event.phase == "lloyd":
-            self.progress.start_task(self.task)
-            best = ", ".join(f"k={k}: {v:,.0f}" for k, v in sorted(event.detail["inertia"].items()))
-            info = f"{event.detail['converged']}/{event.detail['candidates']} converged | inertia {best}"
-            self.progress.update(self.task, completed=event.round, info=info[:110])
+            d = event.detail
+            best = min(d["inertia"].items(), key=lambda kv: kv[0])
+            line = (
+                f"round {event.round:>2}/{self.max_rounds}: {d['converged']}/{d['candidates']} "
+                f"candidates converged; inertia k={best[0]} {best[1]:,.0f}"
+            )
+            self.console.print(f"{elapsed} [green]{'lloyd':>11}[/green] {line}", highlight=False)
             return
         style = "yellow" if event.phase == "node-failed" else "cyan"
-        self.progress.console.print(f"[{style}]{event.phase:>11}[/{style}] {event.message}", highlight=False)
+        self.console.print(f"{elapsed} [{style}]{event.phase:>11}[/{style}] {event.message}", highlight=False)

@@ -25,6 +25,7 @@ from server.orchestrator import Event, RunError
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
 
 def write_partitions(frames: list[pd.DataFrame], schema: FeatureSchema, folder: Path) -> None:
