@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flwr.app import Context, Message
+from flwr.app import ConfigRecord, Context, Message
 from flwr.clientapp import ClientApp
 
 from client.handlers import handle
 from client.records import from_content, to_content
 from client.source import node_data
 from common.wire import NodeFailure, WireError, decode_request, encode
+
+
+STATE_RECORD = "fedseg-state"  # secure-aggregation keys, kept on the node between messages
 
 
 def make_client_app(run_config_overrides: Mapping[str, Any] | None = None) -> ClientApp:
@@ -27,7 +30,11 @@ def make_client_app(run_config_overrides: Mapping[str, Any] | None = None) -> Cl
         except WireError as exc:
             return Message(to_content(encode(NodeFailure(error=str(exc)))), reply_to=msg)
         data = node_data(dict(context.node_config), {**dict(context.run_config), **overrides})
-        return Message(to_content(encode(handle(request, data))), reply_to=msg)
+        saved = context.state.config_records.get(STATE_RECORD)
+        state = {k: v for k, v in (saved or {}).items() if isinstance(v, bytes)}
+        reply = handle(request, data, state, context.node_id)
+        context.state.config_records[STATE_RECORD] = ConfigRecord(state)
+        return Message(to_content(encode(reply)), reply_to=msg)
 
     return client_app
 

@@ -17,7 +17,10 @@ from client.data import DataError
 from common import coreset, kmeans
 from common.preprocessing import LocalTable, encode_table, local_prepare_stats
 from common.profiles import local_profile_stats
+from common.fixed_point import FixedPointOverflowError
 from common.schema import FeatureSchema
+from common.secure_aggregation import SecAggClient, SecAggError
+from common.secure_layout import flatten, layout_and_bounds
 from common.wire import (
     BucketCountsReply,
     BucketCountsRequest,
@@ -30,9 +33,19 @@ from common.wire import (
     PrepareRequest,
     ProfileReply,
     ProfileRequest,
+    ReadyReply,
     Reply,
     Request,
     Scaler,
+    SecureBroadcastRequest,
+    SecureKeysReply,
+    SecureMaskedReply,
+    SecureRoundRequest,
+    SecureSetupRequest,
+    SecureSharesReply,
+    SecureUnmaskReply,
+    SecureUnmaskRequest,
+    ValidateRequest,
 )
 
 TableLoader = Callable[[FeatureSchema], LocalTable]
@@ -74,12 +87,18 @@ class NodeData:
             cache.popitem(last=False)
 
 
-def handle(request: Request, data: NodeData) -> Reply:
-    """Answer one request; data problems become a `NodeFailure` reply."""
+def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = None, node_id: int = 0) -> Reply:
+    """Answer one request; data and protocol problems become a `NodeFailure` reply.
+
+    `state` keeps the node's secure-aggregation keys between messages (Flower's
+    `context.state`); `node_id` is this node's id as the server knows it.
+    """
     try:
+        if type(request) in _SECURE:
+            return _SECURE[type(request)](request, data, state if state is not None else {}, node_id)
         return _HANDLERS[type(request)](request, data)
-    except DataError as exc:
-        return NodeFailure(error=str(exc))
+    except (DataError, SecAggError, FixedPointOverflowError) as exc:
+        return NodeFailure(error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, DataError) else str(exc))
 
 
 def _prepare(req: PrepareRequest, data: NodeData) -> PrepareReply:
@@ -129,4 +148,59 @@ _HANDLERS = {
     BucketSumsRequest: _bucket_sums,
     LloydRequest: _lloyd,
     ProfileRequest: _profile,
+}
+
+
+# ---- secure mode ----------------------------------------------------------------------
+
+_STATE_KEY = "secagg"
+
+
+def _client(state: dict[str, bytes]) -> SecAggClient:
+    if _STATE_KEY not in state:
+        raise SecAggError("no secure-aggregation state on this node: set-up did not happen here")
+    return SecAggClient.from_bytes(state[_STATE_KEY])
+
+
+def _validate(req: ValidateRequest, data: NodeData, state: dict, node_id: int) -> ReadyReply:
+    data.table(req.schema_)
+    return ReadyReply()
+
+
+def _setup(req: SecureSetupRequest, data: NodeData, state: dict, node_id: int) -> SecureKeysReply:
+    client = SecAggClient(node_id)
+    keys = client.advertise_keys(req.setup)
+    state[_STATE_KEY] = client.to_bytes()
+    return SecureKeysReply(keys=keys)
+
+
+def _broadcast(req: SecureBroadcastRequest, data: NodeData, state: dict, node_id: int) -> SecureSharesReply:
+    client = _client(state)
+    shares = client.share_keys(req.broadcast)
+    state[_STATE_KEY] = client.to_bytes()
+    return SecureSharesReply(shares=shares)
+
+
+def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id: int) -> Reply:
+    reply = _HANDLERS[type(req.inner)](req.inner, data)
+    layout, _ = layout_and_bounds(req.inner)
+    client = _client(state)
+    masked = client.mask_input(req.round, flatten(reply, layout, req.scales))
+    state[_STATE_KEY] = client.to_bytes()
+    return SecureMaskedReply(masked=masked)
+
+
+def _secure_unmask(req: SecureUnmaskRequest, data: NodeData, state: dict, node_id: int) -> SecureUnmaskReply:
+    client = _client(state)
+    shares = client.unmask(req.unmask)
+    state[_STATE_KEY] = client.to_bytes()
+    return SecureUnmaskReply(shares=shares)
+
+
+_SECURE = {
+    ValidateRequest: _validate,
+    SecureSetupRequest: _setup,
+    SecureBroadcastRequest: _broadcast,
+    SecureRoundRequest: _secure_round,
+    SecureUnmaskRequest: _secure_unmask,
 }

@@ -30,6 +30,9 @@ class RunConfig(BaseModel):
     min_segment_size: int = Field(default=10, ge=1)
     init_tables: int = Field(default=4, ge=1, le=16, description="coreset hash tables")
     init_bits: int = Field(default=10, ge=2, le=14, description="hyperplanes per table")
+    secure: bool = Field(default=False, description="secure aggregation of every reply")
+    max_dropout: float = Field(default=0.34, ge=0.0, lt=0.5, description="secure mode: tolerated node loss")
+    max_records_per_node: int = Field(default=10_000_000, ge=1, description="sizes fixed point")
     selection: str = Field(default="silhouette", pattern="^(silhouette|calinski_harabasz|davies_bouldin)$")
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
 )
 
+from common import secure_aggregation as sa
 from common.schema import FeatureSchema
 
 PROTOCOL = "fedseg-wire/1"
@@ -122,8 +123,51 @@ class ProfileRequest(_Req):
     centroids: NDArray  # (k, d)
 
 
-Request = Annotated[
+PhaseRequest = Annotated[
     Union[PrepareRequest, BucketCountsRequest, BucketSumsRequest, LloydRequest, ProfileRequest],
+    Field(discriminator="phase"),
+]
+
+
+# ---- secure mode: the same phase requests, wrapped in secure-aggregation steps --------
+
+
+class ValidateRequest(_Req):
+    """Secure mode, first exchange: validate the table; the reply says only 'ready'."""
+
+    phase: Literal["validate"] = "validate"
+
+
+class SecureSetupRequest(_Msg):
+    phase: Literal["secure_setup"] = "secure_setup"
+    setup: sa.SetupRequest
+
+
+class SecureBroadcastRequest(_Msg):
+    phase: Literal["secure_broadcast"] = "secure_broadcast"
+    broadcast: sa.KeyBroadcast
+
+
+class SecureRoundRequest(_Msg):
+    """A phase request whose reply goes back masked, field by field divided by `scales`."""
+
+    phase: Literal["secure_round"] = "secure_round"
+    inner: PhaseRequest
+    round: sa.RoundRequest
+    scales: dict[str, float]
+
+
+class SecureUnmaskRequest(_Msg):
+    phase: Literal["secure_unmask"] = "secure_unmask"
+    unmask: sa.UnmaskRequest
+
+
+Request = Annotated[
+    Union[
+        PrepareRequest, BucketCountsRequest, BucketSumsRequest, LloydRequest, ProfileRequest,
+        ValidateRequest, SecureSetupRequest, SecureBroadcastRequest, SecureRoundRequest,
+        SecureUnmaskRequest,
+    ],
     Field(discriminator="phase"),
 ]
 
@@ -175,9 +219,34 @@ class ProfileReply(_Msg):
     category_counts: NDArray  # (k, n_onehot)
 
 
+class ReadyReply(_Msg):
+    phase: Literal["ready"] = "ready"
+
+
+class SecureKeysReply(_Msg):
+    phase: Literal["secure_keys"] = "secure_keys"
+    keys: sa.KeyAdvertisement
+
+
+class SecureSharesReply(_Msg):
+    phase: Literal["secure_shares"] = "secure_shares"
+    shares: sa.SetupShares
+
+
+class SecureMaskedReply(_Msg):
+    phase: Literal["secure_masked"] = "secure_masked"
+    masked: sa.MaskedInput
+
+
+class SecureUnmaskReply(_Msg):
+    phase: Literal["secure_unmasked"] = "secure_unmasked"
+    shares: sa.UnmaskShares
+
+
 Reply = Annotated[
     Union[
-        NodeFailure, PrepareReply, BucketCountsReply, BucketSumsReply, LloydReply, ProfileReply
+        NodeFailure, PrepareReply, BucketCountsReply, BucketSumsReply, LloydReply, ProfileReply,
+        ReadyReply, SecureKeysReply, SecureSharesReply, SecureMaskedReply, SecureUnmaskReply,
     ],
     Field(discriminator="phase"),
 ]

@@ -32,10 +32,15 @@ from common.wire import (
     PrepareRequest,
     ProfileReply,
     ProfileRequest,
+    ReadyReply,
     Reply,
     Request,
     Scaler,
+    ValidateRequest,
 )
+from common.secure_aggregation import SecAggError
+from common.secure_layout import BoundsMissing, require_bounds
+from server.secure_channel import SecureAggregationFailed, SecureChannel
 
 
 class RunError(RuntimeError):
@@ -101,27 +106,64 @@ class Orchestrator:
         self.rounds = 0
         self.emit = on_event
         self.rng = np.random.default_rng(config.seed)
+        self.secure: SecureChannel | None = None
+        self.lloyd_rounds = 0
 
     # ---- exchanges ----------------------------------------------------------------
 
     def exchange(self, request: Request, expect: type) -> list[Reply]:
-        """Send one request to every active node; drop the nodes that fail or go silent."""
+        """One phase request to every active node; in secure mode the only reply is the
+        sum over the survivors. Nodes that fail or go silent are dropped."""
+        if self.secure is None:
+            return list(self._send_each({nid: request for nid in self.active}, expect).values())
+        try:
+            summed, active = self.secure.aggregate(request, expect)
+        except SecureAggregationFailed as exc:
+            raise RunError(f"secure aggregation failed: {exc}") from exc
+        for nid in [n for n in self.active if n not in active]:
+            self._drop(nid, "left during secure aggregation")
+        self._check_enough()
+        return [summed]
+
+    def _send_each(self, requests: Mapping[int, Request], expect: type) -> dict[int, Reply]:
+        """One exchange with per-node requests; returns the replies of type `expect`."""
         self.rounds += 1
-        replies = self.transport.send({nid: request for nid in self.active})
-        good: list[Reply] = []
-        for nid in list(self.active):
+        replies = self.transport.send(requests)
+        good: dict[int, Reply] = {}
+        for nid in requests:
             reply = replies.get(nid)
             if isinstance(reply, expect):
-                good.append(reply)
-                continue
-            reason = reply.error if isinstance(reply, NodeFailure) else "no reply"
-            self._drop(nid, reason)
+                good[nid] = reply
+            elif nid in self.active:
+                self._drop(nid, reply.error if isinstance(reply, NodeFailure) else "no reply")
+        self._check_enough()
+        return good
+
+    def _check_enough(self) -> None:
         if len(self.active) < self.config.min_nodes:
             raise RunError(
                 f"only {len(self.active)} node(s) left, min-nodes is {self.config.min_nodes}; "
                 f"failures: {self._failure_text()}"
             )
-        return good
+
+    def start_secure(self) -> None:
+        """Validate tables (reply: ready or a reason), then agree keys once for the run."""
+        try:
+            require_bounds(self.schema)
+        except BoundsMissing as exc:
+            raise RunError(str(exc)) from exc
+        self.emit(Event("validate", f"validating tables on {len(self.active)} nodes"))
+        self._send_each({nid: ValidateRequest(schema=self.schema) for nid in self.active}, ReadyReply)
+        channel = SecureChannel(self.config, self._send_each, list(self.active))
+        try:
+            joined = channel.setup()
+        except SecAggError as exc:
+            raise RunError(f"secure aggregation set-up failed: {exc}") from exc
+        for nid in [n for n in self.active if n not in joined]:
+            self._drop(nid, "did not complete secure set-up")
+        self._check_enough()
+        self.secure = channel
+        self.emit(Event("secure", f"keys agreed with {len(joined)} nodes (threshold {channel.server.threshold})", self.rounds))
 
     def _drop(self, nid: int, reason: str) -> None:
         self.active.remove(nid)
@@ -136,6 +178,9 @@ class Orchestrator:
     def run(self) -> RunResult:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        if self.config.secure:
+            self.start_secure()
+            timings["secure_setup"] = time.perf_counter() - t0
         scaler, n = self.prepare()
         timings["preprocessing"] = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -143,9 +188,8 @@ class Orchestrator:
         candidates = self.seed(core)
         timings["initialization"] = time.perf_counter() - t1
         t2 = time.perf_counter()
-        rounds_before = self.rounds
         candidates = self.lloyd(scaler, candidates, core)
-        lloyd_rounds = self.rounds - rounds_before
+        lloyd_rounds = self.lloyd_rounds
         timings["lloyd"] = time.perf_counter() - t2
         chosen, table = self.select(candidates)
         t3 = time.perf_counter()
@@ -212,6 +256,7 @@ class Orchestrator:
             todo = [i for i, c in enumerate(cands) if not c.converged]
             if not todo:
                 break
+            self.lloyd_rounds = rnd
             sizes = [cands[i].k for i in todo]
             stack = np.vstack([cands[i].centroids for i in todo])
             req = LloydRequest(schema=self.schema, scaler=scaler, centroids=stack, sizes=sizes)

@@ -18,15 +18,20 @@ class LocalTransport:
         self.bytes_down = 0
         self.bytes_up = 0
         self.dead: set[int] = set()
+        self.states: dict[int, dict[str, bytes]] = {nid: {} for nid in self.nodes}
+        self.received: list[tuple[int, bytes]] = []  # every reply as the server got it
+        self.sent: list[Request] = []  # every request, once per exchange
 
     def send(self, requests: Mapping[int, Request]) -> dict[int, Reply]:
         replies: dict[int, Reply] = {}
+        self.sent.extend(list(requests.values())[:1])
         for nid, request in requests.items():
             if nid in self.dead:
                 continue
             payload = encode(request)
             self.bytes_down += len(payload)
-            answer = encode(handle(decode_request(payload), self.nodes[nid]))
+            answer = encode(handle(decode_request(payload), self.nodes[nid], self.states[nid], nid))
             self.bytes_up += len(answer)
+            self.received.append((nid, answer))
             replies[nid] = decode_reply(answer)
         return replies

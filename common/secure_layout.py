@@ -1,0 +1,137 @@
+"""How a reply travels under secure aggregation: named flat vectors with public scales.
+
+Secure aggregation sums fixed-point vectors. For each phase the server knows, from the
+request alone, the shape of every field of the reply and a public bound on what one
+customer adds to each entry (from the schema's public bounds). A node divides each
+field by a public power-of-two scale so that even `max_records_per_node` customers fit
+the fixed-point range; the server multiplies the unmasked sums back. Counts keep scale 1
+and so stay exact integers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from common import fixed_point
+from common.preprocessing import transform_numeric
+from common.schema import FeatureSchema
+from common.wire import (
+    BucketCountsReply,
+    BucketCountsRequest,
+    BucketSumsReply,
+    BucketSumsRequest,
+    LloydReply,
+    LloydRequest,
+    PrepareReply,
+    PrepareRequest,
+    ProfileReply,
+    ProfileRequest,
+    Request,
+    Scaler,
+)
+
+Layout = dict[str, tuple[int, ...]]
+REPLY_TYPES = {
+    PrepareRequest: PrepareReply,
+    BucketCountsRequest: BucketCountsReply,
+    BucketSumsRequest: BucketSumsReply,
+    LloydRequest: LloydReply,
+    ProfileRequest: ProfileReply,
+}
+
+
+class BoundsMissing(ValueError):
+    """Secure mode needs public bounds on every numeric feature to size fixed point."""
+
+
+def require_bounds(schema: FeatureSchema) -> None:
+    missing = [f.name for f in schema.numeric if f.lower is None or f.upper is None]
+    if missing:
+        raise BoundsMissing(
+            f"secure mode needs public lower and upper bounds for every numeric feature; "
+            f"missing for {missing}"
+        )
+
+
+def _raw_bound(schema: FeatureSchema) -> float:
+    """Largest |value| of any numeric feature in original units."""
+    return max([max(abs(f.lower), abs(f.upper)) for f in schema.numeric], default=1.0)
+
+
+def _transformed_bound(schema: FeatureSchema) -> float:
+    box = np.array([[f.lower for f in schema.numeric], [f.upper for f in schema.numeric]])
+    return float(np.abs(transform_numeric(box, schema)).max()) if schema.numeric else 1.0
+
+
+def _scaled_bound(schema: FeatureSchema, scaler: Scaler) -> float:
+    """Largest |entry| of an encoded, scaled record (numerics from bounds, one-hots 0/1)."""
+    box = np.array([[f.lower for f in schema.numeric], [f.upper for f in schema.numeric]])
+    p = len(schema.numeric)
+    lo_hi = np.hstack([transform_numeric(box, schema), np.array([[0.0] * (schema.n_encoded - p), [1.0] * (schema.n_encoded - p)])])
+    return float(np.abs((lo_hi - scaler.mean) / scaler.scale).max())
+
+
+def layout_and_bounds(request: Request) -> tuple[Layout, dict[str, float]]:
+    """Reply field shapes and per-customer bounds per entry, from the request alone."""
+    s = request.schema_
+    p, q, d = len(s.numeric), s.n_encoded - len(s.numeric), s.n_encoded
+    if isinstance(request, PrepareRequest):
+        t = _transformed_bound(s)
+        return {"count": (), "sums": (p,), "sumsq": (p,), "category_counts": (q,)}, {
+            "count": 1.0, "sums": t, "sumsq": t * t, "category_counts": 1.0}
+    if isinstance(request, ProfileRequest):
+        k, r = len(request.centroids), _raw_bound(s)
+        return {"counts": (k,), "sums": (k, p), "sumsq": (k, p), "category_counts": (k, q)}, {
+            "counts": 1.0, "sums": r, "sumsq": r * r, "category_counts": 1.0}
+    b = _scaled_bound(s, request.scaler)
+    if isinstance(request, BucketSumsRequest):
+        m = len(request.dense)
+        return {"sums": (m, d), "counts": (m,)}, {"sums": b, "counts": 1.0}
+    if isinstance(request, BucketCountsRequest):
+        tables, bits, _ = request.normals.shape
+        return {"counts": (tables * 2**bits,)}, {"counts": 1.0}
+    total = int(sum(request.sizes))
+    far = 4.0 * d * b * b  # squared distance between two points of the box
+    return {"sums": (total, d), "counts": (total,), "inertia": (total,), "dist": (total,), "silhouette": (total,)}, {
+        "sums": b, "counts": 1.0, "inertia": far, "dist": math.sqrt(far), "silhouette": 1.0}
+
+
+def tag_scales(bounds: dict[str, float], *, max_records: int, frac_bits: int, max_nodes: int) -> dict[str, float]:
+    """Power-of-two divisors so `max_records` customers at the bound fit the range."""
+    limit = fixed_point.max_abs_value(frac_bits=frac_bits, max_nodes=max_nodes)
+    return {
+        tag: float(2.0 ** max(0, math.ceil(math.log2(max_records * bound / limit)))) if bound > 0 else 1.0
+        for tag, bound in bounds.items()
+    }
+
+
+def flatten(reply: object, layout: Layout, scales: dict[str, float]) -> dict[str, np.ndarray]:
+    """The reply's fields as flat float vectors divided by their public scales."""
+    return {
+        tag: np.asarray(getattr(reply, tag), dtype=float).reshape(-1) / scales[tag]
+        for tag in vector_lengths(layout)
+    }
+
+
+def unflatten(reply_type: type, sums: dict[str, np.ndarray], layout: Layout, scales: dict[str, float]) -> object:
+    """The summed reply: fields reshaped and multiplied back; counts rounded to integers."""
+    fields: dict[str, object] = {}
+    for tag, shape in layout.items():
+        if tag not in sums:  # an empty field (e.g. no categorical features) is not sent
+            fields[tag] = np.zeros(shape)
+            continue
+        value = (np.asarray(sums[tag]) * scales[tag]).reshape(shape)
+        if tag in ("count", "counts"):
+            value = np.rint(value).astype(np.int64)
+            fields[tag] = int(value) if shape == () else value
+        else:
+            fields[tag] = value
+    return reply_type(**fields)
+
+
+def vector_lengths(layout: Layout) -> dict[str, int]:
+    """Tag -> flat length of every non-empty field; a scalar field is a vector of one."""
+    lengths = {tag: int(np.prod(shape, dtype=np.int64)) for tag, shape in layout.items()}
+    return {tag: n for tag, n in lengths.items() if n > 0}

@@ -1,0 +1,99 @@
+"""Secure aggregation on the server side: every phase's reply reaches the server only as
+a sum over the surviving nodes.
+
+Set-up costs two exchanges once per run (key advertisement, encrypted key shares); each
+phase exchange then costs two: masked upload, then unmasking (Bonawitz et al. 2017 with
+the per-round key refresh described in PRIVACY.md).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+
+from common.config import RunConfig
+from common.secure_aggregation import SecAggError, SecAggServer
+from common.secure_layout import REPLY_TYPES, layout_and_bounds, tag_scales, unflatten, vector_lengths
+from common.wire import (
+    Reply,
+    Request,
+    SecureBroadcastRequest,
+    SecureKeysReply,
+    SecureMaskedReply,
+    SecureRoundRequest,
+    SecureSetupRequest,
+    SecureSharesReply,
+    SecureUnmaskReply,
+    SecureUnmaskRequest,
+)
+
+SendEach = Callable[[Mapping[int, Request], type], dict[int, Reply]]
+
+
+class SecureAggregationFailed(RuntimeError):
+    """Too few nodes survived a round to unmask the sum."""
+
+
+def threshold_for(n_nodes: int, max_dropout: float) -> int:
+    """Shamir threshold: tolerate `max_dropout` of the nodes, never fewer than a majority."""
+    return max(2, n_nodes // 2 + 1, n_nodes - math.floor(max_dropout * n_nodes))
+
+
+class SecureChannel:
+    """Runs secure sums over the orchestrator's per-node send (which drops failing nodes)."""
+
+    def __init__(self, config: RunConfig, send_each: SendEach, nodes: list[int], frac_bits: int = 24) -> None:
+        self.config = config
+        self.send_each = send_each
+        self.frac_bits = frac_bits
+        self.server = SecAggServer(
+            run_id=f"fedseg-{os.urandom(8).hex()}", threshold=threshold_for(len(nodes), config.max_dropout),
+            frac_bits=frac_bits,
+        )
+        self.roster = list(nodes)
+
+    def setup(self) -> list[int]:
+        """Key agreement, once per run; returns the nodes that completed it."""
+        request = SecureSetupRequest(setup=self.server.setup_request(self.roster))
+        for reply in self.send_each({n: request for n in self.roster}, SecureKeysReply).values():
+            self.server.receive_keys(reply.keys)
+        broadcast = SecureBroadcastRequest(broadcast=self.server.key_broadcast())
+        nodes = sorted(self.server._keys)  # the nodes that advertised keys
+        for reply in self.send_each({n: broadcast for n in nodes}, SecureSharesReply).values():
+            self.server.receive_setup_shares(reply.shares)
+        self.server.finish_setup()
+        return list(self.server.active)
+
+    def aggregate(self, request: Request, expect: type) -> tuple[Reply, list[int]]:
+        """The phase reply summed over survivors, and the nodes still active afterwards."""
+        layout, bounds = layout_and_bounds(request)
+        scales = tag_scales(
+            bounds, max_records=self.config.max_records_per_node, frac_bits=self.frac_bits,
+            max_nodes=len(self.server.roster),
+        )
+        rounds = self.server.round_requests(vector_lengths(layout))
+        wrapped = {n: SecureRoundRequest(inner=request, round=r, scales=scales) for n, r in rounds.items()}
+        for nid, reply in self.send_each(wrapped, SecureMaskedReply).items():
+            try:
+                self.server.receive_masked(reply.masked)
+            except SecAggError:
+                continue  # treated as a dropout of this round
+        try:
+            unmask = SecureUnmaskRequest(unmask=self.server.unmask_request())
+        except SecAggError as exc:
+            raise SecureAggregationFailed(str(exc)) from exc
+        survivors = list(unmask.unmask.survivors)
+        for reply in self.send_each({n: unmask for n in survivors}, SecureUnmaskReply).values():
+            try:
+                self.server.receive_unmask_shares(reply.shares)
+            except SecAggError:
+                continue  # its shares are not used; it leaves the run after this round
+        try:
+            result = self.server.finish_round()
+        except SecAggError as exc:
+            raise SecureAggregationFailed(str(exc)) from exc
+        summed = unflatten(REPLY_TYPES[type(request)], result.sums, layout, scales)
+        if not isinstance(summed, expect):
+            raise SecureAggregationFailed(f"expected {expect.__name__}, built {type(summed).__name__}")
+        return summed, list(self.server.active)
