@@ -60,6 +60,7 @@ def simulate(
     restarts: Annotated[int, typer.Option(min=1, max=16)] = 3,
     max_rounds: Annotated[int, typer.Option(min=1)] = 20,
     min_segment_size: Annotated[int, typer.Option(min=1)] = 10,
+    secure: Annotated[bool, typer.Option("--secure", help="secure aggregation of every reply")] = False,
 ) -> None:
     """Run a federated segmentation on Flower's Simulation Engine and print the segments."""
     from server.progress import ProgressView
@@ -69,7 +70,7 @@ def simulate(
 
     try:
         low, high = parse_k_range(k_range)
-        config = _config(k, low, high, seed, restarts, max_rounds, min_segment_size)
+        config = _config(k, low, high, seed, restarts, max_rounds, min_segment_size, secure)
         frames, feature_schema, label = simulation_inputs(
             data, schema, features, id_column, partition, clients, customers, seed
         )
@@ -86,12 +87,12 @@ def simulate(
     )
 
 
-def _config(k, low, high, seed, restarts, max_rounds, min_segment_size):
+def _config(k, low, high, seed, restarts, max_rounds, min_segment_size, secure):
     from common.config import RunConfig
 
     return RunConfig.parse(
         dict(k=k or 0, k_min=low, k_max=max(high, k or 0), seed=seed, restarts=restarts,
-             max_rounds=max_rounds, min_segment_size=min_segment_size)
+             max_rounds=max_rounds, min_segment_size=min_segment_size, secure=secure)
     )
 
 

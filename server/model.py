@@ -9,8 +9,26 @@ from common.schema import FeatureSchema
 from server.orchestrator import RunResult
 
 
-def plaintext_privacy(config: RunConfig) -> dict:
-    """What the server saw in a plaintext run (no secure aggregation, no DP)."""
+def privacy_section(config: RunConfig) -> dict:
+    """What the server saw: per-node aggregates in plaintext mode, only sums over nodes
+    in secure mode."""
+    if config.secure:
+        return {
+            "mode": "secure",
+            "protocol": "secure aggregation (Bonawitz et al. 2017; per-round key refresh), see PRIVACY.md",
+            "min_release_size": config.min_segment_size,
+            "max_dropout": config.max_dropout,
+            "released_per_node": ["a 'ready' flag (table valid)", "public keys and encrypted key shares",
+                                  "masked vectors that look uniformly random on their own"],
+            "released_sums_over_nodes": [
+                "prepare: row count, per-feature sums and sums of squares, per-category counts",
+                "init: per-bucket counts; per-dense-bucket sums and counts",
+                "lloyd: per candidate cluster sums, counts, inertia, distance and silhouette sums",
+                "profile: per segment counts, sums and sums of squares, category counts",
+            ],
+            "epsilon": None,
+            "delta": None,
+        }
     return {
         "mode": "plaintext",
         "min_release_size": config.min_segment_size,
@@ -57,5 +75,5 @@ def build_artifact(
             timings={k: round(v, 4) for k, v in result.timings.items()},
             feature_schema=schema,
         ),
-        privacy=privacy or plaintext_privacy(config),
+        privacy=privacy or privacy_section(config),
     )

@@ -203,7 +203,7 @@ class Orchestrator:
 
     def prepare(self) -> tuple[Scaler, int]:
         """Validate every table and build the global scaler from summed statistics."""
-        self.emit(Event("prepare", f"validating tables on {len(self.active)} nodes"))
+        self.emit(Event("prepare", f"preprocessing sums from {len(self.active)} nodes"))
         replies = self.exchange(PrepareRequest(schema=self.schema), PrepareReply)
         parts = [PrepareStats(r.count, r.sums, r.sumsq, r.category_counts) for r in replies]
         total = sum(parts[1:], parts[0])
