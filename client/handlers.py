@@ -8,6 +8,7 @@ a reply holding aggregates only. A node whose table fails validation answers wit
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -184,8 +185,13 @@ def _broadcast(req: SecureBroadcastRequest, data: NodeData, state: dict, node_id
 def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id: int) -> Reply:
     reply = _HANDLERS[type(req.inner)](req.inner, data)
     layout, _ = layout_and_bounds(req.inner)
+    vectors = {t: v for t, v in flatten(reply, layout, req.scales).items() if t in req.round.vectors}
+    rng = np.random.default_rng(int.from_bytes(os.urandom(16), "little"))
+    for tag, std in req.noise.items():  # this node's share of the DP noise
+        std = np.asarray(std, dtype=float) / req.scales[tag]  # a scalar or one per entry
+        vectors[tag] = vectors[tag] + rng.normal(0.0, 1.0, vectors[tag].shape) * std
     client = _client(state)
-    masked = client.mask_input(req.round, flatten(reply, layout, req.scales))
+    masked = client.mask_input(req.round, vectors)
     state[_STATE_KEY] = client.to_bytes()
     return SecureMaskedReply(masked=masked)
 

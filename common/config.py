@@ -33,13 +33,26 @@ class RunConfig(BaseModel):
     secure: bool = Field(default=False, description="secure aggregation of every reply")
     max_dropout: float = Field(default=0.34, ge=0.0, lt=0.5, description="secure mode: tolerated node loss")
     max_records_per_node: int = Field(default=10_000_000, ge=1, description="sizes fixed point")
+    epsilon: float = Field(default=0.0, ge=0.0, description="differential privacy ε; 0 = off")
+    delta: float = Field(default=1e-6, gt=0.0, lt=1.0, description="differential privacy δ")
     selection: str = Field(default="silhouette", pattern="^(silhouette|calinski_harabasz|davies_bouldin)$")
 
     @model_validator(mode="after")
     def _k_range(self) -> RunConfig:
         if self.k_min > self.k_max:
             raise ValueError(f"k-min ({self.k_min}) is larger than k-max ({self.k_max})")
+        if self.epsilon > 0 and not self.k:
+            raise ValueError("differential privacy needs a fixed k (--k): choosing k would spend budget")
         return self
+
+    @property
+    def dp(self) -> bool:
+        return self.epsilon > 0
+
+    @property
+    def secure_mode(self) -> bool:
+        """DP noise is added in shares, so it always runs under secure aggregation."""
+        return self.secure or self.dp
 
     @property
     def k_values(self) -> list[int]:

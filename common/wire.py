@@ -155,6 +155,7 @@ class SecureRoundRequest(_Msg):
     inner: PhaseRequest
     round: sa.RoundRequest
     scales: dict[str, float]
+    noise: dict[str, float | list[float]] = {}  # DP: per-node Gaussian std per field or entry
 
 
 class SecureUnmaskRequest(_Msg):

@@ -61,6 +61,8 @@ def simulate(
     max_rounds: Annotated[int, typer.Option(min=1)] = 20,
     min_segment_size: Annotated[int, typer.Option(min=1)] = 10,
     secure: Annotated[bool, typer.Option("--secure", help="secure aggregation of every reply")] = False,
+    epsilon: Annotated[Optional[float], typer.Option(help="differential privacy ε (implies --secure; needs --k)")] = None,
+    delta: Annotated[float, typer.Option(help="differential privacy δ")] = 1e-6,
 ) -> None:
     """Run a federated segmentation on Flower's Simulation Engine and print the segments."""
     from server.progress import ProgressView
@@ -70,7 +72,11 @@ def simulate(
 
     try:
         low, high = parse_k_range(k_range)
+        if epsilon is not None and not epsilon > 0:
+            raise ValueError(f"--epsilon must be > 0, got {epsilon}")
         config = _config(k, low, high, seed, restarts, max_rounds, min_segment_size, secure)
+        if epsilon is not None:
+            config = config.parse({**config.model_dump(), "epsilon": epsilon, "delta": delta})
         frames, feature_schema, label = simulation_inputs(
             data, schema, features, id_column, partition, clients, customers, seed
         )
@@ -142,6 +148,12 @@ def synth(
     paths = write_departments(generate_customers(customers, departments, seed), out, synthetic_schema())
     for path in paths:
         console.print(str(path))
+
+
+from server.report_cli import drift_cmd, report_cmd  # noqa: E402
+
+cli.command("report")(report_cmd)
+cli.command("drift")(drift_cmd)
 
 
 def main() -> None:

@@ -55,7 +55,7 @@ def build_artifact(
         Segment(id=j, size=int(counts[j]), share=float(counts[j] / n), name=describe(p), profile=p)
         for j, p in enumerate(profiles)
     ]
-    best = next(c for c in result.table if c.k == chosen.k)
+    best = next((c.model_dump(exclude={"k"}) for c in result.table if c.k == chosen.k), {})
     return ModelArtifact(
         features=schema.encoded_names,
         scaler=ScalerOut(mean=result.scaler.mean.tolist(), scale=result.scaler.scale.tolist()),
@@ -63,7 +63,7 @@ def build_artifact(
         k=chosen.k,
         segments=segments,
         selection=[c.model_dump() for c in result.table],
-        metrics={**best.model_dump(exclude={"k"}), "customers": float(n)},
+        metrics={**best, "customers": float(n)},
         run=RunInfo(
             config=config.to_flower(),
             seed=config.seed,
@@ -75,5 +75,5 @@ def build_artifact(
             timings={k: round(v, 4) for k, v in result.timings.items()},
             feature_schema=schema,
         ),
-        privacy=privacy or privacy_section(config),
+        privacy=privacy or result.privacy or privacy_section(config),
     )

@@ -40,6 +40,7 @@ from common.wire import (
 )
 from common.secure_aggregation import SecAggError
 from common.secure_layout import BoundsMissing, require_bounds
+from server.dp_planner import DPPlanner
 from server.secure_channel import SecureAggregationFailed, SecureChannel
 
 
@@ -87,6 +88,7 @@ class RunResult:
     rounds: int
     lloyd_rounds: int
     timings: dict[str, float]
+    privacy: dict | None = None  # the DP ledger, when DP is on
 
 
 class Orchestrator:
@@ -107,6 +109,7 @@ class Orchestrator:
         self.emit = on_event
         self.rng = np.random.default_rng(config.seed)
         self.secure: SecureChannel | None = None
+        self.dp: DPPlanner | None = None
         self.lloyd_rounds = 0
 
     # ---- exchanges ----------------------------------------------------------------
@@ -116,8 +119,9 @@ class Orchestrator:
         sum over the survivors. Nodes that fail or go silent are dropped."""
         if self.secure is None:
             return list(self._send_each({nid: request for nid in self.active}, expect).values())
+        noise = self.dp.plan(request) if self.dp is not None else None
         try:
-            summed, active = self.secure.aggregate(request, expect)
+            summed, active = self.secure.aggregate(request, expect, noise)
         except SecureAggregationFailed as exc:
             raise RunError(f"secure aggregation failed: {exc}") from exc
         for nid in [n for n in self.active if n not in active]:
@@ -163,6 +167,8 @@ class Orchestrator:
             self._drop(nid, "did not complete secure set-up")
         self._check_enough()
         self.secure = channel
+        if self.config.dp:
+            self.dp = DPPlanner(self.config, self.schema, channel.server.threshold)
         self.emit(Event("secure", f"keys agreed with {len(joined)} nodes (threshold {channel.server.threshold})", self.rounds))
 
     def _drop(self, nid: int, reason: str) -> None:
@@ -178,7 +184,7 @@ class Orchestrator:
     def run(self) -> RunResult:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        if self.config.secure:
+        if self.config.secure_mode:
             self.start_secure()
             timings["secure_setup"] = time.perf_counter() - t0
         scaler, n = self.prepare()
@@ -198,7 +204,7 @@ class Orchestrator:
         timings["total"] = time.perf_counter() - t0
         return RunResult(
             scaler, n, chosen, table, profile, list(self.active), dict(self.failures),
-            self.rounds, lloyd_rounds, timings,
+            self.rounds, lloyd_rounds, timings, self.dp.privacy_section() if self.dp else None,
         )
 
     def prepare(self) -> tuple[Scaler, int]:
@@ -226,13 +232,14 @@ class Orchestrator:
             schema=self.schema, scaler=scaler, normals=planes.normals, offsets=planes.offsets
         )
         counts = np.sum([r.counts for r in self.exchange(req, BucketCountsReply)], axis=0)
-        dense = coreset.dense_buckets(counts, self.config.min_segment_size)
+        dense = coreset.dense_buckets(counts, self._min_count("bucket_counts", self.config.min_segment_size))
         sums_req = BucketSumsRequest(**{**req.model_dump(by_alias=True), "phase": "bucket_sums", "dense": dense})
         replies = self.exchange(sums_req, BucketSumsReply)
         # counts come again with the sums, so a node lost in between leaves no bias
-        core = coreset.build_coreset(
-            np.sum([r.sums for r in replies], axis=0), np.sum([r.counts for r in replies], axis=0)
-        )
+        sums = np.sum([r.sums for r in replies], axis=0)
+        sizes = np.sum([r.counts for r in replies], axis=0)
+        keep = sizes >= self._min_count("bucket_sums", 1)  # DP: drop buckets that are mostly noise
+        core = coreset.build_coreset(sums[keep], sizes[keep])
         self.emit(Event("init", f"coreset of {len(dense)} dense buckets", self.rounds))
         return core
 
@@ -240,8 +247,9 @@ class Orchestrator:
         """Candidates per k from weighted k-means on the coreset (server-side, aggregates)."""
         out: list[Candidate] = []
         for k in self.config.k_values:
+            restarts = 1 if self.dp else self.config.restarts  # each candidate costs budget
             try:
-                found = coreset.seed_candidates(core, k, self.config.restarts, self.config.seed)
+                found = coreset.seed_candidates(core, k, restarts, self.config.seed)
             except ValueError as exc:
                 raise RunError(str(exc)) from exc
             out += [Candidate(k, c) for c in found]
@@ -268,8 +276,15 @@ class Orchestrator:
             self._report_round(rnd, cands)
         return cands
 
+    def _min_count(self, phase: str, floor: float) -> float:
+        """Counts below this are noise (DP: 3σ of the count noise) or below the floor."""
+        sigma = self.dp.count_sigma.get(phase, 0.0) if self.dp else 0.0
+        return max(floor, 3.0 * sigma)
+
     def _step(self, cand: Candidate, part: kmeans.ClusterStats, core: coreset.Coreset, tol: float) -> Candidate:
-        empty = part.counts == 0
+        empty = part.counts < self._min_count("lloyd", 1)
+        if empty.any():
+            part = kmeans.ClusterStats(part.sums, np.where(empty, 0, part.counts), part.inertia, part.dist, part.silhouette)
         reseed = None
         if empty.any():
             reseed = cand.centroids.copy()
@@ -287,7 +302,10 @@ class Orchestrator:
                         {"inertia": best, "converged": done, "candidates": len(cands)}))
 
     def select(self, cands: list[Candidate]) -> tuple[Candidate, list[Criteria]]:
-        """Best restart per k by inertia, then k by the configured criterion."""
+        """Best restart per k by inertia, then k by the configured criterion. Under DP
+        only sums and counts are released: one candidate, no criteria."""
+        if self.dp is not None:
+            return cands[0], []
         per_k: dict[int, tuple[Candidate, Criteria]] = {}
         for c in cands:
             crit = criteria(c.stats, c.evaluated)

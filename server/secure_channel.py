@@ -65,15 +65,25 @@ class SecureChannel:
         self.server.finish_setup()
         return list(self.server.active)
 
-    def aggregate(self, request: Request, expect: type) -> tuple[Reply, list[int]]:
-        """The phase reply summed over survivors, and the nodes still active afterwards."""
+    def aggregate(
+        self, request: Request, expect: type, noise: dict[str, float | list[float]] | None = None
+    ) -> tuple[Reply, list[int]]:
+        """The phase reply summed over survivors, and the nodes still active afterwards.
+
+        With `noise` (DP), only those fields are released, each node adding its share."""
         layout, bounds = layout_and_bounds(request)
         scales = tag_scales(
             bounds, max_records=self.config.max_records_per_node, frac_bits=self.frac_bits,
             max_nodes=len(self.server.roster),
         )
-        rounds = self.server.round_requests(vector_lengths(layout))
-        wrapped = {n: SecureRoundRequest(inner=request, round=r, scales=scales) for n, r in rounds.items()}
+        lengths = vector_lengths(layout)
+        if noise:
+            lengths = {t: n for t, n in lengths.items() if t in noise}
+        rounds = self.server.round_requests(lengths)
+        wrapped = {
+            n: SecureRoundRequest(inner=request, round=r, scales=scales, noise=noise or {})
+            for n, r in rounds.items()
+        }
         for nid, reply in self.send_each(wrapped, SecureMaskedReply).items():
             try:
                 self.server.receive_masked(reply.masked)
@@ -93,7 +103,10 @@ class SecureChannel:
             result = self.server.finish_round()
         except SecAggError as exc:
             raise SecureAggregationFailed(str(exc)) from exc
-        summed = unflatten(REPLY_TYPES[type(request)], result.sums, layout, scales)
+        sums = result.sums
+        if noise:  # noisy counts may dip below zero; a count is never negative
+            sums = {t: (v if t not in ("count", "counts") else v.clip(min=0)) for t, v in sums.items()}
+        summed = unflatten(REPLY_TYPES[type(request)], sums, layout, scales)
         if not isinstance(summed, expect):
             raise SecureAggregationFailed(f"expected {expect.__name__}, built {type(summed).__name__}")
         return summed, list(self.server.active)

@@ -1,0 +1,64 @@
+"""Differential privacy in a run: budget accounted, noise present at the planned scale,
+quality close to plaintext when the budget is large, clear errors on bad settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.config import ConfigError, RunConfig
+from common.privacy import epsilon_from_rho
+from server.orchestrator import Orchestrator
+from simulations.local_transport import LocalTransport
+from simulations.synthetic import generate_customers, synthetic_schema
+from tests.helpers import frame_nodes
+
+SCHEMA = synthetic_schema()
+
+
+@pytest.fixture(scope="module")
+def node_frames():
+    df = generate_customers(6000, 4, seed=8).drop(columns=["true_segment"])
+    return [g.drop(columns=["department"]) for _, g in df.groupby("department")]
+
+
+def run(node_frames, **config):
+    tr = LocalTransport(frame_nodes(node_frames))
+    orch = Orchestrator(RunConfig(k=4, seed=1, max_rounds=4, **config), SCHEMA, tr, list(tr.nodes))
+    return orch.run(), orch
+
+
+def test_budget_is_accounted_and_never_exceeded(node_frames):
+    result, orch = run(node_frames, epsilon=1.0, delta=1e-6)
+    priv = result.privacy
+    assert priv["mode"] == "dp+secure"
+    total_rho = sum(r["rho"] for r in priv["releases"])
+    assert epsilon_from_rho(rho=total_rho, delta=1e-6) <= 1.0 + 1e-9
+    assert priv["epsilon"] == pytest.approx(epsilon_from_rho(rho=total_rho, delta=1e-6))
+    phases = {r["phase"] for r in priv["releases"]}
+    assert phases == {"preprocessing", "initialization", "lloyd", "profiling"}
+    # only sums and counts are released in Lloyd rounds under DP
+    assert {r["what"] for r in priv["releases"] if r["phase"] == "lloyd"} == {"lloyd.sums", "lloyd.counts"}
+
+
+def test_noise_is_present_at_the_planned_scale(node_frames):
+    plain, _ = run(node_frames)
+    noisy, orch = run(node_frames, epsilon=0.5)
+    sigma = orch.dp.count_sigma["prepare"]
+    assert noisy.n_customers != plain.n_customers  # the server never sees the exact count
+    assert abs(noisy.n_customers - plain.n_customers) < 6 * sigma
+
+
+def test_large_budget_approaches_the_plaintext_model(node_frames):
+    plain, _ = run(node_frames)
+    private, _ = run(node_frames, epsilon=1e4)
+    order = [int(np.argmin(((plain.chosen.centroids - c) ** 2).sum(1))) for c in private.chosen.centroids]
+    assert sorted(order) == [0, 1, 2, 3]
+    assert np.abs(private.chosen.centroids - plain.chosen.centroids[order]).max() < 0.05
+
+
+@pytest.mark.parametrize("bad, match", [({"epsilon": -1.0}, "epsilon"), ({"epsilon": 1.0, "delta": 0.0}, "delta"),
+                                        ({"epsilon": 1.0, "k": 0}, "fixed k")])
+def test_bad_dp_settings_are_clear_errors(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        RunConfig.parse({"k": 3, **bad})
