@@ -31,6 +31,8 @@ class Segment(BaseModel):
     size: int
     share: float
     name: str
+    key: str | None = Field(default=None, description="playbook key, e.g. Champions")
+    summary: str = ""
     profile: SegmentProfile | None = Field(description="None when below the minimum size")
 
 
@@ -89,6 +91,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # a model or report is meant to be read by the team
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

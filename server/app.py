@@ -17,6 +17,8 @@ from common.schema import FeatureSchema, load_schema
 from server.flower_transport import GridTransport, wait_for_nodes
 from server.model import build_artifact
 from server.orchestrator import Event, Orchestrator
+from common.playbook import load_playbook
+from server.html_report import write_html_report
 from server.report import write_report
 
 log = logging.getLogger("fedseg")
@@ -51,6 +53,7 @@ def run_segmentation(
     artifact = build_artifact(result, config, schema)
     save_artifact(artifact, out_dir / "model.json")
     write_report(artifact, out_dir)
+    write_html_report(artifact, out_dir, load_playbook())
     on_event(Event("done", f"model written to {out_dir / 'model.json'}", result.rounds))
     return artifact
 

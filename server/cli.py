@@ -89,7 +89,8 @@ def simulate(
         fail(str(exc))
     print_report(model, console)
     console.print(
-        f"wall time {timings['total']:.1f}s; model: {out_dir / 'model.json'}; report: {out_dir / 'report.md'}"
+        f"wall time {timings['total']:.1f}s; model: {out_dir / 'model.json'}; "
+        f"report: {out_dir / 'report.html'} (and report.md)"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from common.artifact import ModelArtifact, RunInfo, ScalerOut, Segment
 from common.config import RunConfig
+from common.naming import name_profiles
 from common.profiles import build_profiles, describe
 from common.schema import FeatureSchema
 from server.orchestrator import RunResult
@@ -51,8 +52,10 @@ def build_artifact(
     counts = result.profile.counts
     n = int(counts.sum())
     profiles = build_profiles(result.profile, schema, config.min_segment_size)
+    names = name_profiles(profiles)
     segments = [
-        Segment(id=j, size=int(counts[j]), share=float(counts[j] / n), name=describe(p), profile=p)
+        Segment(id=j, size=int(counts[j]), share=float(counts[j] / n), name=names[j].name,
+                key=names[j].key, summary=describe(p), profile=p)
         for j, p in enumerate(profiles)
     ]
     best = next((c.model_dump(exclude={"k"}) for c in result.table if c.k == chosen.k), {})
