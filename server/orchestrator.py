@@ -190,7 +190,7 @@ class Orchestrator:
         scaler, n = self.prepare()
         timings["preprocessing"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        core = self.initialise(scaler)
+        core = self.initialise(scaler, n)
         candidates = self.seed(core)
         timings["initialization"] = time.perf_counter() - t1
         t2 = time.perf_counter()
@@ -223,11 +223,13 @@ class Orchestrator:
         self.emit(Event("prepare", f"{total.count} customers on {len(self.active)} nodes", self.rounds))
         return Scaler(mean=mean, scale=scale), total.count
 
-    def initialise(self, scaler: Scaler) -> coreset.Coreset:
+    def initialise(self, scaler: Scaler, n: int) -> coreset.Coreset:
         """Counts per hash bucket, then sums of the dense buckets only → coreset."""
-        planes = coreset.draw_hyperplanes(
-            len(scaler.mean), self.config.init_tables, self.config.init_bits, self.rng
-        )
+        tables, bits = self.config.init_tables, self.config.init_bits
+        if self.config.dp:  # few, large buckets: their noisy means stay close to the truth
+            per_bucket = 20 * self._min_count("prepare", self.config.min_segment_size)
+            tables, bits = 2, int(np.clip(np.log2(max(n, 1) / per_bucket), 3, bits))
+        planes = coreset.draw_hyperplanes(len(scaler.mean), tables, bits, self.rng)
         req = BucketCountsRequest(
             schema=self.schema, scaler=scaler, normals=planes.normals, offsets=planes.offsets
         )
