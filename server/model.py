@@ -10,37 +10,28 @@ from common.schema import FeatureSchema
 from server.orchestrator import RunResult
 
 
+PHASE_RELEASES = [
+    "prepare: row count, per-feature sums and sums of squares, per-category counts",
+    "init: per-bucket counts; per-dense-bucket sums and counts",
+    "lloyd: per candidate cluster sums, counts, inertia, distance and silhouette sums",
+    "profile: per segment counts, sums and sums of squares, category counts",
+]
+
+
 def privacy_section(config: RunConfig) -> dict:
     """What the server saw: per-node aggregates in plaintext mode, only sums over nodes
-    in secure mode."""
-    if config.secure:
-        return {
-            "mode": "secure",
-            "protocol": "secure aggregation (Bonawitz et al. 2017; per-round key refresh), see PRIVACY.md",
-            "min_release_size": config.min_segment_size,
-            "max_dropout": config.max_dropout,
-            "released_per_node": ["a 'ready' flag (table valid)", "public keys and encrypted key shares",
-                                  "masked vectors that look uniformly random on their own"],
-            "released_sums_over_nodes": [
-                "prepare: row count, per-feature sums and sums of squares, per-category counts",
-                "init: per-bucket counts; per-dense-bucket sums and counts",
-                "lloyd: per candidate cluster sums, counts, inertia, distance and silhouette sums",
-                "profile: per segment counts, sums and sums of squares, category counts",
-            ],
-            "epsilon": None,
-            "delta": None,
-        }
+    in secure mode (the DP ledger replaces this section when DP is on)."""
+    common = {"min_release_size": config.min_segment_size, "epsilon": None, "delta": None}
+    if not config.secure:
+        return {"mode": "plaintext", **common, "released_per_node": PHASE_RELEASES}
     return {
-        "mode": "plaintext",
-        "min_release_size": config.min_segment_size,
-        "released_per_node": [
-            "prepare: row count, per-feature sums and sums of squares, per-category counts",
-            "init: per-bucket counts; per-dense-bucket sums and counts",
-            "lloyd: per candidate cluster sums, counts, inertia, distance and silhouette sums",
-            "profile: per segment counts, sums and sums of squares, category counts",
-        ],
-        "epsilon": None,
-        "delta": None,
+        "mode": "secure",
+        **common,
+        "protocol": "secure aggregation (Bonawitz et al. 2017; per-round key refresh), see PRIVACY.md",
+        "max_dropout": config.max_dropout,
+        "released_per_node": ["a 'ready' flag (table valid)", "public keys and encrypted key shares",
+                              "masked vectors that look uniformly random on their own"],
+        "released_sums_over_nodes": PHASE_RELEASES,
     }
 
 
