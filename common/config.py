@@ -23,13 +23,13 @@ class RunConfig(BaseModel):
     restarts: int = Field(default=3, ge=1, le=16, description="candidate models per k")
     max_rounds: int = Field(default=20, ge=1, le=1000, description="Lloyd rounds at most")
     tol: float = Field(
-        default=1e-3, ge=0.0, description="centroid shift tolerance, relative to mean variance"
+        default=1e-4, ge=0.0, description="centroid shift tolerance, relative to mean variance"
     )
     seed: int = Field(default=42, ge=0)
     min_nodes: int = Field(default=2, ge=1)
     min_segment_size: int = Field(default=10, ge=1)
     init_tables: int = Field(default=4, ge=1, le=16, description="coreset hash tables")
-    init_bits: int = Field(default=10, ge=2, le=14, description="hyperplanes per table")
+    init_bits: int = Field(default=12, ge=2, le=14, description="hyperplanes per table")
     secure: bool = Field(default=False, description="secure aggregation of every reply")
     max_dropout: float = Field(default=0.34, ge=0.0, lt=0.5, description="secure mode: tolerated node loss")
     max_records_per_node: int = Field(default=10_000_000, ge=1, description="sizes fixed point")

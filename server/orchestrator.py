@@ -311,7 +311,9 @@ class Orchestrator:
         per_k: dict[int, tuple[Candidate, Criteria]] = {}
         for c in cands:
             crit = criteria(c.stats, c.evaluated)
-            if c.k not in per_k or crit.inertia < per_k[c.k][1].inertia:
+            # a tie within summation noise keeps the earlier restart, so the model does not
+            # depend on how the customers are split across nodes
+            if c.k not in per_k or crit.inertia < per_k[c.k][1].inertia * (1 - 1e-9):
                 per_k[c.k] = (c, crit)
         table = [per_k[k][1] for k in sorted(per_k)]
         best = choose_k(table, self.config.selection)
