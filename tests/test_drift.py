@@ -132,7 +132,9 @@ def test_a_real_shift_names_the_shrinking_segment(shifted_runs):
     dormant_old = max(old.segments, key=lambda s: s.profile.numeric["recency_days"].mean)
     assert dormant_old.profile.numeric["recency_days"].mean > 200
     entry = next(s for s in loud.segments if s.old_id == dormant_old.id)
-    assert entry.status == "shrinking"
+    # with k fixed, k-means may hand the freed centroid elsewhere: the dormant segment then
+    # either keeps a smaller share or is absorbed by a neighbour; both must be reported
+    assert entry.status in ("shrinking", "vanished")
     assert entry.share_change < -0.4 * dormant_old.share
     assert all(s.status == "stable" for s in quiet.segments)  # same customers, another sample
     assert quiet.score < 0.05
