@@ -5,16 +5,34 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import logging
+
 from flwr.app import ConfigRecord, Context, Message
 from flwr.clientapp import ClientApp
 
 from client.handlers import handle
 from client.records import from_content, to_content
-from client.source import node_data
-from common.wire import NodeFailure, WireError, decode_request, encode
+from client.source import label_after_profile, node_data
+from common.wire import NodeFailure, ProfileRequest, SecureRoundRequest, WireError, decode_request, encode
 
 
 STATE_RECORD = "fedseg-state"  # secure-aggregation keys, kept on the node between messages
+log = logging.getLogger("fedseg.client")
+
+
+def write_labels_if_final(node_config: Mapping[str, Any], request: Any, reply: Any, data: Any) -> None:
+    """After the profile phase (the final model), write this node's labels where its node
+    config says; a failed write is logged on the node and never changes the reply."""
+    inner = request.inner if isinstance(request, SecureRoundRequest) else request
+    if not isinstance(inner, ProfileRequest) or isinstance(reply, NodeFailure):
+        return
+    try:
+        where = label_after_profile(node_config, inner, data)
+    except Exception as exc:  # noqa: BLE001 - the node's log is the place for it
+        log.error("fedseg: could not write segment labels: %s", exc)
+        return
+    if where:
+        log.warning("fedseg: segment labels written to %s (they stay on this node)", where)
 
 
 def make_client_app(run_config_overrides: Mapping[str, Any] | None = None) -> ClientApp:
@@ -34,6 +52,7 @@ def make_client_app(run_config_overrides: Mapping[str, Any] | None = None) -> Cl
         state = {k: v for k, v in (saved or {}).items() if isinstance(v, bytes)}
         reply = handle(request, data, state, context.node_id)
         context.state.config_records[STATE_RECORD] = ConfigRecord(state)
+        write_labels_if_final(dict(context.node_config), request, reply, data)
         return Message(to_content(encode(reply)), reply_to=msg)
 
     return client_app

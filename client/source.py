@@ -1,6 +1,14 @@
 """Where a node's table comes from: its node config, or the simulation's data folder.
 
-- Deployment: `--node-config 'data-path="/srv/customers.csv"'` (CSV or Parquet).
+- Deployment, a file: `--node-config 'data-path="/srv/customers.csv"'` (CSV or Parquet).
+- Deployment, a database (SQLAlchemy; see `client/db.py`):
+  `--node-config 'db-url="sqlite:////srv/crm.db" db-table="customers"'` or
+  `db-query="SELECT ... FROM ..."` instead of `db-table`; `db-url-env="CRM_DB_URL"` reads
+  the URL (with its password) from that environment variable instead of the command line.
+  A bare path as `db-url` is a SQLite file; `postgresql://user@host:5432/db` works with
+  psycopg installed.
+- Optional label write-back after a run (`fedseg label-node`): `labels-path` (CSV or
+  Parquet file) or `labels-table` (a table in the node's database, replaced).
 - Simulation: the run config's `data-dir` holds `node-<partition-id>.parquet|csv`.
 - Neither: the built-in synthetic customers, this node's department of them.
 """
@@ -17,8 +25,17 @@ from common.preprocessing import LocalTable
 from common.schema import FeatureSchema
 
 
+DB_KEYS = ("db-url", "db-url-env", "db-table", "db-query")
+SOURCE_KEYS = ("data-path", *DB_KEYS)
+LABEL_KEYS = ("labels-path", "labels-table")
+
+
 def node_data(node_config: Mapping[str, Any], run_config: Mapping[str, Any]) -> NodeData:
     """The NodeData for this node, from Flower's node and run config."""
+    if any(node_config.get(k) for k in DB_KEYS):
+        if node_config.get("data-path"):
+            return _failing("node config: give either data-path or db-url, not both")
+        return _database(node_config)
     if node_config.get("data-path"):
         return _file(Path(str(node_config["data-path"])).expanduser())
     partition = int(node_config.get("partition-id", 0))
@@ -36,6 +53,95 @@ def _file(path: Path) -> NodeData:
     except OSError:
         key = f"file:{path}:missing"
     return NodeData(key, lambda schema: load_table(path, schema))
+
+
+def _failing(message: str) -> NodeData:
+    """A source that cannot be read: every request is answered with this message."""
+
+    def load(schema: FeatureSchema) -> LocalTable:
+        raise DataError(message)
+
+    return NodeData(f"invalid:{message}", load)
+
+
+def database_url(node_config: Mapping[str, Any]) -> str:
+    """`db-url`, or the environment variable `db-url-env` names."""
+    import os
+
+    if node_config.get("db-url-env"):
+        name = str(node_config["db-url-env"])
+        if node_config.get("db-url"):
+            raise DataError("node config: give either db-url or db-url-env, not both")
+        if not os.environ.get(name):
+            raise DataError(f"node config: db-url-env names {name!r}, but that environment variable is not set")
+        return os.environ[name]
+    if not node_config.get("db-url"):
+        raise DataError("node config: db-table/db-query need db-url (or db-url-env)")
+    return str(node_config["db-url"])
+
+
+def _database(node_config: Mapping[str, Any]) -> NodeData:
+    table = str(node_config.get("db-table") or "") or None
+    query = str(node_config.get("db-query") or "") or None
+    try:
+        url = database_url(node_config)
+        if bool(table) == bool(query):
+            raise DataError("node config: give exactly one of db-table or db-query with db-url")
+    except DataError as exc:
+        return _failing(str(exc))
+    from client.db import load_db_table  # SQLAlchemy only for database nodes
+
+    import hashlib
+
+    what = f"table:{table}" if table else f"query:{query}"
+    key = "db:" + hashlib.sha256(f"{url}\n{what}".encode()).hexdigest()  # no password in keys
+    return NodeData(key, lambda schema: load_db_table(url, schema, table=table, query=query))
+
+
+def describe_source(node_config: Mapping[str, Any]) -> str:
+    """One line naming where this node's table comes from (no password)."""
+    if any(node_config.get(k) for k in DB_KEYS):
+        from client.db import parse_url, shown
+
+        try:
+            url = shown(parse_url(database_url(node_config)))
+        except DataError as exc:
+            return f"database ({exc})"
+        what = f"table {node_config['db-table']}" if node_config.get("db-table") else "query"
+        return f"{url} {what}"
+    if node_config.get("data-path"):
+        return str(node_config["data-path"])
+    return "built-in synthetic customers"
+
+
+def write_node_labels(node_config: Mapping[str, Any], id_column: str, ids, labels) -> str:
+    """Write `<id>,segment` where the node config says (`labels-path` or `labels-table`);
+    returns where it went. The labels never leave the node."""
+    import numpy as np
+    import pandas as pd
+
+    from common.artifact import atomic_write_text
+
+    if node_config.get("labels-path") and node_config.get("labels-table"):
+        raise DataError("node config: give either labels-path or labels-table, not both")
+    if node_config.get("labels-table"):
+        from client.db import write_labels_table
+
+        table = str(node_config["labels-table"])
+        write_labels_table(database_url(node_config), table, id_column, ids, labels)
+        return f"table {table}"
+    if not node_config.get("labels-path"):
+        raise DataError("node config: set labels-path (a .csv or .parquet file) or labels-table")
+    path = Path(str(node_config["labels-path"])).expanduser()
+    frame = pd.DataFrame({id_column: np.asarray(ids, dtype=str), "segment": np.asarray(labels, dtype=np.int64)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        tmp = path.with_name(f".{path.name}.tmp")
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    else:
+        atomic_write_text(path, frame.to_csv(index=False))
+    return str(path)
 
 
 def simulation_file(data_dir: Path, partition: int) -> Path:
@@ -60,3 +166,19 @@ def _synthetic(partition: int, partitions: int, run_config: Mapping[str, Any]) -
         return validate_frame(mine.drop(columns=["department", "true_segment"]), schema, source)
 
     return NodeData(f"synthetic:{customers}:{partitions}:{seed}:{partition}", load)
+
+
+def label_after_profile(node_config: Mapping[str, Any], request: Any, data: NodeData) -> str | None:
+    """In-run label write-back: on the final (profile) request, label this node's customers
+    with the final centroids and write them where `labels-path`/`labels-table` say.
+
+    Meant to be called by the ClientApp after answering a `ProfileRequest`; returns where
+    the labels went, or None when the node config asks for no labels. The labels never
+    leave the node; a failure to write them does not change the reply."""
+    if not any(node_config.get(k) for k in LABEL_KEYS):
+        return None
+    from common.kmeans import assign
+
+    table = data.table(request.schema_)
+    labels = assign(data.matrix(request.schema_, request.scaler), request.centroids)
+    return write_node_labels(node_config, request.schema_.id, table.ids, labels)

@@ -20,6 +20,7 @@ from client.data import DataError
 from common.artifact import ArtifactError
 from common.config import ConfigError
 from common.schema import SchemaError
+from server.deploy_cli import deploy_cli
 from server.orchestrator import RunError
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
@@ -27,6 +28,7 @@ os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+cli.add_typer(deploy_cli)  # certs, node-keys, connection, register, check-node, label-node
 console = Console(stderr=False)
 USER_ERRORS = (DataError, SchemaError, ConfigError, RunError, ArtifactError, ValueError)
 

@@ -1,0 +1,186 @@
+"""A node's customer table from a SQL database (SQLAlchemy), and labels written back.
+
+The node reads the table itself; nothing of it leaves the node. Any database SQLAlchemy
+has a driver for works: SQLite out of the box (a plain file path is taken as a SQLite
+file), PostgreSQL with `psycopg` installed (`postgresql://user@host:5432/db`).
+
+- `db-table`: only the schema's columns are selected (a shared table may hold columns,
+  such as e-mail addresses, that the segmentation must never touch).
+- `db-query`: the query's columns are validated exactly like a file's.
+
+Every failure is a `DataError` naming the database (password hidden) and what went
+wrong: a URL that is not one, a missing driver, a server that cannot be reached, a
+missing table, a failing or empty query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from client.data import DataError, validate_frame
+from common.preprocessing import LocalTable
+from common.schema import FeatureSchema
+
+CONNECT_TIMEOUT_S = 10
+
+
+def _sa():
+    try:
+        import sqlalchemy
+    except ImportError as exc:  # pragma: no cover - a dependency of fedseg and of flwr
+        raise DataError("reading a database needs SQLAlchemy: pip install sqlalchemy") from exc
+    return sqlalchemy
+
+
+def parse_url(url: str):
+    """A SQLAlchemy URL; a bare path means a SQLite file. `postgresql://` uses psycopg 3
+    when psycopg2 is not installed."""
+    sa = _sa()
+    text = str(url).strip()
+    if not text:
+        raise DataError("db-url is empty")
+    if "://" not in text:
+        text = f"sqlite:///{Path(text).expanduser().resolve()}"
+    try:
+        parsed = sa.engine.make_url(text)
+    except sa.exc.ArgumentError as exc:
+        raise DataError(f"db-url {url!r} is not a database URL (e.g. sqlite:////srv/customers.db, "
+                        f"postgresql://user@host:5432/db): {exc}") from None
+    if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None:
+        if importlib.util.find_spec("psycopg") is not None:
+            parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def shown(url) -> str:
+    """The URL as it may appear in a message or log: password hidden."""
+    return url.render_as_string(hide_password=True)
+
+
+def _engine(url):
+    sa = _sa()
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        database = url.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            pass
+        elif not Path(database).is_file():
+            # SQLAlchemy would silently create an empty database file here
+            raise DataError(f"{shown(url)}: SQLite database file {database} does not exist")
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if backend == "postgresql" else {}
+    try:
+        return sa.create_engine(url, connect_args=connect_args, poolclass=sa.pool.NullPool)
+    except (sa.exc.NoSuchModuleError, ImportError, ModuleNotFoundError) as exc:
+        hint = " (pip install 'psycopg[binary]')" if backend == "postgresql" else ""
+        raise DataError(f"{shown(url)}: no database driver for {url.drivername!r}{hint}: {exc}") from None
+    except sa.exc.ArgumentError as exc:
+        raise DataError(f"{shown(url)}: {exc}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__
+
+
+def _split_table(name: str) -> tuple[str | None, str]:
+    name = name.strip()
+    if not name:
+        raise DataError("db-table is empty")
+    if "." in name:
+        schema, _, table = name.rpartition(".")
+        return schema, table
+    return None, name
+
+
+def read_sql_frame(url: str, table: str | None = None, query: str | None = None,
+                   columns: list[str] | None = None) -> tuple[pd.DataFrame, str]:
+    """Read a table (only `columns` of it, when given) or the rows of a query.
+
+    Returns the frame and a source label for messages (`<url> table <name>`)."""
+    sa = _sa()
+    if bool(table) == bool(query):
+        raise DataError("give exactly one of db-table or db-query with db-url")
+    parsed = parse_url(url)
+    engine = _engine(parsed)
+    try:
+        with engine.connect() as conn:
+            if table:
+                schema_name, table_name = _split_table(str(table))
+                source = f"{shown(parsed)} table {table}"
+                inspector = sa.inspect(conn)
+                if not inspector.has_table(table_name, schema=schema_name):
+                    names = inspector.get_table_names(schema=schema_name)
+                    raise DataError(f"{source}: no such table (tables there: {sorted(names)})")
+                reflected = sa.Table(table_name, sa.MetaData(), schema=schema_name, autoload_with=conn)
+                present = [c for c in (columns or reflected.columns.keys()) if c in reflected.columns]
+                if not present:
+                    raise DataError(f"{source}: none of the columns {columns} are in the table "
+                                    f"(it has {list(reflected.columns.keys())})")
+                stmt = sa.select(*[reflected.columns[c] for c in present])
+                frame = _fetch(conn, stmt, source)
+                if len(frame) == 0:
+                    raise DataError(f"{source}: the table has no rows")
+            else:
+                text = str(query).strip().rstrip(";")
+                digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+                source = f"{shown(parsed)} query {digest}"
+                if not text:
+                    raise DataError(f"{shown(parsed)}: db-query is empty")
+                try:
+                    frame = _fetch(conn, sa.text(text), source)
+                except sa.exc.DBAPIError as exc:
+                    if exc.connection_invalidated:
+                        raise
+                    raise DataError(f"{source}: the query failed: {_first_line(exc)}") from None
+                if len(frame) == 0:
+                    raise DataError(f"{source}: the query returned no rows")
+    except DataError:
+        raise
+    except sa.exc.OperationalError as exc:
+        raise DataError(f"{shown(parsed)}: cannot connect to the database: {_first_line(exc)}") from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise DataError(f"{shown(parsed)}: database error: {_first_line(exc)}") from None
+    finally:
+        engine.dispose()
+    return frame, source
+
+
+def _fetch(conn, stmt, source: str) -> pd.DataFrame:
+    """Run a statement; its rows as a frame (types as the driver returns them)."""
+    result = conn.execute(stmt)
+    if not result.returns_rows:
+        raise DataError(f"{source}: the statement returns no rows (db-query must be a SELECT)")
+    columns = list(result.keys())
+    rows = result.fetchall()
+    return pd.DataFrame.from_records(rows, columns=columns)
+
+
+def load_db_table(url: str, schema: FeatureSchema, table: str | None = None,
+                  query: str | None = None) -> LocalTable:
+    """Read and validate a node's table from a database."""
+    frame, source = read_sql_frame(url, table=table, query=query,
+                                   columns=list(schema.columns) if table else None)
+    return validate_frame(frame, schema, source)
+
+
+def write_labels_table(url: str, table: str, id_column: str, ids: np.ndarray, labels: np.ndarray) -> int:
+    """Replace `table` in the database with columns `<id>, segment`; returns the row count."""
+    sa = _sa()
+    parsed = parse_url(url)
+    schema_name, table_name = _split_table(table)
+    frame = pd.DataFrame({id_column: np.asarray(ids, dtype=str), "segment": np.asarray(labels, dtype=np.int64)})
+    engine = _engine(parsed)
+    try:
+        with engine.begin() as conn:
+            frame.to_sql(table_name, conn, schema=schema_name, if_exists="replace", index=False)
+    except sa.exc.SQLAlchemyError as exc:
+        raise DataError(f"{shown(parsed)} table {table}: cannot write labels: {_first_line(exc)}") from None
+    finally:
+        engine.dispose()
+    return len(frame)

@@ -1,0 +1,528 @@
+"""End to end on Flower's Deployment Engine, on 127.0.0.1 only.
+
+A SuperLink with TLS (a CA and server certificate from `server.security`) and SuperNode
+authentication; four registered SuperNodes reading their own tables (SQLite, CSV,
+Parquet, and one CSV with a bad value); `flwr run` of a copy of the app. The artifact must
+match scikit-learn on the pooled data of the three good nodes, and the bad node must
+drop out with a message naming its problem. Then: an unregistered node is refused, a
+node with the wrong CA cannot connect, and `flwr` against a closed port says so.
+
+Every process started here is stopped by PID (and its children found through /proc) in
+the fixture's teardown, even when a test fails. The timings of the run are printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from client.data import load_table
+from common.artifact import load_artifact
+from common.preprocessing import LocalTable, encode_table
+from server.security import make_certificates, make_node_keys
+from simulations.synthetic import generate_customers, synthetic_schema, write_departments
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
+CUSTOMERS = 3000
+K = 3
+RUN_TIMEOUT_S = 300
+
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tree.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return tree
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below pid (SuperExec, ServerApp, ClientApp processes)."""
+    tree, out, todo = _children(), [], [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class Processes:
+    """Processes started by the test, stopped by PID with their descendants."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed by the process' end
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=self.env, cwd=self.logs)
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
+        below = descendants(proc.pid)
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout)
+        deadline = time.monotonic() + 5
+        for pid in below:  # SuperExec watches its parent, but do not leave it to chance
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def stop_all(self) -> None:
+        for name in list(self.procs)[::-1]:
+            self.stop(name)
+
+
+def flwr(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "flwr"), *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def fedseg(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "server.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, stdin=subprocess.DEVNULL, cwd=REPO)
+
+
+def json_of(proc: subprocess.CompletedProcess) -> dict:
+    text = proc.stdout
+    start = text.find("{")
+    return json.loads(text[start:]) if start >= 0 else {}
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def write_sources(root: Path) -> tuple[dict[str, str], LocalTable, Path]:
+    """Three good node tables (SQLite, CSV, Parquet), one bad CSV; the pooled good rows."""
+    schema = synthetic_schema()
+    frame = generate_customers(CUSTOMERS, 3, 11)
+    paths = write_departments(frame, root / "data", schema)
+    csvs = sorted(p for p in paths if p.suffix == ".csv")
+    schema_path = next(p for p in paths if p.suffix == ".toml")
+    tables = [pd.read_csv(p) for p in csvs]
+    sqlite_path = root / "data" / "crm.db"
+    with sqlite3.connect(sqlite_path) as con:
+        tables[0].assign(email="someone@example.com").to_sql("customers", con, index=False)
+    parquet_path = root / "data" / "unit-3.parquet"
+    tables[2].to_parquet(parquet_path, index=False)
+    bad = tables[1].head(200).copy()
+    bad["customer_id"] = "B" + bad["customer_id"].astype(str)
+    bad["age"] = bad["age"].astype(object)
+    bad.loc[bad.index[7], "age"] = "forty"
+    bad_path = root / "data" / "bad.csv"
+    bad.to_csv(bad_path, index=False)
+    configs = {
+        "sqlite": f'db-url="sqlite:///{sqlite_path}" db-table="customers"',
+        "csv": f'data-path="{csvs[1]}" labels-path="{root / "data" / "unit-2-segments.csv"}"',
+        "parquet": f'data-path="{parquet_path}"',
+        "bad": f'data-path="{bad_path}"',
+    }
+    pooled = [load_table(csvs[0], schema), load_table(csvs[1], schema), load_table(parquet_path, schema)]
+    table = LocalTable(
+        ids=np.concatenate([t.ids for t in pooled]),
+        numeric=np.vstack([t.numeric for t in pooled]),
+        codes=np.vstack([t.codes for t in pooled]),
+    )
+    return configs, table, schema_path
+
+
+def copy_app(root: Path) -> Path:
+    """The Flower app (pyproject + packages) in a temp folder: /work tree never touched."""
+    app = root / "app"
+    app.mkdir()
+    shutil.copy2(REPO / "pyproject.toml", app / "pyproject.toml")
+    for package in ("common", "client", "server", "simulations"):
+        shutil.copytree(REPO / package, app / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return app
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    t0 = time.monotonic()
+    root = tmp_path_factory.mktemp("deploy")
+    home = root / "flwr-home"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "FLWR_HOME": str(home),
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "FLWR_DISABLE_UPDATE_CHECK": "1",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(REPO),
+    }
+    procs = Processes(env, root)
+    try:
+        certs = make_certificates(root / "certs")
+        keys = {name: make_node_keys(root / "keys", name) for name in ("sqlite", "csv", "parquet", "bad")}
+        make_node_keys(root / "rogue-keys", "rogue")
+        configs, pooled, schema_path = write_sources(root)
+        app = copy_app(root)
+
+        port = free_port()
+        superlink = procs.start("superlink", [
+            str(BIN / "flower-superlink"), "--enable-supernode-auth",
+            "--ssl-ca-certfile", str(certs.ca_cert), "--ssl-certfile", str(certs.server_cert),
+            "--ssl-keyfile", str(certs.server_key), "--host", "127.0.0.1", "--port", str(port),
+            "--disable-runtime-dependency-installation",
+        ])
+        wait_for_port(port, superlink)
+        done = fedseg(env, "connection", "--address", f"127.0.0.1:{port}", "--ca", str(certs.ca_cert))
+        assert done.returncode == 0, done.stdout + done.stderr
+        done = fedseg(env, "register", "--keys", str(root / "keys"))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.count("node id") == 4, done.stdout
+        t_registered = time.monotonic()
+
+        for name, config in configs.items():
+            procs.start(f"node-{name}", [
+                str(BIN / "flower-supernode"), "--superlink", f"127.0.0.1:{port}",
+                "--root-certificates", str(certs.ca_cert),
+                "--auth-supernode-private-key", str(keys[name].private_key),
+                "--port", str(free_port()), "--node-config", config,
+            ])
+        deadline = time.monotonic() + 120
+        while not all("SuperNode ID:" in procs.log(f"node-{name}") for name in configs):
+            dead = [n for n, p in procs.procs.items() if p.poll() is not None]
+            assert not dead and time.monotonic() < deadline, f"nodes not connected; exited: {dead}"
+            time.sleep(0.5)  # read logs, not `flwr` (each call costs a second of CPU)
+        nodes = json_of(flwr(env, "supernode", "ls", "fedseg", "--format", "json")).get("nodes", [])
+        assert sum(n.get("status") == "online" for n in nodes) == 4, nodes
+        t_online = time.monotonic()
+
+        out_dir = root / "out"
+        run_config = (f'k={K} min-nodes=3 seed=7 schema="{schema_path}" out-dir="{out_dir}"')
+        t_submit = time.monotonic()
+        submitted = flwr(env, "run", str(app), "fedseg", "--run-config", run_config, "--format", "json")
+        run = json_of(submitted)
+        assert submitted.returncode == 0 and run.get("success"), submitted.stdout + submitted.stderr
+        run_id = run["run-id"]
+        status, checked = "", time.monotonic()
+        deadline = checked + RUN_TIMEOUT_S
+        while not (out_dir / "model.json").exists() or not (out_dir / "report.md").exists():
+            if time.monotonic() - checked > 20:  # a failed run writes nothing: ask now and then
+                checked = time.monotonic()
+                listed = json_of(flwr(env, "ls", "fedseg", "--run-id", str(run_id), "--format", "json"))
+                status = str((listed.get("runs") or [{}])[0].get("status", ""))
+                if status.startswith("finished") and not (out_dir / "model.json").exists():
+                    logs = flwr(env, "log", str(run_id), "fedseg", "--show").stdout
+                    pytest.fail(f"run {run_id} ended as {status} without a model:\n{logs[-4000:]}")
+            assert time.monotonic() < deadline, f"run {run_id} not done after {RUN_TIMEOUT_S}s ({status})"
+            time.sleep(0.5)
+        t_done = time.monotonic()
+        timings = {
+            "setup (certs, keys, data, SuperLink, register 4 keys)": t_registered - t0,
+            "nodes online": t_online - t_registered,
+            "flwr run → model.json": t_done - t_submit,
+            "total": t_done - t0,
+        }
+        yield dict(root=root, env=env, procs=procs, port=port, certs=certs, out=out_dir, configs=configs,
+                   pooled=pooled, schema_path=schema_path, run_id=run_id, timings=timings)
+    finally:
+        procs.stop_all()
+
+
+def test_deployed_run_matches_pooled_sklearn(deployment):
+    from sklearn.cluster import KMeans
+
+    model = load_artifact(deployment["out"] / "model.json")
+    schema = model.run.feature_schema
+    pooled = deployment["pooled"]
+    assert model.k == K and model.run.clients == 3
+    assert sum(s.size for s in model.segments) == pooled.n_rows
+
+    raw = encode_table(pooled, schema, np.zeros(len(model.features)), np.ones(len(model.features)))
+    std = raw.std(axis=0)
+    mean, scale = model.scaler_arrays()
+    np.testing.assert_allclose(mean, raw.mean(axis=0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(scale, np.where(std > 1e-12, std, 1.0), rtol=1e-9, atol=1e-9)
+
+    X = encode_table(pooled, schema, mean, scale)
+    centroids = model.centroid_array()
+    cost = float(((X[:, None, :] - centroids[None]) ** 2).sum(axis=2).min(axis=1).sum())
+    reference = KMeans(n_clusters=K, n_init=10, random_state=0).fit(X).inertia_
+    ratio = cost / reference
+    timings = {**deployment["timings"], **{f"artifact {k}": v for k, v in model.run.timings.items()}}
+    print(f"\ndeployment: cost ratio {ratio:.5f}; {model.run.rounds} rounds "
+          f"({model.run.lloyd_rounds} Lloyd); " + "; ".join(f"{k} {v:.1f}s" for k, v in timings.items())
+          + f"; per round {model.run.timings['total'] / model.run.rounds:.1f}s")
+    assert ratio <= 1.01, ratio
+    report = (deployment["out"] / "report.md").read_text()
+    assert "segment" in report.lower()
+
+
+def test_node_writes_its_labels_after_the_run(deployment):
+    """The CSV node was configured with labels-path: nearest centroid of the final model."""
+    model = load_artifact(deployment["out"] / "model.json")
+    schema = model.run.feature_schema
+    csv_path = Path(str(deployment["configs"]["csv"]).split('"')[1])
+    labels_path = deployment["root"] / "data" / "unit-2-segments.csv"
+    deadline = time.monotonic() + 30  # written by the node right after its profile reply
+    while not labels_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    table = load_table(csv_path, schema)
+    mean, scale = model.scaler_arrays()
+    X = encode_table(table, schema, mean, scale)
+    expected = ((X[:, None, :] - model.centroid_array()[None]) ** 2).sum(axis=2).argmin(axis=1)
+    written = pd.read_csv(labels_path, dtype={schema.id: str})
+    assert written[schema.id].tolist() == [str(i) for i in table.ids]
+    assert written["segment"].tolist() == expected.tolist()
+
+
+def test_bad_data_node_drops_out_with_clear_error(deployment):
+    model = load_artifact(deployment["out"] / "model.json")
+    assert len(model.run.clients_failed) == 1, model.run.clients_failed
+    failure = model.run.clients_failed[0]
+    assert "bad.csv" in failure and "'age'" in failure and "'forty' is not a number" in failure
+    assert "row 8" in failure
+    assert "bad.csv" in (deployment["out"] / "report.md").read_text()
+
+
+def test_unregistered_node_is_refused(deployment):
+    root, procs, port = deployment["root"], deployment["procs"], deployment["port"]
+    proc = procs.start("rogue", [
+        str(BIN / "flower-supernode"), "--superlink", f"127.0.0.1:{port}",
+        "--root-certificates", str(deployment["certs"].ca_cert),
+        "--auth-supernode-private-key", str(root / "rogue-keys" / "rogue"),
+        "--port", str(free_port()), "--node-config", 'data-path="/nonexistent.csv"',
+        "--max-retries", "1",
+    ])
+    try:
+        proc.wait(timeout=60)
+        assert proc.returncode != 0
+        log = procs.log("rogue")
+        print("\nunregistered node:", " ".join(line.strip() for line in log.splitlines() if "ERROR" in line or "code" in line))
+        assert "Failed to activate SuperNode" in log
+    finally:
+        procs.stop("rogue")
+    nodes = json_of(flwr(deployment["env"], "supernode", "ls", "fedseg", "--format", "json"))["nodes"]
+    assert len(nodes) == 4  # the rogue key is not among them
+
+
+def test_wrong_ca_and_closed_port_are_refused(deployment):
+    root, procs, port, env = deployment["root"], deployment["procs"], deployment["port"], deployment["env"]
+    other = make_certificates(root / "other-ca")
+    proc = procs.start("wrong-ca", [
+        str(BIN / "flower-supernode"), "--superlink", f"127.0.0.1:{port}",
+        "--root-certificates", str(other.ca_cert),
+        "--auth-supernode-private-key", str(root / "keys" / "csv"),
+        "--port", str(free_port()), "--node-config", 'data-path="/nonexistent.csv"',
+        "--max-retries", "1", "--max-wait-time", "20",
+    ])
+    try:
+        proc.wait(timeout=90)
+        assert proc.returncode != 0
+        log = procs.log("wrong-ca")
+        print("\nnode with the wrong CA:", " ".join(l.strip() for l in log.splitlines() if "ERROR" in l or "CERT" in l.upper())[:600])
+        assert "CERTIFICATE_VERIFY_FAILED" in log or "certificate verify failed" in log.lower(), log[-2000:]
+    finally:
+        procs.stop("wrong-ca")
+
+    assert fedseg(env, "connection", "--name", "wrong-ca", "--address", f"127.0.0.1:{port}",
+                  "--ca", str(other.ca_cert)).returncode == 0
+    listed = flwr(env, "supernode", "ls", "wrong-ca")
+    assert listed.returncode != 0
+    print("\nflwr with the wrong CA:", " ".join((listed.stdout + listed.stderr).split()))
+    assert "connection to the superlink" in " ".join((listed.stdout + listed.stderr).lower().split())
+
+    closed = free_port()
+    assert fedseg(env, "connection", "--name", "closed", "--address", f"127.0.0.1:{closed}",
+                  "--ca", str(deployment["certs"].ca_cert)).returncode == 0
+    listed = flwr(env, "supernode", "ls", "closed")
+    assert listed.returncode != 0
+    text = " ".join((listed.stdout + listed.stderr).split())
+    print("flwr with nothing listening:", text)
+    assert "connection to the superlink" in text.lower(), text[-2000:]
+    done = fedseg(env, "register", "--keys", str(root / "rogue-keys" / "rogue.pub"), "--superlink", "closed")
+    print("fedseg register with nothing listening:", " ".join(done.stdout.split()))
+    assert done.returncode == 2 and "registration failed" in done.stdout
+
+
+def test_node_killed_mid_run_does_not_stop_the_run(deployment):
+    """A second run with a fifth node, SIGKILLed by PID after it answered twice."""
+    import re
+
+    from server.deploy_cli import register_key
+
+    root, procs, port, env = deployment["root"], deployment["procs"], deployment["port"], deployment["env"]
+    keys = make_node_keys(root / "victim-keys", "victim")
+    register_key(keys.public_key, "victim", env=env)
+    victim = procs.start("node-victim", [
+        str(BIN / "flower-supernode"), "--superlink", f"127.0.0.1:{port}",
+        "--root-certificates", str(deployment["certs"].ca_cert),
+        "--auth-supernode-private-key", str(keys.private_key),
+        "--port", str(free_port()), "--node-config", f'data-path="{root / "data" / "dept-1.csv"}"',
+    ])
+    deadline = time.monotonic() + 120
+    while "SuperNode ID:" not in procs.log("node-victim"):
+        assert victim.poll() is None and time.monotonic() < deadline, procs.log("node-victim")[-2000:]
+        time.sleep(0.5)
+    victim_id = re.search(r"SuperNode ID: (\d+)", procs.log("node-victim")).group(1)
+    out_dir = root / "out-kill"
+    run_config = f'k={K} min-nodes=3 seed=7 schema="{deployment["schema_path"]}" out-dir="{out_dir}"'
+    submitted = flwr(env, "run", str(root / "app"), "fedseg", "--run-config", run_config, "--format", "json")
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while procs.log("node-victim").count("Start `flwr-clientapp") < 2:  # prepare and one init exchange
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    t_kill = time.monotonic()
+    procs.stop("node-victim", sig=signal.SIGKILL)
+    while not (out_dir / "report.md").exists():
+        assert time.monotonic() < deadline, "run did not finish after a node was killed"
+        time.sleep(0.5)
+    model = load_artifact(out_dir / "model.json")
+    print(f"\nnode killed mid-run: run finished {time.monotonic() - t_kill:.1f}s after the kill; "
+          f"{model.run.rounds} rounds; left out: {model.run.clients_failed}")
+    assert model.run.clients == 3
+    assert any(f"node {victim_id}" in failure for failure in model.run.clients_failed)
+
+
+# ---- security material and deployment commands, without Flower processes ---------------
+
+
+def test_certificates_chain_sans_and_permissions(tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    files = make_certificates(tmp_path / "certs", hosts=["127.0.0.1", "localhost", "link.example"])
+    ca = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
+    server = x509.load_pem_x509_certificate(files.server_cert.read_bytes())
+    server.verify_directly_issued_by(ca)
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert not server.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert san.get_values_for_type(x509.DNSName) == ["localhost", "link.example"]
+    for key in (files.ca_key, files.server_key):
+        assert key.stat().st_mode & 0o777 == 0o600
+    for public in (files.ca_cert, files.server_cert):
+        assert public.stat().st_mode & 0o777 == 0o644
+    assert isinstance(ca.public_key(), ec.EllipticCurvePublicKey)
+    with pytest.raises(ValueError, match="refusing to overwrite"):
+        make_certificates(tmp_path / "certs")
+    make_certificates(tmp_path / "certs", overwrite=True)
+
+
+def test_node_keys_load_as_flower_expects(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_ssh_private_key
+    from flwr.cli.supernode.register import try_load_public_key
+    from flwr.supercore.primitives.asymmetric import public_key_to_bytes
+
+    files = make_node_keys(tmp_path, "retail-north")
+    assert files.private_key.stat().st_mode & 0o777 == 0o600
+    private = load_ssh_private_key(files.private_key.read_bytes(), None)  # as flower-supernode does
+    assert isinstance(private, ec.EllipticCurvePrivateKey) and private.curve.name == "secp384r1"
+    assert try_load_public_key(files.public_key) == public_key_to_bytes(private.public_key())  # as flwr does
+    with pytest.raises(ValueError, match="refusing to overwrite"):
+        make_node_keys(tmp_path, "retail-north")
+    with pytest.raises(ValueError, match="node name"):
+        make_node_keys(tmp_path, "../escape")
+
+
+def test_cli_connection_check_and_label_node(tmp_path, monkeypatch):
+    import tomllib
+
+    from typer.testing import CliRunner
+
+    from server.cli import cli
+
+    monkeypatch.setenv("FLWR_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    certs = make_certificates(tmp_path / "certs")
+    done = runner.invoke(cli, ["connection", "--address", "127.0.0.1:9093", "--ca", str(certs.ca_cert)])
+    assert done.exit_code == 0, done.output
+    config = tomllib.loads((tmp_path / "home" / "config.toml").read_text())
+    assert config["superlink"]["fedseg"] == {"address": "127.0.0.1:9093", "root-certificates": str(certs.ca_cert)}
+    assert config["superlink"]["default"] == "fedseg"
+    assert runner.invoke(cli, ["connection", "--address", "127.0.0.1:9093"]).exit_code == 2
+
+    schema = synthetic_schema()
+    frame = generate_customers(300, 1, 3)
+    paths = write_departments(frame, tmp_path / "data", schema)
+    csv = next(p for p in paths if p.suffix == ".csv")
+    schema_path = next(p for p in paths if p.suffix == ".toml")
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as con:
+        pd.read_csv(csv).to_sql("customers", con, index=False)
+    node_config = f'db-url="{db}" db-table="customers"'
+    done = runner.invoke(cli, ["check-node", "--schema", str(schema_path), "--node-config", node_config])
+    assert done.exit_code == 0 and "300 rows match" in done.output, done.output
+    done = runner.invoke(cli, ["check-node", "--schema", str(schema_path), "--node-config", f'db-url="{db}" db-table="nope"'])
+    assert done.exit_code == 2 and "no such table" in done.output, done.output
+
+    from common.artifact import save_artifact
+    from common.config import RunConfig
+    from server.model import build_artifact
+    from server.orchestrator import Orchestrator
+    from tests.helpers import frame_nodes, transport
+
+    config = RunConfig(k=3, min_nodes=1)
+    nodes = frame_nodes([pd.read_csv(csv, dtype=str)])
+    result = Orchestrator(config, schema, transport(nodes), list(nodes)).run()
+    save_artifact(build_artifact(result, config, schema), tmp_path / "run" / "model.json")
+    done = runner.invoke(cli, ["label-node", "--model", str(tmp_path / "run" / "model.json"),
+                               "--node-config", node_config + ' labels-table="segments"'])
+    assert done.exit_code == 0 and "300 customers labelled" in done.output, done.output
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT COUNT(*), MIN(segment), MAX(segment) FROM segments").fetchone()
+    assert rows[0] == 300 and 0 <= rows[1] <= rows[2] < 3
