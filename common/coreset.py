@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from sklearn.cluster import KMeans
 
 
 @dataclass(frozen=True)
@@ -96,6 +95,8 @@ def seed_candidates(coreset: Coreset, k: int, restarts: int, seed: int) -> list[
             f"only {len(coreset.points)} dense coreset buckets for k={k}: "
             "too few customers for this k, or lower --k-max"
         )
+    from sklearn.cluster import KMeans  # server side only: nodes never pay its import
+
     fits = []
     for r in range(restarts):
         model = KMeans(n_clusters=k, n_init=10, random_state=seed + 7919 * r + 104729 * k)

@@ -8,6 +8,8 @@ local labelling for the business units. See DEPLOY.md.
   fedseg register --keys DIR                  register every NAME.pub with the SuperLink
   fedseg check-node --schema S --node-config C   read + validate a node's table as the node will
   fedseg label-node --model M --node-config C    label the node's customers locally
+  fedseg check-link --superlink HOST:PORT --ca ca.crt [--key KEY]
+                                              key file, CA and a TLS handshake, before starting a node
 """
 
 from __future__ import annotations
@@ -231,3 +233,20 @@ def label_node(
     except (DataError, ArtifactError, ValueError, OSError) as exc:
         _fail(str(exc))
     console.print(f"{table.n_rows} customers labelled → {where}", highlight=False)
+
+
+@deploy_cli.command("check-link")
+def check_link(
+    superlink: Annotated[str, typer.Option(help="SuperLink HOST:PORT, as given to flower-supernode --superlink")],
+    ca: Annotated[Path, typer.Option(help="the central team's CA certificate (--root-certificates)")],
+    key: Annotated[Optional[Path], typer.Option(help="the node's private key (--auth-supernode-private-key)")] = None,
+) -> None:
+    """Check the node's key file, the CA and a TLS handshake with the SuperLink."""
+    from server.preflight import PreflightError, check_private_key, check_superlink
+
+    try:
+        lines = ([check_private_key(key)] if key is not None else []) + [check_superlink(superlink, ca)]
+    except PreflightError as exc:
+        _fail(str(exc))
+    for line in lines:
+        console.print(f"[green]ok[/green]: {line}", highlight=False)

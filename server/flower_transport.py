@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from flwr.app import Message
 from flwr.serverapp import Grid
@@ -12,12 +12,33 @@ from client.records import MESSAGE_TYPE, from_content, to_content
 from common.wire import NodeFailure, Reply, Request, WireError, decode_reply, encode
 
 
+POLL_INTERVAL_S = 0.2  # Flower's own send_and_receive sleeps 3 s between pulls
+
+
+def send_and_receive(grid: Grid, messages: Iterable[Message], timeout: float | None,
+                     poll_interval: float = POLL_INTERVAL_S) -> list[Message]:
+    """`Grid.send_and_receive`, but pulling replies every `poll_interval` seconds: with
+    Flower's fixed 3 s a deployed round waits up to 3 s after the last reply arrived."""
+    pending = set(grid.push_messages(messages))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    replies: list[Message] = []
+    while pending:
+        pulled = list(grid.pull_messages(pending))
+        replies.extend(pulled)
+        pending -= {m.metadata.reply_to_message_id for m in pulled}
+        if not pending or (deadline is not None and time.monotonic() >= deadline):
+            break
+        time.sleep(poll_interval)
+    return replies
+
+
 class GridTransport:
     """Sends one message per node through the grid and decodes the replies."""
 
-    def __init__(self, grid: Grid, timeout: float | None = None) -> None:
+    def __init__(self, grid: Grid, timeout: float | None = None, poll_interval: float = POLL_INTERVAL_S) -> None:
         self.grid = grid
         self.timeout = timeout
+        self.poll_interval = poll_interval
         self.bytes_down = 0
         self.bytes_up = 0
 
@@ -28,7 +49,7 @@ class GridTransport:
             self.bytes_down += len(payload)
             messages.append(Message(to_content(payload), dst_node_id=nid, message_type=MESSAGE_TYPE))
         replies: dict[int, Reply] = {}
-        for reply in self.grid.send_and_receive(messages, timeout=self.timeout):
+        for reply in send_and_receive(self.grid, messages, self.timeout, self.poll_interval):
             nid = reply.metadata.src_node_id
             if reply.has_error():
                 replies[nid] = NodeFailure(error=f"node error: {reply.error.reason}")

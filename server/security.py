@@ -110,11 +110,12 @@ def make_certificates(
     hosts: Sequence[str] = DEFAULT_HOSTS,
     days: int = 365,
     overwrite: bool = False,
+    valid_from: dt.datetime | None = None,
 ) -> CertificateFiles:
     """Write `ca.crt`, `ca.key`, `server.crt`, `server.key` into out_dir.
 
     The server certificate is valid for every entry of `hosts` (IP addresses become IP
-    SANs, anything else DNS SANs)."""
+    SANs, anything else DNS SANs), for `days` from `valid_from` (default: now)."""
     if days < 1:
         raise SecurityError(f"--days must be at least 1, got {days}")
     out_dir = Path(out_dir)
@@ -126,7 +127,7 @@ def make_certificates(
         if existing:
             raise SecurityError(f"{', '.join(existing)} exist(s); refusing to overwrite (use --force)")
     sans = _general_names(hosts)
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    now = valid_from or dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
     until = now + dt.timedelta(days=days)
 
     ca_key = ec.generate_private_key(ec.SECP384R1())

@@ -360,6 +360,12 @@ def test_unregistered_node_is_refused(deployment):
 def test_wrong_ca_and_closed_port_are_refused(deployment):
     root, procs, port, env = deployment["root"], deployment["procs"], deployment["port"], deployment["env"]
     other = make_certificates(root / "other-ca")
+    link = ["check-link", "--superlink", f"127.0.0.1:{port}", "--key", str(root / "keys" / "csv"), "--ca"]
+    done = fedseg(env, *link, str(deployment["certs"].ca_cert))
+    assert done.returncode == 0 and "certificate verified" in done.stdout, done.stdout + done.stderr
+    done = fedseg(env, *link, str(other.ca_cert))
+    print("\nfedseg check-link with the wrong CA:", " ".join(done.stdout.split()))
+    assert done.returncode == 2 and "not signed by" in done.stdout, done.stdout
     proc = procs.start("wrong-ca", [
         str(BIN / "flower-supernode"), "--superlink", f"127.0.0.1:{port}",
         "--root-certificates", str(other.ca_cert),
