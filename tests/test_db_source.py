@@ -198,7 +198,7 @@ def postgres_url():
         shutil.chown(root / "pw", "postgres")
     port = _free_port()
     data = root / "data"
-    run = dict(check=True, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    run = dict(check=True, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=root)
     started = False
     try:
         subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "fedseg",
@@ -210,7 +210,7 @@ def postgres_url():
     finally:
         if started:
             subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                           capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+                           capture_output=True, timeout=60, stdin=subprocess.DEVNULL, cwd=root)
         shutil.rmtree(root, ignore_errors=True)
 
 
