@@ -63,6 +63,10 @@ class ModelArtifact(BaseModel):
     metrics: dict[str, float]
     run: RunInfo
     privacy: dict[str, Any]
+    quantiles: list[dict[str, Any]] | None = Field(
+        default=None, description="global quantiles per feature from federated histograms")
+    drift: dict[str, Any] | None = Field(
+        default=None, description="warm start: customers that changed segment (aggregate over nodes)")
 
     @model_validator(mode="after")
     def _shapes(self) -> ModelArtifact:
