@@ -104,7 +104,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def save_artifact(artifact: ModelArtifact, path: str | Path) -> Path:
     path = Path(path)
-    atomic_write_text(path, artifact.model_dump_json(indent=2))
+    optional = {k for k in ("quantiles", "drift") if getattr(artifact, k) is None}  # keys only when used
+    atomic_write_text(path, artifact.model_dump_json(indent=2, exclude=optional))
     return path
 
 
