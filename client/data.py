@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from common.preprocessing import LocalTable
+from common.rfm import rfm_from_transactions
 from common.schema import FeatureSchema
 
 _SHOW_ROWS = 5
@@ -48,7 +49,10 @@ def read_frame(path: str | Path) -> pd.DataFrame:
 
 
 def validate_frame(frame: pd.DataFrame, schema: FeatureSchema, source: str) -> LocalTable:
-    """Check columns, ids, numbers and categories; return clean arrays."""
+    """Check columns, ids, numbers and categories; return clean arrays. A transactions
+    node first derives its customer table (RFM per customer)."""
+    if schema.transactions is not None:
+        return validate_frame(customers_from_transactions(frame, schema, source), schema.customer_view(), source)
     columns = [str(c) for c in frame.columns]
     missing = [c for c in schema.columns if c not in columns]
     if missing:
@@ -112,6 +116,46 @@ def _codes(col: pd.Series, name: str, vocab: tuple[str, ...], source: str) -> np
             f"{source}: column {name!r}: {first!r} is not in the vocabulary {list(vocab)} at {_rows(unknown)}"
         )
     return per_row.astype(np.int64)
+
+
+def customers_from_transactions(frame: pd.DataFrame, schema: FeatureSchema, source: str) -> pd.DataFrame:
+    """RFM per customer from this node's purchases (vectorised, see `common.rfm`); bad
+    rows fail with the file, column and row numbers."""
+    tx = schema.transactions
+    if tx.as_of is None:
+        raise DataError(f"{source}: a transactions table needs an as-of date (run config `as-of` or [transactions] as_of)")
+    missing = [c for c in schema.columns if c not in [str(c) for c in frame.columns]]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {missing} (a transactions table needs {schema.columns})")
+    if len(frame) == 0:
+        raise DataError(f"{source}: table has a header but no rows")
+    try:
+        dates = _tx_dates(frame[tx.date], tx.date, tx.earliest)
+        return rfm_from_transactions(
+            frame.assign(**{tx.date: dates}), id_column=schema.id, date_column=tx.date,
+            amount_column=tx.amount, as_of=tx.as_of, allow_zero_amounts=tx.allow_zero_amounts,
+        )
+    except ValueError as exc:
+        raise DataError(f"{source}: {exc}") from exc
+
+
+def _tx_dates(col: pd.Series, name: str, earliest) -> pd.Series:
+    """Calendar dates; a negative (leading '-') or pre-`earliest` date is an error."""
+    if pd.api.types.is_datetime64_any_dtype(col):
+        parsed = col
+    else:
+        text = col.astype(str).str.strip()
+        negative = text.str.startswith("-").to_numpy()
+        if negative.any():
+            raise ValueError(f"column {name!r}: negative date at {_rows(negative)}")
+        parsed = pd.to_datetime(text.where(text != "", None), errors="coerce", format="mixed")
+        bad = parsed.isna().to_numpy()
+        if bad.any():
+            raise ValueError(f"column {name!r}: missing or unparseable date at {_rows(bad)}")
+    early = (parsed < pd.Timestamp(earliest)).to_numpy()
+    if early.any():
+        raise ValueError(f"column {name!r}: date before {earliest} (negative or implausible) at {_rows(early)}")
+    return parsed
 
 
 def load_table(path: str | Path, schema: FeatureSchema) -> LocalTable:

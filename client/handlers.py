@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from client.data import DataError
-from common import coreset, kmeans
+from common import coreset, kmeans, quantiles
 from common.preprocessing import LocalTable, encode_table, local_prepare_stats
 from common.profiles import local_profile_stats
 from common.fixed_point import FixedPointOverflowError
@@ -27,6 +27,8 @@ from common.wire import (
     BucketCountsRequest,
     BucketSumsReply,
     BucketSumsRequest,
+    HistogramReply,
+    HistogramRequest,
     LloydReply,
     LloydRequest,
     NodeFailure,
@@ -46,6 +48,8 @@ from common.wire import (
     SecureSharesReply,
     SecureUnmaskReply,
     SecureUnmaskRequest,
+    TransitionReply,
+    TransitionRequest,
     ValidateRequest,
 )
 
@@ -137,10 +141,31 @@ def _lloyd(req: LloydRequest, data: NodeData) -> LloydReply:
 
 def _profile(req: ProfileRequest, data: NodeData) -> ProfileReply:
     X = data.matrix(req.schema_, req.scaler)
-    stats = local_profile_stats(data.table(req.schema_), req.schema_, X, req.centroids)
+    table = data.table(req.schema_)
+    stats = local_profile_stats(table, req.schema_, X, req.centroids)
+    scores = np.zeros((len(req.centroids), 0))
+    if req.score_bins is not None and len(req.score_bins):  # sums of 1-5 scores per segment
+        labels = kmeans.assign(X, req.centroids)
+        per_customer = quantiles.local_scores(table, req.schema_, req.score_bins)
+        scores = np.zeros((len(req.centroids), per_customer.shape[1]))
+        np.add.at(scores, labels, per_customer)
     return ProfileReply(
-        counts=stats.counts, sums=stats.sums, sumsq=stats.sumsq, category_counts=stats.category_counts
+        counts=stats.counts, sums=stats.sums, sumsq=stats.sumsq, category_counts=stats.category_counts,
+        scores=scores,
     )
+
+
+def _histogram(req: HistogramRequest, data: NodeData) -> HistogramReply:
+    return HistogramReply(counts=quantiles.local_histograms(data.table(req.schema_), req.schema_))
+
+
+def _transitions(req: TransitionRequest, data: NodeData) -> TransitionReply:
+    """Old model's segment vs new segment per customer, counted: (k_old, k_new)."""
+    new = kmeans.assign(data.matrix(req.schema_, req.scaler), req.centroids)
+    old = kmeans.assign(data.matrix(req.old_schema, req.old_scaler), req.old_centroids)
+    k_old, k_new = len(req.old_centroids), len(req.centroids)
+    counts = np.bincount(old * k_new + new, minlength=k_old * k_new).reshape(k_old, k_new)
+    return TransitionReply(counts=counts.astype(np.int64))
 
 
 _HANDLERS = {
@@ -149,6 +174,8 @@ _HANDLERS = {
     BucketSumsRequest: _bucket_sums,
     LloydRequest: _lloyd,
     ProfileRequest: _profile,
+    HistogramRequest: _histogram,
+    TransitionRequest: _transitions,
 }
 
 

@@ -63,6 +63,10 @@ class ModelArtifact(BaseModel):
     metrics: dict[str, float]
     run: RunInfo
     privacy: dict[str, Any]
+    quantiles: list[dict[str, Any]] | None = Field(
+        default=None, description="global quantiles per feature from federated histograms")
+    drift: dict[str, Any] | None = Field(
+        default=None, description="warm start: customers that changed segment (aggregate over nodes)")
 
     @model_validator(mode="after")
     def _shapes(self) -> ModelArtifact:
@@ -100,7 +104,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def save_artifact(artifact: ModelArtifact, path: str | Path) -> Path:
     path = Path(path)
-    atomic_write_text(path, artifact.model_dump_json(indent=2))
+    optional = {k for k in ("quantiles", "drift") if getattr(artifact, k) is None}  # keys only when used
+    atomic_write_text(path, artifact.model_dump_json(indent=2, exclude=optional))
     return path
 
 

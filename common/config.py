@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -36,11 +37,19 @@ class RunConfig(BaseModel):
     epsilon: float = Field(default=0.0, ge=0.0, description="differential privacy ε; 0 = off")
     delta: float = Field(default=1e-6, gt=0.0, lt=1.0, description="differential privacy δ")
     selection: str = Field(default="silhouette", pattern="^(silhouette|calinski_harabasz|davies_bouldin)$")
+    as_of: str = Field(default="", pattern=r"^(\d{4}-\d{2}-\d{2})?$",
+                       description="transactions nodes: RFM as of this day (YYYY-MM-DD)")
+    warm_start: str = Field(default="", description="model.json of a previous run to start Lloyd from")
 
     @model_validator(mode="after")
     def _k_range(self) -> RunConfig:
         if self.k_min > self.k_max:
             raise ValueError(f"k-min ({self.k_min}) is larger than k-max ({self.k_max})")
+        if self.as_of:
+            try:
+                date.fromisoformat(self.as_of)
+            except ValueError:
+                raise ValueError(f"as-of {self.as_of!r} is not a calendar date (YYYY-MM-DD)") from None
         if self.epsilon > 0 and not self.k:
             raise ValueError("differential privacy needs a fixed k (--k): choosing k would spend budget")
         return self

@@ -63,11 +63,16 @@ def clip_numeric(numeric: np.ndarray, schema: FeatureSchema) -> np.ndarray:
 
 
 def transform_numeric(numeric: np.ndarray, schema: FeatureSchema) -> np.ndarray:
-    """Clipped values with each feature's transform applied: the space we scale."""
+    """Clipped values with each feature's transform applied: the space we scale.
+    Features with server-set winsor limits (global quantiles) are clipped to them too."""
     clipped = clip_numeric(numeric, schema)
     log_cols = np.array([f.transform == "log1p" for f in schema.numeric], dtype=bool)
     if log_cols.any():
         clipped[:, log_cols] = np.log1p(clipped[:, log_cols])
+    if any(f.winsor_limits is not None for f in schema.numeric):
+        low = np.array([-np.inf if f.winsor_limits is None else f.winsor_limits[0] for f in schema.numeric])
+        high = np.array([np.inf if f.winsor_limits is None else f.winsor_limits[1] for f in schema.numeric])
+        clipped = np.clip(clipped, low, high)
     return clipped
 
 

@@ -25,13 +25,16 @@ class ProfileStats:
     sums: np.ndarray
     sumsq: np.ndarray
     category_counts: np.ndarray
+    scores: np.ndarray | None = None  # (k, n_scored) sums of RFM 1-5 quintile scores
 
     def __add__(self, other: ProfileStats) -> ProfileStats:
+        scores = None if self.scores is None or other.scores is None else self.scores + other.scores
         return ProfileStats(
             self.counts + other.counts,
             self.sums + other.sums,
             self.sumsq + other.sumsq,
             self.category_counts + other.category_counts,
+            scores,
         )
 
 
@@ -45,6 +48,7 @@ class NumericProfile(BaseModel):
 class SegmentProfile(BaseModel):
     numeric: dict[str, NumericProfile]
     categories: dict[str, dict[str, float]]  # column -> value -> share within segment
+    scores: dict[str, float] = {}  # feature -> mean RFM 1-5 quintile score (global quintiles)
 
 
 def local_profile_stats(
@@ -83,8 +87,17 @@ def build_profiles(stats: ProfileStats, schema: FeatureSchema, min_size: int) ->
             )
             for i, f in enumerate(schema.numeric)
         }
-        out.append(SegmentProfile(numeric=numeric, categories=_category_shares(stats, schema, j)))
+        out.append(SegmentProfile(numeric=numeric, categories=_category_shares(stats, schema, j),
+                                  scores=_mean_scores(stats, schema, j)))
     return out
+
+
+def _mean_scores(stats: ProfileStats, schema: FeatureSchema, j: int) -> dict[str, float]:
+    """Mean quintile score of segment j per scored feature (empty without scores)."""
+    if stats.scores is None or stats.scores.shape[1] == 0:
+        return {}
+    names = [schema.numeric[i].name for i in schema.score_indices]
+    return {n: float(stats.scores[j, c] / stats.counts[j]) for c, n in enumerate(names)}
 
 
 def _category_shares(stats: ProfileStats, schema: FeatureSchema, j: int) -> dict[str, dict[str, float]]:

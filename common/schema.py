@@ -7,12 +7,15 @@ column names, transforms, public bounds and category vocabularies, never data.
 from __future__ import annotations
 
 import tomllib
+import datetime as dt
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SCHEMA_VERSION = 1
+DEFAULT_BINS = 4096  # public histogram bins per feature: log1p(1..500) integers each get their own
+RFM_DERIVED = ("recency_days", "frequency", "monetary", "avg_order_value", "tenure_days")
 
 
 class SchemaError(ValueError):
@@ -28,6 +31,14 @@ class NumericFeature(BaseModel):
     transform: Literal["none", "log1p"] = "none"
     lower: float | None = None
     upper: float | None = None
+    # federated quantiles (histograms over public bins between lower and upper, on the
+    # transformed scale); each option below needs them
+    bins: int | None = Field(default=None, ge=2, le=65536, description="public histogram bins")
+    winsorize: tuple[float, float] | None = Field(default=None, description="global quantiles to clip at")
+    scaling: Literal["standard", "robust"] = "standard"
+    score: Literal["none", "high", "low"] = "none"  # RFM 1-5 quintile score; "low": low values score 5
+    # set by the server from the federated quantiles (transformed scale), never by users
+    winsor_limits: tuple[float, float] | None = None
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> NumericFeature:
@@ -35,7 +46,37 @@ class NumericFeature(BaseModel):
             raise ValueError(f"feature {self.name!r}: lower bound must be below upper bound")
         if self.transform == "log1p" and self.lower is not None and self.lower <= -1:
             raise ValueError(f"feature {self.name!r}: log1p needs lower bound > -1")
+        if self.winsorize is not None and not 0.0 <= self.winsorize[0] < self.winsorize[1] <= 1.0:
+            raise ValueError(f"feature {self.name!r}: winsorize needs 0 <= low < high <= 1")
+        if self.needs_quantiles and (self.lower is None or self.upper is None):
+            raise ValueError(
+                f"feature {self.name!r}: winsorize, robust scaling and scores need public lower and "
+                "upper bounds (the histogram bins lie between them)"
+            )
         return self
+
+    @property
+    def needs_quantiles(self) -> bool:
+        """Whether this feature takes part in the federated histogram phase."""
+        return self.winsorize is not None or self.scaling == "robust" or self.score != "none"
+
+    @property
+    def n_bins(self) -> int:
+        return self.bins or DEFAULT_BINS
+
+
+class TransactionsSpec(BaseModel):
+    """The node holds purchases, not customers: RFM per customer is derived on the node.
+
+    `as_of` may come from the run config (`as-of`) instead; the server fills it in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date: str = Field(default="date", min_length=1)
+    amount: str = Field(default="amount", min_length=1)
+    as_of: dt.date | None = None
+    earliest: dt.date = Field(default=dt.date(1900, 1, 1), description="older dates are rejected")
+    allow_zero_amounts: bool = False
 
 
 class CategoricalFeature(BaseModel):
@@ -63,6 +104,7 @@ class FeatureSchema(BaseModel):
     numeric: tuple[NumericFeature, ...] = ()
     categorical: tuple[CategoricalFeature, ...] = ()
     allow_extra_columns: bool = False
+    transactions: TransactionsSpec | None = None
 
     @model_validator(mode="after")
     def _check(self) -> FeatureSchema:
@@ -76,7 +118,31 @@ class FeatureSchema(BaseModel):
             raise ValueError(f"column names appear more than once: {dupes}")
         if not self.numeric and not self.categorical:
             raise ValueError("schema has no features")
+        if self.transactions is not None:
+            unknown = [n for n in self.numeric_names if n not in RFM_DERIVED]
+            if unknown or self.categorical:
+                raise ValueError(
+                    f"a [transactions] schema derives only {list(RFM_DERIVED)} per customer; "
+                    f"cannot use {unknown + self.categorical_names}"
+                )
+            tx = self.transactions
+            if len({self.id, tx.date, tx.amount}) < 3:
+                raise ValueError("[transactions]: id, date and amount must be three different columns")
         return self
+
+    @property
+    def quantile_indices(self) -> list[int]:
+        """Numeric features (by position) that need federated histograms."""
+        return [i for i, f in enumerate(self.numeric) if f.needs_quantiles]
+
+    @property
+    def score_indices(self) -> list[int]:
+        """Numeric features (by position) that get an RFM 1-5 quintile score."""
+        return [i for i, f in enumerate(self.numeric) if f.score != "none"]
+
+    def customer_view(self) -> FeatureSchema:
+        """The per-customer table a transactions node derives (derived columns may be extra)."""
+        return self.model_copy(update={"transactions": None, "allow_extra_columns": True})
 
     @property
     def numeric_names(self) -> list[str]:
@@ -88,7 +154,10 @@ class FeatureSchema(BaseModel):
 
     @property
     def columns(self) -> list[str]:
-        """Every column the table must have, id first."""
+        """Every column the node's table must have, id first (a transactions table: id,
+        date, amount)."""
+        if self.transactions is not None:
+            return [self.id, self.transactions.date, self.transactions.amount]
         return [self.id, *self.numeric_names, *self.categorical_names]
 
     @property
@@ -119,9 +188,25 @@ class FeatureSchema(BaseModel):
                 lines.append(f"lower = {f.lower!r}")
             if f.upper is not None:
                 lines.append(f"upper = {f.upper!r}")
+            if f.bins is not None:
+                lines.append(f"bins = {f.bins}")
+            if f.winsorize is not None:
+                lines.append(f"winsorize = [{f.winsorize[0]!r}, {f.winsorize[1]!r}]")
+            if f.scaling != "standard":
+                lines.append(f"scaling = {_q(f.scaling)}")
+            if f.score != "none":
+                lines.append(f"score = {_q(f.score)}")
         for c in self.categorical:
             values = ", ".join(_q(v) for v in c.values)
             lines += ["", "[[categorical]]", f"name = {_q(c.name)}", f"values = [{values}]"]
+        if self.transactions is not None:
+            tx = self.transactions
+            lines += ["", "[transactions]", f"date = {_q(tx.date)}", f"amount = {_q(tx.amount)}",
+                      f"earliest = {tx.earliest.isoformat()}"]
+            if tx.as_of is not None:
+                lines.append(f"as_of = {tx.as_of.isoformat()}")
+            if tx.allow_zero_amounts:
+                lines.append("allow_zero_amounts = true")
         return "\n".join(lines) + "\n"
 
 

@@ -22,6 +22,8 @@ from common.wire import (
     BucketCountsRequest,
     BucketSumsReply,
     BucketSumsRequest,
+    HistogramReply,
+    HistogramRequest,
     LloydReply,
     LloydRequest,
     PrepareReply,
@@ -30,6 +32,8 @@ from common.wire import (
     ProfileRequest,
     Request,
     Scaler,
+    TransitionReply,
+    TransitionRequest,
 )
 
 Layout = dict[str, tuple[int, ...]]
@@ -39,6 +43,8 @@ REPLY_TYPES = {
     BucketSumsRequest: BucketSumsReply,
     LloydRequest: LloydReply,
     ProfileRequest: ProfileReply,
+    HistogramRequest: HistogramReply,
+    TransitionRequest: TransitionReply,
 }
 
 
@@ -83,8 +89,13 @@ def layout_and_bounds(request: Request) -> tuple[Layout, dict[str, float]]:
             "count": 1.0, "sums": t, "sumsq": t * t, "category_counts": 1.0}
     if isinstance(request, ProfileRequest):
         k, r = len(request.centroids), _raw_bound(s)
-        return {"counts": (k,), "sums": (k, p), "sumsq": (k, p), "category_counts": (k, q)}, {
-            "counts": 1.0, "sums": r, "sumsq": r * r, "category_counts": 1.0}
+        n_scored = 0 if request.score_bins is None else len(request.score_bins)
+        return {"counts": (k,), "sums": (k, p), "sumsq": (k, p), "category_counts": (k, q), "scores": (k, n_scored)}, {
+            "counts": 1.0, "sums": r, "sumsq": r * r, "category_counts": 1.0, "scores": 5.0}
+    if isinstance(request, HistogramRequest):  # one count per customer and feature
+        return {"counts": (sum(s.numeric[i].n_bins for i in s.quantile_indices),)}, {"counts": 1.0}
+    if isinstance(request, TransitionRequest):
+        return {"counts": (len(request.old_centroids), len(request.centroids))}, {"counts": 1.0}
     b = _scaled_bound(s, request.scaler)
     if isinstance(request, BucketSumsRequest):
         m = len(request.dense)

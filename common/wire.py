@@ -121,10 +121,30 @@ class ProfileRequest(_Req):
     phase: Literal["profile"] = "profile"
     scaler: Scaler
     centroids: NDArray  # (k, d)
+    score_bins: NDArray | None = None  # (n_scored, 4) quintile edge bins: per-segment score sums
+
+
+class HistogramRequest(_Req):
+    """Counts per public bin of every feature that needs federated quantiles."""
+
+    phase: Literal["histogram"] = "histogram"
+
+
+class TransitionRequest(_Req):
+    """Warm start: customers per (old segment, new segment), the old model applied with
+    its own schema, scaler and centroids."""
+
+    phase: Literal["transitions"] = "transitions"
+    scaler: Scaler
+    centroids: NDArray  # (k_new, d)
+    old_schema: FeatureSchema
+    old_scaler: Scaler
+    old_centroids: NDArray  # (k_old, d)
 
 
 PhaseRequest = Annotated[
-    Union[PrepareRequest, BucketCountsRequest, BucketSumsRequest, LloydRequest, ProfileRequest],
+    Union[PrepareRequest, BucketCountsRequest, BucketSumsRequest, LloydRequest, ProfileRequest,
+          HistogramRequest, TransitionRequest],
     Field(discriminator="phase"),
 ]
 
@@ -166,7 +186,7 @@ class SecureUnmaskRequest(_Msg):
 Request = Annotated[
     Union[
         PrepareRequest, BucketCountsRequest, BucketSumsRequest, LloydRequest, ProfileRequest,
-        ValidateRequest, SecureSetupRequest, SecureBroadcastRequest, SecureRoundRequest,
+        HistogramRequest, TransitionRequest, ValidateRequest, SecureSetupRequest, SecureBroadcastRequest, SecureRoundRequest,
         SecureUnmaskRequest,
     ],
     Field(discriminator="phase"),
@@ -218,6 +238,17 @@ class ProfileReply(_Msg):
     sums: NDArray  # (k, n_numeric) original units
     sumsq: NDArray  # (k, n_numeric)
     category_counts: NDArray  # (k, n_onehot)
+    scores: NDArray | None = None  # (k, n_scored) sums of 1-5 quintile scores
+
+
+class HistogramReply(_Msg):
+    phase: Literal["histogram"] = "histogram"
+    counts: NDArray  # (sum of bins over quantile features,)
+
+
+class TransitionReply(_Msg):
+    phase: Literal["transitions"] = "transitions"
+    counts: NDArray  # (k_old, k_new)
 
 
 class ReadyReply(_Msg):
@@ -247,7 +278,7 @@ class SecureUnmaskReply(_Msg):
 Reply = Annotated[
     Union[
         NodeFailure, PrepareReply, BucketCountsReply, BucketSumsReply, LloydReply, ProfileReply,
-        ReadyReply, SecureKeysReply, SecureSharesReply, SecureMaskedReply, SecureUnmaskReply,
+        HistogramReply, TransitionReply, ReadyReply, SecureKeysReply, SecureSharesReply, SecureMaskedReply, SecureUnmaskReply,
     ],
     Field(discriminator="phase"),
 ]

@@ -11,7 +11,7 @@ from typing import Any
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
-from common.artifact import ModelArtifact, save_artifact
+from common.artifact import ModelArtifact, load_artifact, save_artifact
 from common.config import RunConfig
 from common.schema import FeatureSchema, load_schema
 from server.flower_transport import GridTransport, wait_for_nodes
@@ -49,7 +49,8 @@ def run_segmentation(
     nodes = wait_for_nodes(grid, config.min_nodes, timeout=node_timeout)
     on_event(Event("connect", f"{len(nodes)} nodes connected"))
     transport = GridTransport(grid)
-    result = Orchestrator(config, schema, transport, nodes, on_event).run()
+    warm = load_artifact(config.warm_start) if config.warm_start else None
+    result = Orchestrator(config, schema, transport, nodes, on_event, warm=warm).run()
     artifact = build_artifact(result, config, schema)
     save_artifact(artifact, out_dir / "model.json")
     write_report(artifact, out_dir)

@@ -65,6 +65,11 @@ def simulate(
     secure: Annotated[bool, typer.Option("--secure", help="secure aggregation of every reply")] = False,
     epsilon: Annotated[Optional[float], typer.Option(help="differential privacy ε (implies --secure; needs --k)")] = None,
     delta: Annotated[float, typer.Option(help="differential privacy δ")] = 1e-6,
+    cdnow: Annotated[bool, typer.Option("--cdnow", help="CDNOW purchases split into --stores; nodes derive RFM")] = False,
+    stores: Annotated[int, typer.Option(min=1, help="--cdnow: number of stores (nodes)")] = 5,
+    as_of: Annotated[Optional[str], typer.Option(help="transactions nodes: RFM as of YYYY-MM-DD")] = None,
+    warm_start: Annotated[Optional[Path], typer.Option(help="model.json of a previous run: start Lloyd from "
+                                                       "its centroids, count customers that changed segment")] = None,
 ) -> None:
     """Run a federated segmentation on Flower's Simulation Engine and print the segments."""
     from server.progress import ProgressView
@@ -77,11 +82,23 @@ def simulate(
         if epsilon is not None and not epsilon > 0:
             raise ValueError(f"--epsilon must be > 0, got {epsilon}")
         config = _config(k, low, high, seed, restarts, max_rounds, min_segment_size, secure)
+        extra = {"as_of": as_of or "", "warm_start": str(warm_start or "")}
         if epsilon is not None:
-            config = config.parse({**config.model_dump(), "epsilon": epsilon, "delta": delta})
-        frames, feature_schema, label = simulation_inputs(
-            data, schema, features, id_column, partition, clients, customers, seed
-        )
+            extra.update(epsilon=epsilon, delta=delta)
+        config = config.parse({**config.model_dump(), **extra})
+        if cdnow:
+            from simulations.inputs import cdnow_inputs
+
+            frames, feature_schema, label = cdnow_inputs(stores, data, schema, features, partition)
+        else:
+            frames, feature_schema, label = simulation_inputs(
+                data, schema, features, id_column, partition, clients, customers, seed
+            )
+        if warm_start is not None:  # fail before starting the simulation
+            from common.artifact import load_artifact
+            from server.warm_start import check_compatible
+
+            check_compatible(load_artifact(warm_start), feature_schema, str(warm_start))
         out_dir = out or Path("runs") / time.strftime(f"%Y%m%d-%H%M%S-seed{seed}")
         console.print(f"fedseg: {label}; {len(frames)} nodes; k in {config.k_values}; out {out_dir}")
         logging.getLogger("flwr").setLevel(logging.ERROR)

@@ -24,6 +24,7 @@ import numpy as np
 from common.artifact import ModelArtifact, Segment, atomic_write_text
 from common.naming import SegmentName, name_model
 from common.playbook import Playbook
+from server.report import changes_text, quantile_rows, score_text
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
            "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
@@ -344,6 +345,8 @@ def _standouts(seg: Segment, top: int = 3) -> str:
     ranked = sorted(seg.profile.numeric.items(), key=lambda kv: -abs(kv[1].z))[:top]
     items = [f'<span class="chip{" dark" if abs(p.z) > 0.6 * Z_LIMIT else ""}" style="background:{z_colour(p.z)}">'
              f'{esc(f)} {_fmt(p.mean)} <small>vs {_fmt(p.population_mean)}</small></span>' for f, p in ranked]
+    if seg.profile.scores:
+        items.insert(0, f'<span class="chip cat">{esc(score_text(seg.profile.scores))}</span>')
     for col, shares in seg.profile.categories.items():
         value, share = max(shares.items(), key=lambda kv: kv[1])
         if share >= 0.5:
@@ -416,6 +419,26 @@ def _value_html(value: object) -> str:
     if value is None:
         return '<span class="muted">not applicable</span>'
     return esc(value)
+
+
+def quantiles_section(model: ModelArtifact) -> str:
+    """Global quintile edges, medians and winsor limits from the federated histograms."""
+    head = "".join(f"<th>{h}</th>" for h in ("feature", "quintile edges (1-5 scores)", "median", "winsorized to", "scaling"))
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in quantile_rows(model))
+    return f'<table id="quantiles" class="data"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def drift_section(model: ModelArtifact) -> str:
+    """Warm start: customers that changed segment, and the (old, new) transition table."""
+    d = model.drift
+    olds = d.get("old_segment_names") or [str(i) for i in range(d["old_k"])]
+    head = "<th>old segment → new segment</th>" + "".join(f"<th class=\"num\">{s.id}</th>" for s in model.segments)
+    rows = "".join(
+        f"<tr><td>{esc(i)} {esc(olds[i] if i < len(olds) else '')}</td>"
+        + "".join(f'<td class="num">{"&lt;" + str(model.run.config.get("min-segment-size", "")) if c is None else f"{c:,}"}</td>' for c in row)
+        + "</tr>" for i, row in enumerate(d["transitions"]))
+    return (f'<p id="changed">{esc(changes_text(d))}.</p>'
+            f'<table id="transitions" class="data"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')
 
 
 def privacy_section(model: ModelArtifact) -> str:
@@ -551,6 +574,12 @@ def render_html(model: ModelArtifact, playbook: Playbook | None = None) -> str:
     if playbook is not None:
         sections.append(("playbook", "Playbook", "What to do with each segment.",
                          playbook_table(model, names, playbook)))
+    if model.quantiles:
+        sections.append(("quantiles", "Global quantiles", "From histograms over public bins summed across nodes "
+                         "(no record left a node); quintile edges give the 1-5 RFM scores.", quantiles_section(model)))
+    if model.drift:
+        sections.append(("drift", "Segment changes", "Customers whose segment changed since the warm-start model, "
+                         "counted on each node and summed.", drift_section(model)))
     sections += [
         ("privacy", "Privacy", "How the model was learned without pooling customer records.",
          privacy_section(model)),

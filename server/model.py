@@ -14,7 +14,10 @@ PHASE_RELEASES = [
     "prepare: row count, per-feature sums and sums of squares, per-category counts",
     "init: per-bucket counts; per-dense-bucket sums and counts",
     "lloyd: per candidate cluster sums, counts, inertia, distance and silhouette sums",
-    "profile: per segment counts, sums and sums of squares, category counts",
+    "profile: per segment counts, sums and sums of squares, category counts"
+    " (and sums of RFM 1-5 quintile scores when the schema scores features)",
+    "histogram (schemas with winsorize, robust scaling or scores): per feature, customers per public bin",
+    "transitions (warm start): customers per (old segment, new segment)",
 ]
 
 
@@ -40,6 +43,7 @@ def build_artifact(
 ) -> ModelArtifact:
     """The artifact: centroids in scaled space, profiles in original units, criteria, run facts."""
     chosen = result.chosen
+    schema = result.schema or schema  # as the nodes used it: as-of date, winsor limits
     counts = result.profile.counts
     n = int(counts.sum())
     profiles = build_profiles(result.profile, schema, config.min_segment_size)
@@ -70,4 +74,6 @@ def build_artifact(
             feature_schema=schema,
         ),
         privacy=privacy or result.privacy or privacy_section(config),
+        quantiles=[q.model_dump() for q in result.quantiles] or None,
+        drift=result.changes,
     )

@@ -36,10 +36,14 @@ from common.wire import (
     Reply,
     Request,
     Scaler,
+    TransitionReply,
     ValidateRequest,
 )
 from common.secure_aggregation import SecAggError
 from common.secure_layout import BoundsMissing, require_bounds
+from common.artifact import ModelArtifact
+from common.quantiles import FeatureQuantiles, robust_scaler, score_edge_bins
+from server import quantile_phase, warm_start
 from server.dp_planner import DPPlanner
 from server.secure_channel import SecureAggregationFailed, SecureChannel
 
@@ -89,6 +93,9 @@ class RunResult:
     lloyd_rounds: int
     timings: dict[str, float]
     privacy: dict | None = None  # the DP ledger, when DP is on
+    schema: FeatureSchema | None = None  # as the nodes used it (as-of date, winsor limits)
+    quantiles: list[FeatureQuantiles] = field(default_factory=list)
+    changes: dict | None = None  # warm start: customers that changed segment (aggregate)
 
 
 class Orchestrator:
@@ -101,8 +108,12 @@ class Orchestrator:
         transport: Transport,
         nodes: list[int],
         on_event: Callable[[Event], None] = lambda e: None,
+        warm: ModelArtifact | None = None,
     ) -> None:
-        self.config, self.schema, self.transport = config, schema, transport
+        self.config, self.transport = config, transport
+        self.schema = quantile_phase.with_as_of(schema, config.as_of)
+        self.warm = warm
+        self.quantiles: list[FeatureQuantiles] = []
         self.active = list(nodes)
         self.failures: dict[int, str] = {}
         self.rounds = 0
@@ -182,11 +193,14 @@ class Orchestrator:
     # ---- phases -------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        self._check_extensions()
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         if self.config.secure_mode:
             self.start_secure()
             timings["secure_setup"] = time.perf_counter() - t0
+        if self.schema.quantile_indices:
+            self.federated_quantiles()
         scaler, n = self.prepare()
         timings["preprocessing"] = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -200,12 +214,39 @@ class Orchestrator:
         chosen, table = self.select(candidates)
         t3 = time.perf_counter()
         profile = self.profile(scaler, chosen)
+        changes = self.segment_changes(scaler, chosen) if self.warm is not None else None
         timings["profiling"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         return RunResult(
             scaler, n, chosen, table, profile, list(self.active), dict(self.failures),
             self.rounds, lloyd_rounds, timings, self.dp.privacy_section() if self.dp else None,
+            self.schema, self.quantiles, changes,
         )
+
+    def _check_extensions(self) -> None:
+        """Warm-start model fits the schema; DP refuses what it does not budget."""
+        try:
+            quantile_phase.refuse_under_dp(self.config, self.schema)
+            if self.warm is not None:
+                warm_start.check_compatible(self.warm, self.schema, self.config.warm_start or "warm-start model")
+        except ValueError as exc:
+            raise RunError(str(exc)) from exc
+
+    def federated_quantiles(self) -> None:
+        """Global quantiles from summed histograms; later requests carry the winsor limits."""
+        self.emit(Event("quantiles", f"histograms over public bins from {len(self.active)} nodes"))
+        self.quantiles, self.schema = quantile_phase.run_quantiles(self.exchange, self.schema)
+        self.emit(Event("quantiles", f"quantiles of {len(self.quantiles)} features", self.rounds))
+
+    def segment_changes(self, scaler: Scaler, chosen: Candidate) -> dict:
+        """Customers whose segment changed since the warm-start model (sum over nodes)."""
+        req = warm_start.transition_request(self.warm, self.schema, scaler, chosen.centroids)
+        counts = np.sum([r.counts for r in self.exchange(req, TransitionReply)], axis=0)
+        same_ids = chosen.k == self.warm.k and self.config.k in (0, self.warm.k)
+        match = warm_start.segment_matching(warm_start.mapped_centroids(self.warm, scaler), chosen.centroids, same_ids)
+        self.emit(Event("drift", "segment changes counted on the nodes", self.rounds))
+        return warm_start.changes_section(counts, match, self.warm, self.config.warm_start or "warm-start model",
+                                          self.config.min_segment_size)
 
     def prepare(self) -> tuple[Scaler, int]:
         """Validate every table and build the global scaler from summed statistics."""
@@ -219,9 +260,10 @@ class Orchestrator:
                 f"{total.count} customers over all nodes are too few for k={max(self.config.k_values)} "
                 f"with min-segment-size {self.config.min_segment_size} (need {need})"
             )
-        mean, scale = scaler_from_stats(total)
+        mean, scale = robust_scaler(self.schema, self.quantiles, *scaler_from_stats(total))
         self.emit(Event("prepare", f"{total.count} customers on {len(self.active)} nodes", self.rounds))
-        return Scaler(mean=mean, scale=scale), total.count
+        self.scaler = Scaler(mean=mean, scale=scale)
+        return self.scaler, total.count
 
     def initialise(self, scaler: Scaler, n: int) -> coreset.Coreset:
         """Counts per hash bucket, then sums of the dense buckets only → coreset."""
@@ -246,7 +288,10 @@ class Orchestrator:
         return core
 
     def seed(self, core: coreset.Coreset) -> list[Candidate]:
-        """Candidates per k from weighted k-means on the coreset (server-side, aggregates)."""
+        """Candidates per k from weighted k-means on the coreset (server-side, aggregates);
+        a warm start uses the old model's centroids instead (k fixed unless another is given)."""
+        if self.warm is not None and self.config.k in (0, self.warm.k):
+            return [Candidate(self.warm.k, warm_start.mapped_centroids(self.warm, self.scaler))]
         out: list[Candidate] = []
         for k in self.config.k_values:
             restarts = 1 if self.dp else self.config.restarts  # each candidate costs budget
@@ -321,9 +366,10 @@ class Orchestrator:
         return per_k[best.k][0], table
 
     def profile(self, scaler: Scaler, chosen: Candidate) -> ProfileStats:
-        req = ProfileRequest(schema=self.schema, scaler=scaler, centroids=chosen.centroids)
+        edges = score_edge_bins(self.schema, self.quantiles) if self.schema.score_indices else None
+        req = ProfileRequest(schema=self.schema, scaler=scaler, centroids=chosen.centroids, score_bins=edges)
         replies = self.exchange(req, ProfileReply)
-        stats = [ProfileStats(r.counts, r.sums, r.sumsq, r.category_counts) for r in replies]
+        stats = [ProfileStats(r.counts, r.sums, r.sumsq, r.category_counts, r.scores) for r in replies]
         self.emit(Event("profile", f"profiles of {chosen.k} segments", self.rounds))
         return sum(stats[1:], stats[0])
 

@@ -25,12 +25,47 @@ def _standouts(seg, top: int) -> str:
         return "withheld (below minimum segment size)"
     ranked = sorted(seg.profile.numeric.items(), key=lambda kv: -abs(kv[1].z))[:top]
     parts = [f"{name} {p.mean:,.4g} vs {p.population_mean:,.4g}" for name, p in ranked]
+    if seg.profile.scores:
+        parts.insert(0, score_text(seg.profile.scores))
     for col, shares in seg.profile.categories.items():
         value, share = max(shares.items(), key=lambda kv: kv[1])
         parts.append(f"{col}: {value} {share:.0%}")
         if len(parts) >= top + 2:
             break
     return "; ".join(parts)
+
+
+def score_text(scores: dict[str, float]) -> str:
+    """'mean score R 4.8 · F 5.0 · M 5.0': quintile scores 1-5, from global quantiles."""
+    return "mean score " + " · ".join(f"{_letter(n)} {v:.1f}" for n, v in scores.items())
+
+
+def _letter(name: str) -> str:
+    return {"recency_days": "R", "frequency": "F", "monetary": "M"}.get(name, name)
+
+
+def changes_text(drift: dict) -> str:
+    """One line on customers that changed segment since the warm-start model."""
+    return (f"since {drift['warm_start_from']}: {drift['changed_segment']:,} of {drift['customers']:,} customers "
+            f"({drift['changed_share']:.1%}) changed segment (counted on the nodes, summed)")
+
+
+def quantile_rows(model: ModelArtifact) -> list[list[str]]:
+    """Feature, quintile edges, median, winsor limits (original units) per quantile feature."""
+    import math
+
+    rows = []
+    for q in model.quantiles or []:
+        edges = ", ".join(f"{e:,.4g}" for e in q["quintile_edges"])
+        lim = q.get("winsor_limits")
+        if lim is not None and q["name"] in model.run.feature_schema.numeric_names:
+            f = model.run.feature_schema.numeric[model.run.feature_schema.numeric_names.index(q["name"])]
+            back = [math.expm1(v) if f.transform == "log1p" else v for v in lim]
+            lim_text = f"{back[0]:,.4g} .. {back[1]:,.4g}"
+        else:
+            lim_text = "-"
+        rows.append([q["name"], edges, f"{q['quantiles']['0.5']:,.4g}", lim_text, q.get("scaling", "standard")])
+    return rows
 
 
 def print_report(model: ModelArtifact, console: Console | None = None) -> None:
@@ -53,6 +88,8 @@ def print_report(model: ModelArtifact, console: Console | None = None) -> None:
     )
     for failure in run.clients_failed:
         console.print(f"[yellow]left out: {failure}[/yellow]")
+    if model.drift:
+        console.print(changes_text(model.drift))
 
 
 def markdown_report(model: ModelArtifact) -> str:
@@ -74,6 +111,12 @@ def markdown_report(model: ModelArtifact) -> str:
             f"| {int(row['k'])} | {row['inertia']:,.1f} | {row['calinski_harabasz']:,.1f} | "
             f"{row['davies_bouldin']:.3f} | {row['silhouette']:.3f} |"
         )
+    if model.quantiles:
+        lines += ["", "## Global quantiles (federated histograms over public bins)", "",
+                  "| feature | quintile edges | median | winsorized to | scaling |", "|---|---|---:|---|---|"]
+        lines += [f"| {' | '.join(r)} |" for r in quantile_rows(model)]
+    if model.drift:
+        lines += ["", "## Segment changes", "", changes_text(model.drift) + "."]
     if model.run.clients_failed:
         lines += ["", "## Nodes left out", ""] + [f"- {f}" for f in model.run.clients_failed]
     return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from common.rfm import rfm_from_transactions
-from common.schema import FeatureSchema, NumericFeature
+from common.schema import FeatureSchema, NumericFeature, TransactionsSpec
 
 CDNOW_FILE = ("datasets", "CDNOW_master.txt")
 N_STORES = 5
@@ -90,3 +90,30 @@ def cdnow_rfm_schema() -> FeatureSchema:
             NumericFeature(name="monetary", transform="log1p", lower=0.0, upper=50_000.0),
         ),
     )
+
+
+CDNOW_AS_OF = date(1998, 7, 1)  # the day after the last purchase
+
+
+def cdnow_transactions_schema(as_of: date | None = CDNOW_AS_OF) -> FeatureSchema:
+    """Nodes hold CDNOW purchases and derive RFM themselves. Recency in whole days with
+    one public bin per day (exact quintiles), log frequency, log monetary winsorized at
+    the global 1st/99th percentiles; R, F and M get 1-5 quintile scores. Zero-dollar
+    rows are CDNOW promotions, so they are allowed here (not by default)."""
+    return FeatureSchema(
+        id="customer_id",
+        numeric=(
+            NumericFeature(name="recency_days", lower=0.0, upper=730.0, bins=730, score="low"),
+            NumericFeature(name="frequency", transform="log1p", lower=1.0, upper=500.0, score="high"),
+            NumericFeature(name="monetary", transform="log1p", lower=0.0, upper=50_000.0, score="high",
+                           winsorize=(0.01, 0.99)),
+        ),
+        transactions=TransactionsSpec(date="date", amount="amount", as_of=as_of, allow_zero_amounts=True),
+    )
+
+
+def cdnow_store_transactions(n_stores: int = N_STORES) -> list[pd.DataFrame]:
+    """The purchase log split into stores (every customer's purchases in one store)."""
+    tx = load_cdnow_transactions()
+    store = store_of(tx["customer_id"], n_stores)
+    return [tx[store == f"store-{i}"].reset_index(drop=True) for i in range(1, n_stores + 1)]

@@ -51,3 +51,18 @@ def _schema(schema_path: Path | None, features: str | None, id_column: str) -> F
         names = [n.strip() for n in features.split(",") if n.strip()]
         return FeatureSchema.numeric_only(id_column, names)
     raise ValueError("with --data, give --schema TOML or --features a,b,c")
+
+
+def cdnow_inputs(
+    stores: int, data: Path | None, schema_path: Path | None, features: str | None, partition: str | None
+) -> tuple[list[pd.DataFrame], FeatureSchema, str]:
+    """CDNOW purchases, one store per node; the nodes derive RFM (schema
+    `cdnow_transactions_schema`: R/F/M quintile scores, monetary winsorized)."""
+    from simulations.cdnow import cdnow_store_transactions, cdnow_transactions_schema
+
+    if data or schema_path or features or partition:
+        raise ValueError("--cdnow brings its own data, schema and split (--stores N); drop "
+                         "--data/--schema/--features/--partition")
+    frames = cdnow_store_transactions(stores)
+    rows = sum(len(f) for f in frames)
+    return frames, cdnow_transactions_schema(), f"CDNOW, {rows} purchases in {stores} stores (RFM on the nodes)"

@@ -1,0 +1,166 @@
+"""Federated quantiles from histograms over public bins.
+
+Every node counts its customers per bin; bins split each feature's public range
+[lower, upper] into `bins` equal parts on the transformed scale (log1p features are
+binned in log space). The server adds the counts and reads quantiles off the summed
+histogram: no record leaves a node, and the counts do not depend on how customers are
+split across nodes.
+
+Quantile definition: numpy's `inverted_cdf` (the smallest value x with F(x) >= q). The
+federated quantile is the left edge of the bin holding that value, so it is exact when
+values sit on bin edges (integer days with one bin per day) and otherwise at most one
+bin width below the pooled one. Scores compare bin indices, so a customer's score is
+exact unless it shares a bin with a quintile edge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel
+
+from common.preprocessing import LocalTable, transform_numeric
+from common.schema import FeatureSchema, NumericFeature
+
+QUINTILES = (0.2, 0.4, 0.6, 0.8)
+REPORTED = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+def grid(feature: NumericFeature) -> tuple[float, float, int]:
+    """(low, high, bins) of a feature's public bins on the transformed scale."""
+    box = np.array([feature.lower, feature.upper], dtype=float)
+    if feature.transform == "log1p":
+        box = np.log1p(box)
+    return float(box[0]), float(box[1]), feature.n_bins
+
+
+def bin_index(values: np.ndarray, low: float, high: float, bins: int) -> np.ndarray:
+    """Bin of each transformed value; `(v - low) * bins / (high - low)` keeps integer
+    values on integer-width bins exact. The upper bound falls into the last bin."""
+    idx = np.floor((values - low) * bins / (high - low))
+    return np.clip(idx, 0, bins - 1).astype(np.int64)
+
+
+def bin_edge(index: np.ndarray | int, low: float, high: float, bins: int) -> np.ndarray:
+    """Left edge of bin `index` on the transformed scale."""
+    return low + np.asarray(index, dtype=float) * (high - low) / bins
+
+
+def _unwinsorized(schema: FeatureSchema) -> FeatureSchema:
+    """Histograms describe the data before any winsorizing (they set the limits)."""
+    numeric = tuple(f.model_copy(update={"winsor_limits": None}) for f in schema.numeric)
+    return schema.model_copy(update={"numeric": numeric})
+
+
+def local_bins(table: LocalTable, schema: FeatureSchema, indices: list[int]) -> np.ndarray:
+    """Bin index per customer and feature: ndarray of shape (n, len(indices))."""
+    values = transform_numeric(table.numeric, _unwinsorized(schema))
+    cols = [bin_index(values[:, i], *grid(schema.numeric[i])) for i in indices]
+    return np.column_stack(cols) if cols else np.zeros((table.n_rows, 0), dtype=np.int64)
+
+
+def local_histograms(table: LocalTable, schema: FeatureSchema) -> np.ndarray:
+    """Counts per bin of every quantile feature, concatenated: shape (sum of bins,)."""
+    indices = schema.quantile_indices
+    bins = [schema.numeric[i].n_bins for i in indices]
+    idx = local_bins(table, schema, indices) + np.concatenate([[0], np.cumsum(bins)[:-1]]).astype(np.int64)
+    return np.bincount(idx.ravel(), minlength=int(sum(bins))).astype(np.int64)
+
+
+def split_histograms(counts: np.ndarray, schema: FeatureSchema) -> list[np.ndarray]:
+    """The summed concatenated histogram, one array per quantile feature."""
+    bins = [schema.numeric[i].n_bins for i in schema.quantile_indices]
+    return np.split(np.asarray(counts), np.cumsum(bins)[:-1])
+
+
+def quantile_bins(counts: np.ndarray, qs: tuple[float, ...] | list[float]) -> np.ndarray:
+    """Bin of the inverted-CDF quantile: the first bin whose cumulative count >= q·n."""
+    cum = np.cumsum(counts)
+    n = cum[-1]
+    target = np.asarray(qs, dtype=float) * n
+    return np.minimum(np.searchsorted(cum, target, side="left"), len(counts) - 1).astype(np.int64)
+
+
+def scores(bins: np.ndarray, edge_bins: np.ndarray, direction: str) -> np.ndarray:
+    """1-5 quintile scores: 1 + number of quintile edges strictly below the customer's
+    bin; `low` reverses them (fewest days since the last purchase score 5)."""
+    high = 1 + (bins[:, None] > edge_bins[None, :]).sum(axis=1)
+    return high if direction == "high" else 6 - high
+
+
+def local_scores(table: LocalTable, schema: FeatureSchema, edge_bins: np.ndarray) -> np.ndarray:
+    """Scores per customer and scored feature: shape (n, n_scored); `edge_bins` (n_scored, 4)."""
+    indices = schema.score_indices
+    bins = local_bins(table, schema, indices)
+    cols = [scores(bins[:, j], edge_bins[j], schema.numeric[i].score) for j, i in enumerate(indices)]
+    return np.column_stack(cols).astype(float) if cols else np.zeros((table.n_rows, 0))
+
+
+class FeatureQuantiles(BaseModel):
+    """What the federation learned about one feature's distribution (public output)."""
+
+    name: str
+    bins: int
+    bin_width: float  # on the transformed scale
+    quintile_bins: list[int]
+    quintile_edges: list[float]  # original units (left bin edges)
+    quantiles: dict[str, float]  # original units
+    median: float  # transformed scale
+    iqr: float  # transformed scale
+    winsor_limits: tuple[float, float] | None = None  # transformed scale
+    scaling: str = "standard"
+    score: str = "none"
+
+
+def _original(feature: NumericFeature, value: np.ndarray) -> np.ndarray:
+    return np.expm1(value) if feature.transform == "log1p" else value
+
+
+def summarize(feature: NumericFeature, counts: np.ndarray) -> FeatureQuantiles:
+    """Quintile edges, reported quantiles, median/IQR and winsor limits of one feature."""
+    low, high, bins = grid(feature)
+    edge = lambda qs: bin_edge(quantile_bins(counts, qs), low, high, bins)  # noqa: E731
+    quint = quantile_bins(counts, QUINTILES)
+    q25, q50, q75 = edge((0.25, 0.5, 0.75))
+    limits = None
+    if feature.winsorize is not None:
+        lo_bin, hi_bin = quantile_bins(counts, feature.winsorize)
+        # the upper limit is the right edge of its bin, so the quantile value is kept
+        limits = (float(bin_edge(lo_bin, low, high, bins)), float(bin_edge(hi_bin + 1, low, high, bins)))
+    return FeatureQuantiles(
+        name=feature.name, bins=bins, bin_width=(high - low) / bins,
+        quintile_bins=quint.tolist(),
+        quintile_edges=_original(feature, bin_edge(quint, low, high, bins)).tolist(),
+        quantiles={str(q): float(v) for q, v in zip(REPORTED, _original(feature, edge(REPORTED)))},
+        median=float(q50), iqr=float(q75 - q25), winsor_limits=limits,
+        scaling=feature.scaling, score=feature.score,
+    )
+
+
+def with_winsor_limits(schema: FeatureSchema, found: list[FeatureQuantiles]) -> FeatureSchema:
+    """The schema the nodes use after the quantile phase: winsor limits filled in."""
+    by_name = {q.name: q.winsor_limits for q in found}
+    numeric = tuple(
+        f.model_copy(update={"winsor_limits": by_name.get(f.name)}) if f.name in by_name else f
+        for f in schema.numeric
+    )
+    return schema.model_copy(update={"numeric": numeric})
+
+
+def robust_scaler(schema: FeatureSchema, found: list[FeatureQuantiles], mean: np.ndarray,
+                  scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median/IQR for `scaling = "robust"` features (std kept where the IQR is 0)."""
+    mean, scale = mean.copy(), scale.copy()
+    by_name = {q.name: q for q in found}
+    for i, f in enumerate(schema.numeric):  # loop over features, not records
+        q = by_name.get(f.name)
+        if q is not None and f.scaling == "robust":
+            mean[i] = q.median
+            scale[i] = q.iqr if q.iqr > 0 else scale[i]
+    return mean, scale
+
+
+def score_edge_bins(schema: FeatureSchema, found: list[FeatureQuantiles]) -> np.ndarray:
+    """Quintile edge bins of the scored features: shape (n_scored, 4)."""
+    by_name = {q.name: q for q in found}
+    rows = [by_name[schema.numeric[i].name].quintile_bins for i in schema.score_indices]
+    return np.array(rows, dtype=np.int64).reshape(len(rows), len(QUINTILES))

@@ -1,0 +1,60 @@
+"""The federated-quantile phase and the run checks for the issue-5 extensions.
+
+One exchange: every node returns counts per public bin of each feature that needs
+quantiles (winsorize, robust scaling, RFM scores); the server sums them (in secure mode
+only the sum reaches it) and derives global quantiles. The nodes then use a schema with
+the winsor limits filled in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from common import quantiles
+from common.config import RunConfig
+from common.schema import FeatureSchema
+from common.wire import HistogramReply, HistogramRequest
+
+
+class ExtensionRefused(ValueError):
+    """A run option that cannot be combined with the requested privacy mode."""
+
+
+def refuse_under_dp(config: RunConfig, schema: FeatureSchema) -> None:
+    """Histograms and segment-change counts are not budgeted by the DP planner yet:
+    refuse them clearly rather than release them without noise."""
+    if not config.dp:
+        return
+    if schema.quantile_indices:
+        names = [schema.numeric[i].name for i in schema.quantile_indices]
+        raise ExtensionRefused(
+            f"differential privacy does not budget federated quantiles yet: remove winsorize, "
+            f"scaling = \"robust\" and score from {names}, or run without --epsilon"
+        )
+    if config.warm_start:
+        raise ExtensionRefused(
+            "differential privacy does not budget the segment-change counts of a warm start yet: "
+            "run without --warm-start or without --epsilon"
+        )
+
+
+def with_as_of(schema: FeatureSchema, as_of: str) -> FeatureSchema:
+    """A transactions schema with the run config's as-of date filled in (it wins over
+    the schema's own `as_of`)."""
+    if schema.transactions is None or not as_of:
+        return schema
+    tx = schema.transactions.model_copy(update={"as_of": np.datetime64(as_of, "D").item()})
+    return schema.model_copy(update={"transactions": tx})
+
+
+def run_quantiles(
+    exchange: Callable[[HistogramRequest, type], list[HistogramReply]], schema: FeatureSchema
+) -> tuple[list[quantiles.FeatureQuantiles], FeatureSchema]:
+    """Summed histograms → per-feature quantiles, and the schema with winsor limits."""
+    replies = exchange(HistogramRequest(schema=schema), HistogramReply)
+    counts = np.sum([r.counts for r in replies], axis=0)
+    per_feature = quantiles.split_histograms(counts, schema)
+    found = [quantiles.summarize(schema.numeric[i], c) for i, c in zip(schema.quantile_indices, per_feature)]
+    return found, quantiles.with_winsor_limits(schema, found)
