@@ -53,6 +53,7 @@ def deployed_run(root: Path, configs: dict[str, str], schema_path: Path, k: int,
     """Start the federation, run once with `flwr run`, stop everything; wall times."""
     t0 = time.monotonic()
     env = {**os.environ, "FLWR_HOME": str(root / "flwr-home"), "PYTHONPATH": str(REPO),
+           "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.1",
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     procs = Processes(env, root)
     try:
