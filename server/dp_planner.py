@@ -28,8 +28,21 @@ from common.wire import (
     Scaler,
 )
 
-LLOYD_PHASE_WEIGHT = 5.0
+import os
+
+def _env(name: str, default: float) -> float:  # TEMP tuning hook
+    return float(os.environ.get(name, default))
+
+PREPROCESSING_WEIGHT = _env("DP_W_PREP", 1.0)
+INITIALIZATION_WEIGHT = _env("DP_W_INIT", 2.0)
+LLOYD_PHASE_WEIGHT = _env("DP_W_LLOYD", 5.0)
+PROFILING_WEIGHT = _env("DP_W_PROF", 1.0)
 TAG_WEIGHTS = {"count": 1.0, "counts": 1.0, "sums": 3.0, "sumsq": 1.0, "category_counts": 1.0}
+CLIP_PER_ROOT_D = _env("DP_CLIP", 1.25)
+CANDIDATES = int(_env("DP_CANDS", 1))
+INIT_TABLES = int(_env("DP_TABLES", 2))
+INIT_PER_BUCKET = _env("DP_PER_BUCKET", 20.0)
+INIT_COUNTS_SHARE = _env("DP_INIT_COUNTS", 0.5)
 
 
 def _box(schema: FeatureSchema) -> np.ndarray:
@@ -58,10 +71,21 @@ class DPPlanner:
         self.ledger = privacy.PrivacyLedger(
             privacy.BudgetPlan(
                 epsilon=config.epsilon, delta=config.delta, max_rounds=config.max_rounds,
-                round_weight=LLOYD_PHASE_WEIGHT / config.max_rounds, initialization_weight=2.0,
+                round_weight=LLOYD_PHASE_WEIGHT / config.max_rounds,
+                preprocessing_weight=PREPROCESSING_WEIGHT, initialization_weight=INITIALIZATION_WEIGHT,
+                profiling_weight=PROFILING_WEIGHT,
             )
         )
         self.count_sigma: dict[str, float] = {}
+        self.sum_sigma: dict[str, float] = {}
+        self.clip_norm = CLIP_PER_ROOT_D * math.sqrt(schema.n_encoded)
+        self.candidates = CANDIDATES
+
+    def coreset_shape(self, n: float, max_bits: int) -> tuple[int, int]:
+        """Hash tables and hyperplanes per table of the DP coreset: few, large buckets,
+        so that their noisy means stay close to the truth."""
+        per_bucket = INIT_PER_BUCKET * max(1.0, 3.0 * self.count_sigma.get("prepare", 0.0))
+        return INIT_TABLES, int(np.clip(np.log2(max(n, 1) / per_bucket), 3, max_bits))
 
     def sensitivities(self, request: Request) -> tuple[str, float, dict[str, float], dict[str, np.ndarray]]:
         """(ledger phase, ρ of this release, Δ per released field, per-entry weights).
@@ -82,17 +106,27 @@ class DPPlanner:
                 deltas["category_counts"] = n_cat
             phase = "profiling" if raw else "preprocessing"
             return phase, plan.rho_for(phase), deltas, weights
-        norm = scaled_record_norm(s, request.scaler)
+        box_norm = scaled_record_norm(s, request.scaler)
+        init = plan.rho_for("initialization")
         if isinstance(request, BucketCountsRequest) and not isinstance(request, BucketSumsRequest):
             tables = math.sqrt(request.normals.shape[0])
-            return "initialization", plan.rho_for("initialization") / 2, {"counts": tables}, {}
+            return "initialization", init * INIT_COUNTS_SHARE, {"counts": tables}, {}
         if isinstance(request, BucketSumsRequest):
-            tables = math.sqrt(request.normals.shape[0])
-            return "initialization", plan.rho_for("initialization") / 2, {
-                "sums": tables * norm, "counts": tables}, {}
+            tables = request.normals.shape[0]
+            return "initialization", init * (1.0 - INIT_COUNTS_SHARE), {
+                "sums": self._sum_delta(request.clip_norm, tables, box_norm), "counts": math.sqrt(tables)}, {}
         assert isinstance(request, LloydRequest)
-        cands = math.sqrt(len(request.sizes))
-        return "lloyd", plan.rho_for("lloyd"), {"sums": cands * norm, "counts": cands}, {}
+        cands = len(request.sizes)
+        return "lloyd", plan.rho_for("lloyd"), {
+            "sums": self._sum_delta(request.clip_norm, cands, box_norm), "counts": math.sqrt(cands)}, {}
+
+    @staticmethod
+    def _sum_delta(clip_norm: float, groupings: int, box_norm: float) -> float:
+        """Δ of stacked per-group sums of scaled records: the clip radius if the request
+        asks the nodes to clip (never more than the box allows), else the box's."""
+        if clip_norm > 0:
+            return privacy.clipped_sum_sensitivity(max_norm=clip_norm, n_groupings=groupings, box_norm=box_norm)
+        return math.sqrt(groupings) * box_norm
 
     def plan(self, request: Request) -> dict[str, float | list[float]]:
         """Per-node noise std per released field, a scalar or one per entry (fields not
@@ -108,7 +142,26 @@ class DPPlanner:
             noise[tag] = (share * weights[tag]).tolist() if tag in weights else share
             if tag in ("count", "counts"):
                 self.count_sigma[request.phase] = sigma
+            if tag == "sums":
+                self.sum_sigma[request.phase] = sigma
         return noise
+
+    def best(self, cands: list) -> object:
+        """The candidate whose last round released the lowest estimated cost.
+
+        For clipped records x_i (clipping does not depend on the centroids) and clusters
+        with sums S_j and counts n_j, the cost at the updated centroids S_j/n_j is
+        Σ‖x_i‖² − Σ_j ‖S_j‖²/n_j; the first term is the same for every candidate, so the
+        largest Σ_j (‖S_j‖² − d σ²)/n_j wins (d σ² removes the noise's bias in ‖S_j‖²).
+        Only already released, noisy sums and counts are used: no privacy cost."""
+        sigma2 = self.sum_sigma.get("lloyd", 0.0) ** 2
+        scores = []
+        for c in cands:
+            n = c.stats.counts.astype(float)
+            ok = n > 0
+            d = c.stats.sums.shape[1]
+            scores.append(float(np.sum((np.square(c.stats.sums[ok]).sum(1) - d * sigma2) / n[ok])))
+        return cands[int(np.argmax(scores))]
 
     def privacy_section(self) -> dict:
         return {**self.ledger.to_dict(), "mode": "dp+secure", "noise": "distributed Gaussian, added by nodes"}

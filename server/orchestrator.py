@@ -226,16 +226,16 @@ class Orchestrator:
     def initialise(self, scaler: Scaler, n: int) -> coreset.Coreset:
         """Counts per hash bucket, then sums of the dense buckets only → coreset."""
         tables, bits = self.config.init_tables, self.config.init_bits
-        if self.config.dp:  # few, large buckets: their noisy means stay close to the truth
-            per_bucket = 20 * self._min_count("prepare", self.config.min_segment_size)
-            tables, bits = 2, int(np.clip(np.log2(max(n, 1) / per_bucket), 3, bits))
+        if self.dp is not None:  # few, large buckets: their noisy means stay close to the truth
+            tables, bits = self.dp.coreset_shape(n, bits)
         planes = coreset.draw_hyperplanes(len(scaler.mean), tables, bits, self.rng)
         req = BucketCountsRequest(
             schema=self.schema, scaler=scaler, normals=planes.normals, offsets=planes.offsets
         )
         counts = np.sum([r.counts for r in self.exchange(req, BucketCountsReply)], axis=0)
         dense = coreset.dense_buckets(counts, self._min_count("bucket_counts", self.config.min_segment_size))
-        sums_req = BucketSumsRequest(**{**req.model_dump(by_alias=True), "phase": "bucket_sums", "dense": dense})
+        sums_req = BucketSumsRequest(**{**req.model_dump(by_alias=True), "phase": "bucket_sums", "dense": dense,
+                                        "clip_norm": self.dp.clip_norm if self.dp else 0.0})
         replies = self.exchange(sums_req, BucketSumsReply)
         # counts come again with the sums, so a node lost in between leaves no bias
         sums = np.sum([r.sums for r in replies], axis=0)
@@ -249,7 +249,7 @@ class Orchestrator:
         """Candidates per k from weighted k-means on the coreset (server-side, aggregates)."""
         out: list[Candidate] = []
         for k in self.config.k_values:
-            restarts = 1 if self.dp else self.config.restarts  # each candidate costs budget
+            restarts = self.dp.candidates if self.dp else self.config.restarts  # each candidate costs budget
             try:
                 found = coreset.seed_candidates(core, k, restarts, self.config.seed)
             except ValueError as exc:
@@ -269,7 +269,8 @@ class Orchestrator:
             self.lloyd_rounds = rnd
             sizes = [cands[i].k for i in todo]
             stack = np.vstack([cands[i].centroids for i in todo])
-            req = LloydRequest(schema=self.schema, scaler=scaler, centroids=stack, sizes=sizes)
+            req = LloydRequest(schema=self.schema, scaler=scaler, centroids=stack, sizes=sizes,
+                               clip_norm=self.dp.clip_norm if self.dp else 0.0)
             stats = _sum_lloyd(self.exchange(req, LloydReply))
             offs = kmeans.offsets_of(sizes)
             for j, i in enumerate(todo):
@@ -305,9 +306,10 @@ class Orchestrator:
 
     def select(self, cands: list[Candidate]) -> tuple[Candidate, list[Criteria]]:
         """Best restart per k by inertia, then k by the configured criterion. Under DP
-        only sums and counts are released: one candidate, no criteria."""
+        only sums and counts are released: no criteria; the candidate is picked from its
+        last round's noisy sums and counts alone (post-processing, `DPPlanner.best`)."""
         if self.dp is not None:
-            return cands[0], []
+            return self.dp.best(cands), []
         per_k: dict[int, tuple[Candidate, Criteria]] = {}
         for c in cands:
             crit = criteria(c.stats, c.evaluated)
