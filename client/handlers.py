@@ -104,7 +104,7 @@ def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = No
 
 
 def _prepare(req: PrepareRequest, data: NodeData) -> PrepareReply:
-    stats = local_prepare_stats(data.table(req.schema_), req.schema_)
+    stats = local_prepare_stats(data.table(req.schema_), req.schema_, req.center)
     return PrepareReply(
         count=stats.count, sums=stats.sums, sumsq=stats.sumsq, category_counts=stats.category_counts
     )

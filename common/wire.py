@@ -88,6 +88,7 @@ class PrepareRequest(_Req):
     """Validate the local table against the schema and return preprocessing sums."""
 
     phase: Literal["prepare"] = "prepare"
+    center: NDArray | None = None  # DP: public centre subtracted from the transformed values first
 
 
 class BucketCountsRequest(_Req):
@@ -186,6 +187,7 @@ class NodeFailure(_Msg):
 
 class PrepareReply(_Msg):
     phase: Literal["prepare"] = "prepare"
+    center: NDArray | None = None  # DP: public centre subtracted from the transformed values first
     count: int
     sums: NDArray  # (n_numeric,) of transformed, clipped values
     sumsq: NDArray  # (n_numeric,)

@@ -16,7 +16,7 @@ import numpy as np
 
 from common import privacy
 from common.config import RunConfig
-from common.preprocessing import transform_numeric
+from common.preprocessing import PrepareStats, transform_numeric
 from common.schema import FeatureSchema
 from common.wire import (
     BucketCountsRequest,
@@ -38,6 +38,8 @@ INITIALIZATION_WEIGHT = _env("DP_W_INIT", 2.0)
 LLOYD_PHASE_WEIGHT = _env("DP_W_LLOYD", 5.0)
 PROFILING_WEIGHT = _env("DP_W_PROF", 1.0)
 TAG_WEIGHTS = {"count": 1.0, "counts": 1.0, "sums": 3.0, "sumsq": 1.0, "category_counts": 1.0}
+PHASE_TAG_WEIGHTS = {"preprocessing": {"count": 1.0, "sums": _env("DP_PREP_SUMS", 1.0),
+                                         "sumsq": _env("DP_PREP_SUMSQ", 3.0), "category_counts": 1.0}}
 CLIP_PER_ROOT_D = _env("DP_CLIP", 1.25)
 CANDIDATES = int(_env("DP_CANDS", 1))
 INIT_TABLES = int(_env("DP_TABLES", 2))
@@ -78,6 +80,7 @@ class DPPlanner:
         )
         self.count_sigma: dict[str, float] = {}
         self.sum_sigma: dict[str, float] = {}
+        self.entry_sigma: dict[str, np.ndarray] = {}  # noise std per entry of weighted fields
         self.clip_norm = CLIP_PER_ROOT_D * math.sqrt(schema.n_encoded)
         self.candidates = CANDIDATES
 
@@ -98,7 +101,10 @@ class DPPlanner:
         root_p = math.sqrt(len(s.numeric))
         if isinstance(request, (PrepareRequest, ProfileRequest)):
             raw = isinstance(request, ProfileRequest)
-            bound = _feature_bounds(_box(s) if raw else transform_numeric(_box(s), s))
+            box = _box(s) if raw else transform_numeric(_box(s), s)
+            if not raw and request.center is not None:
+                box = box - request.center
+            bound = _feature_bounds(box)
             k = len(request.centroids) if raw else 1
             weights = {"sums": np.tile(bound, k), "sumsq": np.tile(np.square(bound), k)}
             deltas = {"count" if not raw else "counts": 1.0, "sums": root_p, "sumsq": root_p}
@@ -132,10 +138,11 @@ class DPPlanner:
         """Per-node noise std per released field, a scalar or one per entry (fields not
         listed are not released)."""
         phase, rho, deltas, weights = self.sensitivities(request)
-        total = sum(TAG_WEIGHTS[t] for t in deltas)
+        tag_weights = {**TAG_WEIGHTS, **PHASE_TAG_WEIGHTS.get(phase, {})}
+        total = sum(tag_weights[t] for t in deltas)
         noise: dict[str, float] = {}
         for tag, delta in deltas.items():
-            rho_tag = rho * TAG_WEIGHTS[tag] / total
+            rho_tag = rho * tag_weights[tag] / total
             sigma = privacy.sigma_for(rho=rho_tag, sensitivity=delta)
             self.ledger.record(phase, "distributed-gaussian", rho_tag, sigma, delta, f"{request.phase}.{tag}")
             share = sigma / math.sqrt(self.min_survivors)
@@ -144,7 +151,33 @@ class DPPlanner:
                 self.count_sigma[request.phase] = sigma
             if tag == "sums":
                 self.sum_sigma[request.phase] = sigma
+            if tag in weights:
+                self.entry_sigma[f"{request.phase}.{tag}"] = sigma * np.asarray(weights[tag], dtype=float)
         return noise
+
+    def prepare_center(self) -> np.ndarray:
+        """Midpoint of the public box in the transformed space: the nodes sum x − c and
+        (x − c)², whose sensitivities are set by the box's half-widths, not its far ends."""
+        box = transform_numeric(_box(self.schema), self.schema)
+        return box.mean(axis=0)
+
+    def scaler(self, stats: PrepareStats, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and scale from the noisy, centred preprocessing sums (post-processing).
+
+        A noisy variance can come out tiny or negative; a scale far below the truth
+        would blow its feature up and every record would then be clipped along it. So a
+        variance is never taken below twice the standard deviation of its own noise
+        (a public number, from σ), and shares stay in [1/n, 1 − 1/n]."""
+        n = max(float(stats.count), 1.0)
+        shifted = stats.sums / n
+        mean_num = center + shifted
+        var_num = stats.sumsq / n - np.square(shifted)
+        noise_sd = self.entry_sigma.get("prepare.sumsq", np.zeros_like(var_num)) / n
+        var_num = np.maximum(var_num, np.maximum(2.0 * noise_sd, 1e-12))
+        share = np.clip(stats.category_counts / n, 1.0 / n, 1.0 - 1.0 / n)
+        mean = np.concatenate([mean_num, share])
+        scale = np.sqrt(np.concatenate([var_num, share * (1.0 - share)]))
+        return mean, scale
 
     def best(self, cands: list) -> object:
         """The candidate whose last round released the lowest estimated cost.

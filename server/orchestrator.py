@@ -210,7 +210,8 @@ class Orchestrator:
     def prepare(self) -> tuple[Scaler, int]:
         """Validate every table and build the global scaler from summed statistics."""
         self.emit(Event("prepare", f"preprocessing sums from {len(self.active)} nodes"))
-        replies = self.exchange(PrepareRequest(schema=self.schema), PrepareReply)
+        center = self.dp.prepare_center() if self.dp is not None else None
+        replies = self.exchange(PrepareRequest(schema=self.schema, center=center), PrepareReply)
         parts = [PrepareStats(r.count, r.sums, r.sumsq, r.category_counts) for r in replies]
         total = sum(parts[1:], parts[0])
         need = max(self.config.k_values) * self.config.min_segment_size
@@ -219,7 +220,7 @@ class Orchestrator:
                 f"{total.count} customers over all nodes are too few for k={max(self.config.k_values)} "
                 f"with min-segment-size {self.config.min_segment_size} (need {need})"
             )
-        mean, scale = scaler_from_stats(total)
+        mean, scale = scaler_from_stats(total) if self.dp is None else self.dp.scaler(total, center)
         self.emit(Event("prepare", f"{total.count} customers on {len(self.active)} nodes", self.rounds))
         return Scaler(mean=mean, scale=scale), total.count
 
