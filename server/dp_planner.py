@@ -28,23 +28,18 @@ from common.wire import (
     Scaler,
 )
 
-import os
-
-def _env(name: str, default: float) -> float:  # TEMP tuning hook
-    return float(os.environ.get(name, default))
-
-PREPROCESSING_WEIGHT = _env("DP_W_PREP", 1.0)
-INITIALIZATION_WEIGHT = _env("DP_W_INIT", 2.0)
-LLOYD_PHASE_WEIGHT = _env("DP_W_LLOYD", 5.0)
-PROFILING_WEIGHT = _env("DP_W_PROF", 1.0)
+PREPROCESSING_WEIGHT = 1.0
+INITIALIZATION_WEIGHT = 2.0
+LLOYD_PHASE_WEIGHT = 5.0
+PROFILING_WEIGHT = 1.0
 TAG_WEIGHTS = {"count": 1.0, "counts": 1.0, "sums": 3.0, "sumsq": 1.0, "category_counts": 1.0}
-PHASE_TAG_WEIGHTS = {"preprocessing": {"count": 1.0, "sums": _env("DP_PREP_SUMS", 1.0),
-                                         "sumsq": _env("DP_PREP_SUMSQ", 3.0), "category_counts": 1.0}}
-CLIP_PER_ROOT_D = _env("DP_CLIP", 1.25)
-CANDIDATES = int(_env("DP_CANDS", 1))
-INIT_TABLES = int(_env("DP_TABLES", 2))
-INIT_PER_BUCKET = _env("DP_PER_BUCKET", 20.0)
-INIT_COUNTS_SHARE = _env("DP_INIT_COUNTS", 0.5)
+PHASE_TAG_WEIGHTS = {"preprocessing": {"count": 1.0, "sums": 1.0,
+                                         "sumsq": 3.0, "category_counts": 1.0}}
+CLIP_PER_ROOT_D = 1.25
+CANDIDATES = 3
+INIT_TABLES = 2
+INIT_PER_BUCKET = 20.0
+INIT_COUNTS_SHARE = 0.5
 
 
 def _box(schema: FeatureSchema) -> np.ndarray:

@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=6)
     ap.add_argument("--epsilons", type=float, nargs="+", default=[0.5, 1, 2, 4])
     ap.add_argument("--delta", type=float, default=1e-6)
-    ap.add_argument("--max-rounds", type=int, default=3)
+    ap.add_argument("--max-rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1, help="data seed and first run seed")
     ap.add_argument("--seeds", type=int, default=5, help="run seeds (noise draws) per epsilon")
     args = ap.parse_args()
