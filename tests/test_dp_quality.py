@@ -152,7 +152,7 @@ def test_best_candidate_from_sums_and_counts_matches_the_true_cost():
         cands.append(Candidate(3, new, stats=stats, evaluated=C))
         costs.append(kmeans.local_stats(X, new, [3]).inertia.sum() if np.all(stats.counts > 0) else np.inf)
     chosen = planner.best(cands)
-    assert costs[cands.index(chosen)] == pytest.approx(min(costs))
+    assert costs[next(i for i, c in enumerate(cands) if c is chosen)] == pytest.approx(min(costs))
 
 
 # ---- the ledger of a whole run, against composition by hand -------------------------------
@@ -187,18 +187,19 @@ def test_ledger_matches_zcdp_composition_by_hand(dp_run):
     assert eps <= 1.0 + 1e-9
     # each release: ρ = Δ²/(2σ²) with Δ computed here from the public clip radius
     R = dp_planner.CLIP_PER_ROOT_D * math.sqrt(SCHEMA.n_encoded)
-    cands = orch.dp.candidates
-    for r in releases:
+    radius = min(R, scaled_record_norm(SCHEMA, result.scaler))
+    for r, nxt in zip(releases, releases[1:] + [None]):
         assert r["rho"] == pytest.approx(r["sensitivity"] ** 2 / (2 * r["sigma"] ** 2), rel=1e-9)
-        if r["what"] == "lloyd.sums":
-            box = scaled_record_norm(SCHEMA, result.scaler)
-            assert r["sensitivity"] == pytest.approx(math.sqrt(cands) * min(R, box))
-        if r["what"] == "lloyd.counts":
-            assert r["sensitivity"] == pytest.approx(math.sqrt(cands))
+        if r["what"] == "lloyd.sums":  # released with the counts of the same candidates
+            assert nxt["what"] == "lloyd.counts"
+            cands = nxt["sensitivity"] ** 2
+            assert cands == pytest.approx(round(cands)) and 1 <= round(cands) <= orch.dp.candidates
+            assert r["sensitivity"] == pytest.approx(math.sqrt(round(cands)) * radius)
         if r["what"] == "bucket_sums.sums":
-            assert r["sensitivity"] == pytest.approx(math.sqrt(dp_planner.INIT_TABLES) * min(R, box))
+            assert r["sensitivity"] == pytest.approx(math.sqrt(dp_planner.INIT_TABLES) * radius)
         if r["what"] == "prepare.sums":
             assert r["sensitivity"] == pytest.approx(math.sqrt(len(SCHEMA.numeric)))
+    assert {r["what"] for r in releases} >= {"lloyd.sums", "bucket_sums.sums", "prepare.sums"}
 
 
 def test_clip_radius_is_public_and_far_below_the_box(dp_run):
