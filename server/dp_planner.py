@@ -6,6 +6,12 @@ unmasked sum carries noise of variance at least σ² and the server never sees a
 without it. σ per field comes from the field's L2 sensitivity (records clipped to the
 schema's public bounds; add/remove one customer) and its share of the zCDP budget; the
 ledger records every release and refuses one over budget.
+
+Quality at small ε (PRIVACY.md, "Differential privacy"): the preprocessing sums are
+centred on the public box's midpoint; sums of scaled records (coreset buckets, Lloyd)
+are of records clipped to the public radius R = CLIP_PER_ROOT_D · sqrt(d), far below the
+box's largest norm; a few candidates run together and the best is picked from their
+released sums and counts (post-processing).
 """
 
 from __future__ import annotations

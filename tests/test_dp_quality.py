@@ -12,7 +12,7 @@ import pytest
 from client.handlers import NodeData, handle
 from common import kmeans
 from common.config import RunConfig
-from common.preprocessing import LocalTable, local_prepare_stats, scaler_from_stats, transform_numeric
+from common.preprocessing import LocalTable, PrepareStats, local_prepare_stats, scaler_from_stats, transform_numeric
 from common.privacy import clip_rows, clipped_sum_sensitivity
 from common.wire import LloydRequest, PrepareRequest, Scaler
 from server import dp_planner
@@ -128,8 +128,6 @@ def test_noisy_variance_is_floored_at_twice_its_noise_std():
     planner.plan(PrepareRequest(schema=SCHEMA, center=c))
     sd = planner.entry_sigma["prepare.sumsq"]
     p, q = len(SCHEMA.numeric), SCHEMA.n_encoded - len(SCHEMA.numeric)
-    from common.preprocessing import PrepareStats
-
     n = 1000
     stats = PrepareStats(n, np.zeros(p), -np.ones(p), np.full(q, 2000.0))  # negative "variance"
     mean, scale = planner.scaler(stats, c)
