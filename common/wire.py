@@ -187,7 +187,6 @@ class NodeFailure(_Msg):
 
 class PrepareReply(_Msg):
     phase: Literal["prepare"] = "prepare"
-    center: NDArray | None = None  # DP: public centre subtracted from the transformed values first
     count: int
     sums: NDArray  # (n_numeric,) of transformed, clipped values
     sumsq: NDArray  # (n_numeric,)
