@@ -19,6 +19,7 @@ from common import coreset, kmeans, quantiles
 from common.preprocessing import LocalTable, encode_table, local_prepare_stats
 from common.profiles import local_profile_stats
 from common.fixed_point import FixedPointOverflowError
+from common.privacy import clip_rows
 from common.schema import FeatureSchema
 from common.secure_aggregation import SecAggClient, SecAggError
 from common.secure_layout import flatten, layout_and_bounds
@@ -107,7 +108,7 @@ def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = No
 
 
 def _prepare(req: PrepareRequest, data: NodeData) -> PrepareReply:
-    stats = local_prepare_stats(data.table(req.schema_), req.schema_)
+    stats = local_prepare_stats(data.table(req.schema_), req.schema_, req.center)
     return PrepareReply(
         count=stats.count, sums=stats.sums, sumsq=stats.sumsq, category_counts=stats.category_counts
     )
@@ -122,14 +123,20 @@ def _bucket_counts(req: BucketCountsRequest, data: NodeData) -> BucketCountsRepl
     return BucketCountsReply(counts=coreset.local_bucket_counts(X, _planes(req)))
 
 
+def _clipped(X: np.ndarray, clip_norm: float) -> np.ndarray:
+    """DP: every scaled record shrunk onto the ball of radius `clip_norm` (0 = as is)."""
+    return X if clip_norm <= 0 else clip_rows(X, clip_norm)
+
+
 def _bucket_sums(req: BucketSumsRequest, data: NodeData) -> BucketSumsReply:
     X = data.matrix(req.schema_, req.scaler)
-    sums, counts = coreset.local_bucket_sums(X, _planes(req), req.dense)
+    sums, counts = coreset.local_bucket_sums(X, _planes(req), req.dense, _clipped(X, req.clip_norm))
     return BucketSumsReply(sums=sums, counts=counts)
 
 
 def _lloyd(req: LloydRequest, data: NodeData) -> LloydReply:
-    stats = kmeans.local_stats(data.matrix(req.schema_, req.scaler), req.centroids, req.sizes)
+    X = _clipped(data.matrix(req.schema_, req.scaler), req.clip_norm)
+    stats = kmeans.local_stats(X, req.centroids, req.sizes)
     return LloydReply(
         sums=stats.sums,
         counts=stats.counts,

@@ -60,11 +60,13 @@ def local_bucket_counts(X: np.ndarray, planes: Hyperplanes) -> np.ndarray:
 
 
 def local_bucket_sums(
-    X: np.ndarray, planes: Hyperplanes, dense: np.ndarray
+    X: np.ndarray, planes: Hyperplanes, dense: np.ndarray, values: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sums (shape (len(dense), d)) and counts (len(dense),) of each dense bucket.
 
     dense: sorted ndarray of global bucket ids the server asks for.
+    values: what is summed (default X), e.g. the records clipped for DP; the buckets
+    are always those of X, as in `local_bucket_counts`.
     """
     ids = bucket_ids(X, planes)
     pos = np.searchsorted(dense, ids)
@@ -74,7 +76,8 @@ def local_bucket_sums(
     member = sparse.csr_matrix(
         (np.ones(rows.size), (pos[hit], rows)), shape=(len(dense), X.shape[0])
     )
-    return np.asarray(member @ X), np.bincount(pos[hit], minlength=len(dense)).astype(np.int64)
+    summed = X if values is None else values
+    return np.asarray(member @ summed), np.bincount(pos[hit], minlength=len(dense)).astype(np.int64)
 
 
 def dense_buckets(counts: np.ndarray, min_release: int) -> np.ndarray:

@@ -87,9 +87,12 @@ def one_hot(codes: np.ndarray, schema: FeatureSchema) -> np.ndarray:
     return out
 
 
-def local_prepare_stats(table: LocalTable, schema: FeatureSchema) -> PrepareStats:
-    """This node's contribution to the global scaler."""
+def local_prepare_stats(table: LocalTable, schema: FeatureSchema, center: np.ndarray | None = None) -> PrepareStats:
+    """This node's contribution to the global scaler; with `center` (a public point,
+    DP mode) the sums and sums of squares are of the transformed values minus it."""
     values = transform_numeric(table.numeric, schema)
+    if center is not None:
+        values = values - center
     return PrepareStats(
         count=table.n_rows,
         sums=values.sum(axis=0),

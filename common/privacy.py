@@ -562,6 +562,44 @@ def clip_to_bounds(X: Any, lower: Any, upper: Any) -> np.ndarray:
     return np.clip(X, lo, hi)
 
 
+def clip_rows(X: Any, max_norm: float) -> np.ndarray:
+    """Shrink every row of ``X`` whose L2 norm exceeds ``max_norm`` onto that sphere.
+
+    Rows inside the ball are returned unchanged; a row x outside becomes
+    x · max_norm/‖x‖ (same direction). After this, adding or removing one row changes a
+    sum of rows by a vector of norm at most ``max_norm``: that is the L2 sensitivity of
+    any per-group sum of clipped rows (`clipped_sum_sensitivity`), whatever the box.
+
+    Args:
+        X: array-like of shape (n_rows, n_features).
+        max_norm: radius of the ball, finite and > 0.
+
+    Returns:
+        float ndarray of the same shape (a new array).
+    """
+    max_norm = _check_positive("max_norm", max_norm)
+    X = np.array(X, dtype=float)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got shape {X.shape}")
+    norms = np.linalg.norm(X, axis=1)
+    factor = np.minimum(1.0, max_norm / np.maximum(norms, np.finfo(float).tiny))
+    return X * factor[:, None]
+
+
+def clipped_sum_sensitivity(*, max_norm: float, n_groupings: int = 1, box_norm: float | None = None) -> float:
+    """L2 sensitivity of per-group sums of rows clipped to L2 norm ``max_norm``.
+
+    One customer's clipped row enters one group of each of ``n_groupings`` stacked
+    partitions: Δ = sqrt(n_groupings) · min(max_norm, box_norm), where ``box_norm`` (if
+    given) is the largest norm a row of the public box can have anyway
+    (`max_record_norm`): clipping never makes a row longer.
+    """
+    radius = _check_positive("max_norm", max_norm)
+    if box_norm is not None:
+        radius = min(radius, _check_positive("box_norm", box_norm))
+    return math.sqrt(_check_count("n_groupings", n_groupings)) * radius
+
+
 # --------------------------------------------------------------------------- ledger
 
 

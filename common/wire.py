@@ -88,6 +88,7 @@ class PrepareRequest(_Req):
     """Validate the local table against the schema and return preprocessing sums."""
 
     phase: Literal["prepare"] = "prepare"
+    center: NDArray | None = None  # DP: public centre subtracted from the transformed values first
 
 
 class BucketCountsRequest(_Req):
@@ -104,6 +105,7 @@ class BucketSumsRequest(BucketCountsRequest):
 
     phase: Literal["bucket_sums"] = "bucket_sums"  # type: ignore[assignment]
     dense: NDArray  # (n_dense,) int64 ids in [0, tables * 2**bits)
+    clip_norm: float = Field(default=0.0, ge=0.0)  # DP: scaled records clipped to this L2 norm; 0 = none
 
 
 class LloydRequest(_Req):
@@ -113,6 +115,7 @@ class LloydRequest(_Req):
     scaler: Scaler
     centroids: NDArray  # (sum(sizes), d)
     sizes: list[int]
+    clip_norm: float = Field(default=0.0, ge=0.0)  # DP: scaled records clipped to this L2 norm; 0 = none
 
 
 class ProfileRequest(_Req):

@@ -6,6 +6,12 @@ unmasked sum carries noise of variance at least σ² and the server never sees a
 without it. σ per field comes from the field's L2 sensitivity (records clipped to the
 schema's public bounds; add/remove one customer) and its share of the zCDP budget; the
 ledger records every release and refuses one over budget.
+
+Quality at small ε (PRIVACY.md, "Differential privacy"): the preprocessing sums are
+centred on the public box's midpoint; sums of scaled records (coreset buckets, Lloyd)
+are of records clipped to the public radius R = CLIP_PER_ROOT_D · sqrt(d), far below the
+box's largest norm; a few candidates run together and the best is picked from their
+released sums and counts (post-processing).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import numpy as np
 
 from common import privacy
 from common.config import RunConfig
-from common.preprocessing import transform_numeric
+from common.preprocessing import PrepareStats, transform_numeric
 from common.schema import FeatureSchema
 from common.wire import (
     BucketCountsRequest,
@@ -28,8 +34,18 @@ from common.wire import (
     Scaler,
 )
 
+PREPROCESSING_WEIGHT = 1.0
+INITIALIZATION_WEIGHT = 2.0
 LLOYD_PHASE_WEIGHT = 5.0
+PROFILING_WEIGHT = 1.0
 TAG_WEIGHTS = {"count": 1.0, "counts": 1.0, "sums": 3.0, "sumsq": 1.0, "category_counts": 1.0}
+PHASE_TAG_WEIGHTS = {"preprocessing": {"count": 1.0, "sums": 1.0,
+                                         "sumsq": 3.0, "category_counts": 1.0}}
+CLIP_PER_ROOT_D = 1.25
+CANDIDATES = 3
+INIT_TABLES = 2
+INIT_PER_BUCKET = 20.0
+INIT_COUNTS_SHARE = 0.5
 
 
 def _box(schema: FeatureSchema) -> np.ndarray:
@@ -58,10 +74,22 @@ class DPPlanner:
         self.ledger = privacy.PrivacyLedger(
             privacy.BudgetPlan(
                 epsilon=config.epsilon, delta=config.delta, max_rounds=config.max_rounds,
-                round_weight=LLOYD_PHASE_WEIGHT / config.max_rounds, initialization_weight=2.0,
+                round_weight=LLOYD_PHASE_WEIGHT / config.max_rounds,
+                preprocessing_weight=PREPROCESSING_WEIGHT, initialization_weight=INITIALIZATION_WEIGHT,
+                profiling_weight=PROFILING_WEIGHT,
             )
         )
         self.count_sigma: dict[str, float] = {}
+        self.sum_sigma: dict[str, float] = {}
+        self.entry_sigma: dict[str, np.ndarray] = {}  # noise std per entry of weighted fields
+        self.clip_norm = CLIP_PER_ROOT_D * math.sqrt(schema.n_encoded)
+        self.candidates = CANDIDATES
+
+    def coreset_shape(self, n: float, max_bits: int) -> tuple[int, int]:
+        """Hash tables and hyperplanes per table of the DP coreset: few, large buckets,
+        so that their noisy means stay close to the truth."""
+        per_bucket = INIT_PER_BUCKET * max(1.0, 3.0 * self.count_sigma.get("prepare", 0.0))
+        return INIT_TABLES, int(np.clip(np.log2(max(n, 1) / per_bucket), 3, max_bits))
 
     def sensitivities(self, request: Request) -> tuple[str, float, dict[str, float], dict[str, np.ndarray]]:
         """(ledger phase, ρ of this release, Δ per released field, per-entry weights).
@@ -74,7 +102,10 @@ class DPPlanner:
         root_p = math.sqrt(len(s.numeric))
         if isinstance(request, (PrepareRequest, ProfileRequest)):
             raw = isinstance(request, ProfileRequest)
-            bound = _feature_bounds(_box(s) if raw else transform_numeric(_box(s), s))
+            box = _box(s) if raw else transform_numeric(_box(s), s)
+            if not raw and request.center is not None:
+                box = box - request.center
+            bound = _feature_bounds(box)
             k = len(request.centroids) if raw else 1
             weights = {"sums": np.tile(bound, k), "sumsq": np.tile(np.square(bound), k)}
             deltas = {"count" if not raw else "counts": 1.0, "sums": root_p, "sumsq": root_p}
@@ -82,33 +113,89 @@ class DPPlanner:
                 deltas["category_counts"] = n_cat
             phase = "profiling" if raw else "preprocessing"
             return phase, plan.rho_for(phase), deltas, weights
-        norm = scaled_record_norm(s, request.scaler)
+        box_norm = scaled_record_norm(s, request.scaler)
+        init = plan.rho_for("initialization")
         if isinstance(request, BucketCountsRequest) and not isinstance(request, BucketSumsRequest):
             tables = math.sqrt(request.normals.shape[0])
-            return "initialization", plan.rho_for("initialization") / 2, {"counts": tables}, {}
+            return "initialization", init * INIT_COUNTS_SHARE, {"counts": tables}, {}
         if isinstance(request, BucketSumsRequest):
-            tables = math.sqrt(request.normals.shape[0])
-            return "initialization", plan.rho_for("initialization") / 2, {
-                "sums": tables * norm, "counts": tables}, {}
+            tables = request.normals.shape[0]
+            return "initialization", init * (1.0 - INIT_COUNTS_SHARE), {
+                "sums": self._sum_delta(request.clip_norm, tables, box_norm), "counts": math.sqrt(tables)}, {}
         assert isinstance(request, LloydRequest)
-        cands = math.sqrt(len(request.sizes))
-        return "lloyd", plan.rho_for("lloyd"), {"sums": cands * norm, "counts": cands}, {}
+        cands = len(request.sizes)
+        return "lloyd", plan.rho_for("lloyd"), {
+            "sums": self._sum_delta(request.clip_norm, cands, box_norm), "counts": math.sqrt(cands)}, {}
+
+    @staticmethod
+    def _sum_delta(clip_norm: float, groupings: int, box_norm: float) -> float:
+        """Δ of stacked per-group sums of scaled records: the clip radius if the request
+        asks the nodes to clip (never more than the box allows), else the box's."""
+        if clip_norm > 0:
+            return privacy.clipped_sum_sensitivity(max_norm=clip_norm, n_groupings=groupings, box_norm=box_norm)
+        return math.sqrt(groupings) * box_norm
 
     def plan(self, request: Request) -> dict[str, float | list[float]]:
         """Per-node noise std per released field, a scalar or one per entry (fields not
         listed are not released)."""
         phase, rho, deltas, weights = self.sensitivities(request)
-        total = sum(TAG_WEIGHTS[t] for t in deltas)
+        tag_weights = {**TAG_WEIGHTS, **PHASE_TAG_WEIGHTS.get(phase, {})}
+        total = sum(tag_weights[t] for t in deltas)
         noise: dict[str, float] = {}
         for tag, delta in deltas.items():
-            rho_tag = rho * TAG_WEIGHTS[tag] / total
+            rho_tag = rho * tag_weights[tag] / total
             sigma = privacy.sigma_for(rho=rho_tag, sensitivity=delta)
             self.ledger.record(phase, "distributed-gaussian", rho_tag, sigma, delta, f"{request.phase}.{tag}")
             share = sigma / math.sqrt(self.min_survivors)
             noise[tag] = (share * weights[tag]).tolist() if tag in weights else share
             if tag in ("count", "counts"):
                 self.count_sigma[request.phase] = sigma
+            if tag == "sums":
+                self.sum_sigma[request.phase] = sigma
+            if tag in weights:
+                self.entry_sigma[f"{request.phase}.{tag}"] = sigma * np.asarray(weights[tag], dtype=float)
         return noise
+
+    def prepare_center(self) -> np.ndarray:
+        """Midpoint of the public box in the transformed space: the nodes sum x − c and
+        (x − c)², whose sensitivities are set by the box's half-widths, not its far ends."""
+        box = transform_numeric(_box(self.schema), self.schema)
+        return box.mean(axis=0)
+
+    def scaler(self, stats: PrepareStats, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and scale from the noisy, centred preprocessing sums (post-processing).
+
+        A noisy variance can come out tiny or negative; a scale far below the truth
+        would blow its feature up and every record would then be clipped along it. So a
+        variance is never taken below twice the standard deviation of its own noise
+        (a public number, from σ), and shares stay in [1/n, 1 − 1/n]."""
+        n = max(float(stats.count), 1.0)
+        shifted = stats.sums / n
+        mean_num = center + shifted
+        var_num = stats.sumsq / n - np.square(shifted)
+        noise_sd = self.entry_sigma.get("prepare.sumsq", np.zeros_like(var_num)) / n
+        var_num = np.maximum(var_num, np.maximum(2.0 * noise_sd, 1e-12))
+        share = np.clip(stats.category_counts / n, 1.0 / n, 1.0 - 1.0 / n)
+        mean = np.concatenate([mean_num, share])
+        scale = np.sqrt(np.concatenate([var_num, share * (1.0 - share)]))
+        return mean, scale
+
+    def best(self, cands: list) -> object:
+        """The candidate whose last round released the lowest estimated cost.
+
+        For clipped records x_i (clipping does not depend on the centroids) and clusters
+        with sums S_j and counts n_j, the cost at the updated centroids S_j/n_j is
+        Σ‖x_i‖² − Σ_j ‖S_j‖²/n_j; the first term is the same for every candidate, so the
+        largest Σ_j (‖S_j‖² − d σ²)/n_j wins (d σ² removes the noise's bias in ‖S_j‖²).
+        Only already released, noisy sums and counts are used: no privacy cost."""
+        sigma2 = self.sum_sigma.get("lloyd", 0.0) ** 2
+        scores = []
+        for c in cands:
+            n = c.stats.counts.astype(float)
+            ok = n > 0
+            d = c.stats.sums.shape[1]
+            scores.append(float(np.sum((np.square(c.stats.sums[ok]).sum(1) - d * sigma2) / n[ok])))
+        return cands[int(np.argmax(scores))]
 
     def privacy_section(self) -> dict:
         return {**self.ledger.to_dict(), "mode": "dp+secure", "noise": "distributed Gaussian, added by nodes"}

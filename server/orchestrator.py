@@ -251,7 +251,8 @@ class Orchestrator:
     def prepare(self) -> tuple[Scaler, int]:
         """Validate every table and build the global scaler from summed statistics."""
         self.emit(Event("prepare", f"preprocessing sums from {len(self.active)} nodes"))
-        replies = self.exchange(PrepareRequest(schema=self.schema), PrepareReply)
+        center = self.dp.prepare_center() if self.dp is not None else None
+        replies = self.exchange(PrepareRequest(schema=self.schema, center=center), PrepareReply)
         parts = [PrepareStats(r.count, r.sums, r.sumsq, r.category_counts) for r in replies]
         total = sum(parts[1:], parts[0])
         need = max(self.config.k_values) * self.config.min_segment_size
@@ -260,7 +261,10 @@ class Orchestrator:
                 f"{total.count} customers over all nodes are too few for k={max(self.config.k_values)} "
                 f"with min-segment-size {self.config.min_segment_size} (need {need})"
             )
-        mean, scale = robust_scaler(self.schema, self.quantiles, *scaler_from_stats(total))
+        if self.dp is None:
+            mean, scale = robust_scaler(self.schema, self.quantiles, *scaler_from_stats(total))
+        else:  # quantiles are refused under DP: the scaler is the planner's noisy one
+            mean, scale = self.dp.scaler(total, center)
         self.emit(Event("prepare", f"{total.count} customers on {len(self.active)} nodes", self.rounds))
         self.scaler = Scaler(mean=mean, scale=scale)
         return self.scaler, total.count
@@ -268,16 +272,16 @@ class Orchestrator:
     def initialise(self, scaler: Scaler, n: int) -> coreset.Coreset:
         """Counts per hash bucket, then sums of the dense buckets only → coreset."""
         tables, bits = self.config.init_tables, self.config.init_bits
-        if self.config.dp:  # few, large buckets: their noisy means stay close to the truth
-            per_bucket = 20 * self._min_count("prepare", self.config.min_segment_size)
-            tables, bits = 2, int(np.clip(np.log2(max(n, 1) / per_bucket), 3, bits))
+        if self.dp is not None:  # few, large buckets: their noisy means stay close to the truth
+            tables, bits = self.dp.coreset_shape(n, bits)
         planes = coreset.draw_hyperplanes(len(scaler.mean), tables, bits, self.rng)
         req = BucketCountsRequest(
             schema=self.schema, scaler=scaler, normals=planes.normals, offsets=planes.offsets
         )
         counts = np.sum([r.counts for r in self.exchange(req, BucketCountsReply)], axis=0)
         dense = coreset.dense_buckets(counts, self._min_count("bucket_counts", self.config.min_segment_size))
-        sums_req = BucketSumsRequest(**{**req.model_dump(by_alias=True), "phase": "bucket_sums", "dense": dense})
+        sums_req = BucketSumsRequest(**{**req.model_dump(by_alias=True), "phase": "bucket_sums", "dense": dense,
+                                        "clip_norm": self.dp.clip_norm if self.dp else 0.0})
         replies = self.exchange(sums_req, BucketSumsReply)
         # counts come again with the sums, so a node lost in between leaves no bias
         sums = np.sum([r.sums for r in replies], axis=0)
@@ -294,7 +298,7 @@ class Orchestrator:
             return [Candidate(self.warm.k, warm_start.mapped_centroids(self.warm, self.scaler))]
         out: list[Candidate] = []
         for k in self.config.k_values:
-            restarts = 1 if self.dp else self.config.restarts  # each candidate costs budget
+            restarts = self.dp.candidates if self.dp else self.config.restarts  # each candidate costs budget
             try:
                 found = coreset.seed_candidates(core, k, restarts, self.config.seed)
             except ValueError as exc:
@@ -314,7 +318,8 @@ class Orchestrator:
             self.lloyd_rounds = rnd
             sizes = [cands[i].k for i in todo]
             stack = np.vstack([cands[i].centroids for i in todo])
-            req = LloydRequest(schema=self.schema, scaler=scaler, centroids=stack, sizes=sizes)
+            req = LloydRequest(schema=self.schema, scaler=scaler, centroids=stack, sizes=sizes,
+                               clip_norm=self.dp.clip_norm if self.dp else 0.0)
             stats = _sum_lloyd(self.exchange(req, LloydReply))
             offs = kmeans.offsets_of(sizes)
             for j, i in enumerate(todo):
@@ -350,9 +355,10 @@ class Orchestrator:
 
     def select(self, cands: list[Candidate]) -> tuple[Candidate, list[Criteria]]:
         """Best restart per k by inertia, then k by the configured criterion. Under DP
-        only sums and counts are released: one candidate, no criteria."""
+        only sums and counts are released: no criteria; the candidate is picked from its
+        last round's noisy sums and counts alone (post-processing, `DPPlanner.best`)."""
         if self.dp is not None:
-            return cands[0], []
+            return self.dp.best(cands), []
         per_k: dict[int, tuple[Candidate, Criteria]] = {}
         for c in cands:
             crit = criteria(c.stats, c.evaluated)
