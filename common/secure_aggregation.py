@@ -105,6 +105,7 @@ A. Shamir. How to share a secret. Communications of the ACM 22(11), 1979.
 
 from __future__ import annotations
 
+import hmac
 import os
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -113,11 +114,9 @@ from typing import Annotated, Literal
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -276,26 +275,37 @@ class UnmaskShares(_Message):
 
 def _info(*parts: str | int | bytes) -> bytes:
     """Unambiguous HKDF info / AEAD associated data: length-prefixed fields."""
-    out = bytearray(_PROTOCOL)
+    out = [_PROTOCOL]
     for part in parts:
-        if isinstance(part, int):
+        if type(part) is int:
             raw = part.to_bytes(8, "big")
-        elif isinstance(part, str):
+        elif type(part) is str:
             raw = part.encode()
         else:
-            raw = part
-        out += len(raw).to_bytes(4, "big") + raw
-    return bytes(out)
+            raw = bytes(part)
+        out.append(len(raw).to_bytes(4, "big"))
+        out.append(raw)
+    return b"".join(out)
+
+
+_ZERO_SALT = bytes(32)
 
 
 def _hkdf(secret: bytes, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(secret)
+    """HKDF-SHA256 (RFC 5869) with no salt and a 32-byte output: Extract, then one
+    Expand block; built on the standard library's one-shot HMAC for speed."""
+    prk = hmac.digest(_ZERO_SALT, secret, "sha256")
+    return hmac.digest(prk, info + b"\x01", "sha256")
 
 
 def _prg(key: bytes, length: int) -> NDArray[np.uint64]:
     """`length` uint64 words of AES-256-CTR keystream (each key is used for one stream)."""
+    return _bytes_to_u64(_prg_bytes(key, length))
+
+
+def _prg_bytes(key: bytes, length: int) -> bytes:
     encryptor = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
-    return _bytes_to_u64(encryptor.update(bytes(8 * length)))
+    return encryptor.update(bytes(8 * length))
 
 
 def _bytes_to_u64(data: bytes) -> NDArray[np.uint64]:
@@ -315,9 +325,36 @@ def _public_key(private_key: bytes) -> bytes:
     return X25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes_raw()
 
 
+def _layout(tags: Mapping[str, int]) -> tuple[list[tuple[str, int]], int, bytes]:
+    """Tags in a canonical (sorted) order, the total length, and the layout as HKDF info.
+
+    One round masks all its tagged vectors with one keystream per key, read in this
+    order: one key derivation and one cipher per peer and round, whatever the tags.
+    """
+    order = sorted(tags.items())
+    return order, sum(n for _, n in order), _info(*[f"{t}={n}" for t, n in order])
+
+
+def _split_tags(words: NDArray[np.uint64], order: list[tuple[str, int]]) -> dict[str, NDArray[np.uint64]]:
+    out, start = {}, 0
+    for tag, n in order:
+        out[tag] = words[start : start + n]
+        start += n
+    return out
+
+
+def self_masks(
+    seed: bytes, *, run_id: str, round: int, tags: Mapping[str, int]
+) -> dict[str, NDArray[np.uint64]]:
+    """PRG(b_{u,r}) for every tag of a round: the self-mask a node adds (Bonawitz et al.
+    2017), one keystream keyed by HKDF(b_{u,r}, run_id | r | layout) split by tag."""
+    order, total, layout = _layout(tags)
+    return _split_tags(_prg(_hkdf(seed, _info("self", run_id, round, layout)), total), order)
+
+
 def self_mask(seed: bytes, *, run_id: str, round: int, tag: str, length: int) -> NDArray[np.uint64]:
-    """PRG(b_{u,r}) for one tag: the self-mask a node adds (Bonawitz et al. 2017)."""
-    return _prg(_hkdf(seed, _info("self", run_id, round, tag)), length)
+    """The self-mask of a round that masks the single vector `tag`."""
+    return self_masks(seed, run_id=run_id, round=round, tags={tag: length})[tag]
 
 
 def pairwise_masks(
@@ -331,6 +368,9 @@ def pairwise_masks(
 ) -> dict[str, NDArray[np.uint64]]:
     """Sum over peers v of +PRG(s_uv) for v > u and -PRG(s_uv) for v < u, per tag.
 
+    s_uv = HKDF(X25519(s_{u,r}, S_{v,r}), run_id | r | layout); one keystream per peer
+    covers every tag of the round (see `_layout`).
+
     Parameters
     ----------
     mask_private_key : bytes of length 32
@@ -342,31 +382,37 @@ def pairwise_masks(
     -------
     dict tag -> ndarray of shape (length,), dtype uint64
     """
+    order, total, layout = _layout(tags)
+    info = _info("pair", run_id, round, layout)
     private_key = X25519PrivateKey.from_private_bytes(mask_private_key)
-    secrets = {v: _agree(private_key, pk) for v, pk in peer_public_keys.items()}
-    out = {}
-    for tag, length in tags.items():
-        plus = np.zeros(length, dtype=np.uint64)
-        minus = np.zeros(length, dtype=np.uint64)
-        for v, secret in secrets.items():
-            target = plus if v > node_id else minus
-            target += _prg(_hkdf(secret, _info("pair", run_id, round, tag)), length)
-        out[tag] = plus - minus
-    return out
+    plus, minus = [], []
+    for v, pk in peer_public_keys.items():
+        stream = _prg_bytes(_hkdf(_agree(private_key, pk), info), total)
+        (plus if v > node_id else minus).append(stream)
+    result = np.zeros(total, dtype=np.uint64)
+    if plus:  # uint64 sums wrap modulo 2^64, as the ring requires
+        result += np.frombuffer(b"".join(plus), dtype="<u8").reshape(len(plus), total).sum(
+            axis=0, dtype=np.uint64
+        )
+    if minus:
+        result -= np.frombuffer(b"".join(minus), dtype="<u8").reshape(len(minus), total).sum(
+            axis=0, dtype=np.uint64
+        )
+    return _split_tags(result, order)
 
 
 def _share_aad(run_id: str, kind: str, round: int, sender: int, recipient: int) -> bytes:
     return _info("share", run_id, kind, round, sender, recipient)
 
 
-def _seal_share(key: bytes, y: int, aad: bytes, rng: Rng) -> bytes:
+def _seal_share(cipher: ChaCha20Poly1305, y: int, aad: bytes, rng: Rng) -> bytes:
     nonce = rng(NONCE_BYTES)
-    return nonce + ChaCha20Poly1305(key).encrypt(nonce, shamir.share_to_bytes(y), aad)
+    return nonce + cipher.encrypt(nonce, shamir.share_to_bytes(y), aad)
 
 
-def _open_share(key: bytes, blob: bytes, aad: bytes) -> int:
+def _open_share(cipher: ChaCha20Poly1305, blob: bytes, aad: bytes) -> int:
     try:
-        plain = ChaCha20Poly1305(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+        plain = cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
         return shamir.share_from_bytes(plain)
     except (InvalidTag, ValueError) as exc:
         raise SecAggError("an encrypted share does not authenticate") from exc
@@ -397,6 +443,7 @@ class ClientState(BaseModel):
     enc_private_key: bytes = b""
     mask_private_key: bytes = b""
     enc_public_keys: dict[int, PublicKey] = {}
+    enc_keys: dict[int, bytes] = {}
     active: tuple[int, ...] = ()
     excluded: tuple[int, ...] = ()
     key_shares: dict[int, ShareValue] = {}
@@ -415,8 +462,7 @@ class SecAggClient:
     def __init__(self, node_id: int, *, rng: Rng = os.urandom) -> None:
         self._state = ClientState(node_id=node_id)
         self._rng = rng
-        self._enc_private: X25519PrivateKey | None = None  # per-process caches,
-        self._enc_keys: dict[int, bytes] = {}  # never serialised
+        self._aead: dict[int, ChaCha20Poly1305] = {}  # per-process cache
 
     @classmethod
     def from_bytes(cls, data: bytes, *, rng: Rng = os.urandom) -> SecAggClient:
@@ -480,6 +526,12 @@ class SecAggClient:
         if len(set(all_keys)) != len(all_keys):
             raise SecAggError("public keys in the broadcast are not distinct")
         st.enc_public_keys = {v: k.enc_public_key for v, k in keys.items()}
+        enc_private = X25519PrivateKey.from_private_bytes(st.enc_private_key)
+        st.enc_keys = {
+            v: _hkdf(_agree(enc_private, k.enc_public_key), _info("enc", st.run_id))
+            for v, k in keys.items()
+            if v != st.node_id
+        }
         st.active = tuple(sorted(keys))
         key_ct, seed_ct = self._share_round_secrets(1, st.active)
         st.round, st.phase = 1, "ready"
@@ -537,10 +589,11 @@ class SecAggClient:
             round=st.round,
             tags=request.vectors,
         )
-        masked = {}
-        for tag, length in request.vectors.items():
-            b = self_mask(st.seed, run_id=st.run_id, round=st.round, tag=tag, length=length)
-            masked[tag] = (encoded[tag] + b + masks[tag]).astype("<u8").tobytes()
+        b = self_masks(st.seed, run_id=st.run_id, round=st.round, tags=request.vectors)
+        masked = {
+            tag: (encoded[tag] + b[tag] + masks[tag]).astype("<u8").tobytes()
+            for tag in request.vectors
+        }
 
         st.key_shares.update({v: shamir.share_to_bytes(y) for v, y in key_shares.items()})
         st.seed_shares.update({v: shamir.share_to_bytes(y) for v, y in seed_shares.items()})
@@ -627,15 +680,17 @@ class SecAggClient:
         aad = _share_aad(self._state.run_id, kind, round, sender, self._state.node_id)
         return _open_share(self._enc_key(sender), blob, aad)
 
-    def _enc_key(self, peer: int) -> bytes:
-        """The ChaCha20-Poly1305 key shared with `peer`, HKDF(X25519(c_u, C_v))."""
-        if peer not in self._enc_keys:
-            st = self._state
-            if self._enc_private is None:
-                self._enc_private = X25519PrivateKey.from_private_bytes(st.enc_private_key)
-            secret = _agree(self._enc_private, st.enc_public_keys[peer])
-            self._enc_keys[peer] = _hkdf(secret, _info("enc", st.run_id))
-        return self._enc_keys[peer]
+    def _enc_key(self, peer: int) -> ChaCha20Poly1305:
+        """The ChaCha20-Poly1305 cipher shared with `peer`, keyed by HKDF(X25519(c_u, C_v)).
+
+        The keys are agreed once per run (`share_keys`) and kept in the client state, so
+        no later message repeats an X25519 agreement."""
+        if peer not in self._aead:
+            key = self._state.enc_keys.get(peer)
+            if key is None:
+                raise SecAggError(f"no share-encryption key for node {peer}")
+            self._aead[peer] = ChaCha20Poly1305(key)
+        return self._aead[peer]
 
     def _expect_phase(self, phase: str) -> None:
         if self._state.phase != phase:
@@ -857,11 +912,10 @@ class SecAggServer:
 
         totals = {t: np.zeros(n, dtype=np.uint64) for t, n in self._vectors.items()}
         for u in self._survivors:
-            for tag, n in self._vectors.items():
+            b = self_masks(seeds[u], run_id=self.run_id, round=self.round, tags=self._vectors)
+            for tag in self._vectors:
                 totals[tag] += self._masked[u][tag]
-                totals[tag] -= self_mask(
-                    seeds[u], run_id=self.run_id, round=self.round, tag=tag, length=n
-                )
+                totals[tag] -= b[tag]
         survivor_keys = {u: self._mask_keys[u] for u in self._survivors}
         for v, key in dropped_keys.items():
             # survivors added -(v's own masks towards them); add v's masks back to cancel

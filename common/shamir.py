@@ -62,13 +62,15 @@ def _split_with_coefficients(
     secret: int, coefficients: Sequence[int], *, n: int, prime: int = PRIME
 ) -> list[Share]:
     """Shares of f(x) = secret + c_1 x + ... + c_{t-1} x^{t-1} at x = 1..n (Horner)."""
-    poly = [secret, *coefficients]
+    high_first = [secret, *coefficients][::-1]
     shares = []
     for x in range(1, n + 1):
+        # Horner over the integers with one reduction at the end: y grows by only
+        # log2(n) bits per coefficient, so the big-int products stay cheap.
         y = 0
-        for c in reversed(poly):
-            y = (y * x + c) % prime
-        shares.append(Share(x, y))
+        for c in high_first:
+            y = y * x + c
+        shares.append(Share(x, y % prime))
     return shares
 
 
