@@ -127,9 +127,10 @@ Rng = Callable[[int], bytes]
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
-CIPHERTEXT_BYTES = NONCE_BYTES + shamir.SHARE_BYTES + 16  # nonce | share | Poly1305 tag
+SECRETS_BYTES = 2 * shamir.SHARE_BYTES + KEY_BYTES  # share of s | share of b | pad
+CIPHERTEXT_BYTES = NONCE_BYTES + SECRETS_BYTES + 16  # nonce | secrets | Poly1305 tag
 MAX_VECTOR_LENGTH = 1 << 26
-_PROTOCOL = b"fedseg-secagg/1"
+_PROTOCOL = b"fedseg-secagg/2"
 
 
 class SecAggError(ValueError):
@@ -141,6 +142,7 @@ class SecAggError(ValueError):
 NodeId = Annotated[int, Field(ge=0, lt=2**64)]
 Tag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/-]{1,64}$")]
 PublicKey = Annotated[bytes, Field(min_length=KEY_BYTES, max_length=KEY_BYTES)]
+Key = Annotated[bytes, Field(min_length=KEY_BYTES, max_length=KEY_BYTES)]
 Ciphertext = Annotated[bytes, Field(min_length=CIPHERTEXT_BYTES, max_length=CIPHERTEXT_BYTES)]
 ShareValue = Annotated[bytes, Field(min_length=shamir.SHARE_BYTES, max_length=shamir.SHARE_BYTES)]
 RoundNumber = Annotated[int, Field(ge=1)]
@@ -176,61 +178,49 @@ class SetupRequest(_Message):
 
 
 class KeyAdvertisement(_Message):
-    """Set-up reply 1, node -> server: C_u (for the run) and S_{u,1} (first round)."""
+    """Set-up reply 1, node -> server: C_u, the node's X25519 public key for the run."""
 
     node_id: NodeId
-    enc_public_key: PublicKey
-    mask_public_key: PublicKey
-
-
-class NodePublicKeys(BaseModel):
-    """A node's public keys: C_u (share encryption) and S_{u,1} (first-round masks)."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, ser_json_bytes="base64", val_json_bytes="base64"
-    )
-
-    enc_public_key: PublicKey
-    mask_public_key: PublicKey
+    public_key: PublicKey
 
 
 class KeyBroadcast(_Message):
-    """Set-up exchange 2, server -> every node: the public keys of every advertised node."""
+    """Set-up exchange 2, server -> every node: the public key of every advertised node."""
 
-    public_keys: dict[NodeId, NodePublicKeys]
+    public_keys: dict[NodeId, PublicKey]
 
 
 class SetupShares(_Message):
-    """Set-up reply 2, node u -> server, per recipient v: Enc_uv(share of s_{u,1}) and
-    Enc_uv(share of b_{u,1}), each nonce | ciphertext."""
+    """Set-up reply 2, node u -> server: the commitment to s_{u,1} and, per recipient v,
+    Enc_uv(share_v(s_{u,1}) | share_v(b_{u,1}) | e_{u->v,1}), each nonce | ciphertext."""
 
     node_id: NodeId
-    key_shares: dict[NodeId, Ciphertext]
-    seed_shares: dict[NodeId, Ciphertext]
+    commitment: Key
+    secrets: dict[NodeId, Ciphertext]
 
 
 class RoundRequest(_Message):
     """Round exchange 1, server -> node u.
 
-    `vectors` maps each tag to its length; `active` is A_r; `mask_public_keys[v]` is
-    S_{v,r} for every v in A_r; `key_shares[v]` is Enc_vu(share of s_{v,r}) and
-    `seed_shares[v]` is Enc_vu(share of b_{v,r}) for every other v in A_r.
+    `vectors` maps each tag to its length; `active` is A_r; `secrets[v]` is v's
+    ciphertext for u, Enc_vu(share_u(s_{v,r}) | share_u(b_{v,r}) | e_{v->u,r}), for every
+    other v in A_r.
     """
 
     round: RoundNumber
     vectors: dict[Tag, Annotated[int, Field(ge=1, le=MAX_VECTOR_LENGTH)]] = Field(min_length=1)
     active: tuple[NodeId, ...] = Field(min_length=2)
-    mask_public_keys: dict[NodeId, PublicKey]
-    key_shares: dict[NodeId, Ciphertext]
-    seed_shares: dict[NodeId, Ciphertext]
+    secrets: dict[NodeId, Ciphertext]
 
 
 class MaskedInput(_Message):
-    """Round reply 1, node -> server: per tag, the masked vector as little-endian uint64."""
+    """Round reply 1, node u -> server: per tag, the masked vector as little-endian
+    uint64; per other active node v, the escrowed pair key k_{uv,r} XOR e_{v->u,r}."""
 
     round: RoundNumber
     node_id: NodeId
     vectors: dict[Tag, bytes] = Field(min_length=1)
+    escrows: dict[NodeId, Key]
 
     @model_validator(mode="after")
     def _check(self) -> MaskedInput:
@@ -256,18 +246,17 @@ class UnmaskShares(_Message):
     """Round reply 2, node u -> server.
 
     Revealed: `seed_shares[v]`, u's share of b_{v,r} (v survived), and `key_shares[v]`,
-    u's share of s_{v,r} (v dropped). For the next round, for every other survivor w:
-    `next_mask_public_key` S_{u,r+1}, `next_key_shares[w]` Enc_uw(share of s_{u,r+1})
-    and `next_seed_shares[w]` Enc_uw(share of b_{u,r+1}).
+    u's share of s_{v,r} (v dropped). For the next round: `next_commitment` to s_{u,r+1}
+    and, for every other survivor w, `next_secrets[w]` =
+    Enc_uw(share_w(s_{u,r+1}) | share_w(b_{u,r+1}) | e_{u->w,r+1}).
     """
 
     round: RoundNumber
     node_id: NodeId
     seed_shares: dict[NodeId, ShareValue]
     key_shares: dict[NodeId, ShareValue]
-    next_mask_public_key: PublicKey
-    next_key_shares: dict[NodeId, Ciphertext]
-    next_seed_shares: dict[NodeId, Ciphertext]
+    next_commitment: Key
+    next_secrets: dict[NodeId, Ciphertext]
 
 
 # ----------------------------------------------------------------------- crypto core
@@ -357,38 +346,48 @@ def self_mask(seed: bytes, *, run_id: str, round: int, tag: str, length: int) ->
     return self_masks(seed, run_id=run_id, round=round, tags={tag: length})[tag]
 
 
-def pairwise_masks(
-    mask_private_key: bytes,
-    node_id: int,
-    peer_public_keys: Mapping[int, bytes],
-    *,
-    run_id: str,
-    round: int,
-    tags: Mapping[str, int],
-) -> dict[str, NDArray[np.uint64]]:
-    """Sum over peers v of +PRG(s_uv) for v > u and -PRG(s_uv) for v < u, per tag.
+def pair_key(root: bytes, *, run_id: str, round: int, tags: Mapping[str, int]) -> bytes:
+    """k_{uv,r} = HKDF(R_uv, "pair" | run_id | r | layout): the pair's key for one round,
+    derived from the pair's run root R_uv; keys of different rounds are independent
+    (HKDF is a PRF), so revealing one says nothing about the others or about R_uv."""
+    return _hkdf(root, _info("pair", run_id, round, _layout(tags)[2]))
 
-    s_uv = HKDF(X25519(s_{u,r}, S_{v,r}), run_id | r | layout); one keystream per peer
-    covers every tag of the round (see `_layout`).
+
+def escrow_pad(escrow_key: bytes, *, run_id: str, round: int, sender: int, recipient: int) -> bytes:
+    """e_{v->u,r} = HKDF(s_{v,r}, "pad" | run_id | r | v | u): the one-time pad that v
+    sends u (encrypted) and u puts over its escrowed pair key k_{uv,r}."""
+    return _hkdf(escrow_key, _info("pad", run_id, round, sender, recipient))
+
+
+def escrow_commitment(escrow_key: bytes, *, run_id: str, round: int, node_id: int) -> bytes:
+    """HKDF(s_{v,r}, "commit" | ...): lets the server check a reconstructed s_{v,r}."""
+    return _hkdf(escrow_key, _info("commit", run_id, round, node_id))
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
+
+
+def pairwise_masks(
+    pair_keys: Mapping[int, bytes], node_id: int, *, tags: Mapping[str, int]
+) -> dict[str, NDArray[np.uint64]]:
+    """Sum over peers v of +PRG(k_uv) for v > u and -PRG(k_uv) for v < u, per tag.
 
     Parameters
     ----------
-    mask_private_key : bytes of length 32
-        s_{u,r}, the round's mask key of node `node_id`.
-    peer_public_keys : mapping node id -> S_v (32 bytes)
-    tags : mapping tag -> vector length
+    pair_keys : mapping peer id -> k_{uv,r} (32 bytes), see `pair_key`
+    node_id : u
+    tags : mapping tag -> vector length; one keystream per peer covers every tag in
+        the canonical order of `_layout`.
 
     Returns
     -------
     dict tag -> ndarray of shape (length,), dtype uint64
     """
-    order, total, layout = _layout(tags)
-    info = _info("pair", run_id, round, layout)
-    private_key = X25519PrivateKey.from_private_bytes(mask_private_key)
+    order, total, _ = _layout(tags)
     plus, minus = [], []
-    for v, pk in peer_public_keys.items():
-        stream = _prg_bytes(_hkdf(_agree(private_key, pk), info), total)
-        (plus if v > node_id else minus).append(stream)
+    for v, key in pair_keys.items():
+        (plus if v > node_id else minus).append(_prg_bytes(key, total))
     result = np.zeros(total, dtype=np.uint64)
     if plus:  # uint64 sums wrap modulo 2^64, as the ring requires
         result += np.frombuffer(b"".join(plus), dtype="<u8").reshape(len(plus), total).sum(
@@ -401,19 +400,23 @@ def pairwise_masks(
     return _split_tags(result, order)
 
 
-def _share_aad(run_id: str, kind: str, round: int, sender: int, recipient: int) -> bytes:
-    return _info("share", run_id, kind, round, sender, recipient)
-
-
-def _seal_share(cipher: ChaCha20Poly1305, y: int, aad: bytes, rng: Rng) -> bytes:
+def _seal(cipher: ChaCha20Poly1305, plain: bytes, aad: bytes, rng: Rng) -> bytes:
     nonce = rng(NONCE_BYTES)
-    return nonce + cipher.encrypt(nonce, shamir.share_to_bytes(y), aad)
+    return nonce + cipher.encrypt(nonce, plain, aad)
 
 
-def _open_share(cipher: ChaCha20Poly1305, blob: bytes, aad: bytes) -> int:
+def _open_secrets(cipher: ChaCha20Poly1305, blob: bytes, aad: bytes) -> tuple[int, int, bytes]:
+    """(share of s, share of b, pad) from one authenticated ciphertext."""
     try:
         plain = cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
-        return shamir.share_from_bytes(plain)
+        if len(plain) != SECRETS_BYTES:
+            raise ValueError("wrong plaintext length")
+        n = shamir.SHARE_BYTES
+        return (
+            shamir.share_from_bytes(plain[:n]),
+            shamir.share_from_bytes(plain[n : 2 * n]),
+            plain[2 * n :],
+        )
     except (InvalidTag, ValueError) as exc:
         raise SecAggError("an encrypted share does not authenticate") from exc
 
@@ -425,10 +428,11 @@ class ClientState(BaseModel):
     """Everything a node keeps between messages (JSON-serialisable; holds private keys).
 
     `round` is the round the node is ready for (phase "ready") or has masked in
-    (phase "masked"); `mask_private_key` is s_{u,round} and `seed` is b_{u,round};
+    (phase "masked"); `escrow_key` is s_{u,round} and `seed` is b_{u,round};
     `key_shares[v]` / `seed_shares[v]` are this node's shares of s_{v,round} /
-    b_{v,round}; `enc_public_keys` the peers' C_v for the run; `excluded` the nodes
-    declared dropped, who may never take part again.
+    b_{v,round}; `enc_keys[v]` (share encryption) and `mask_roots[v]` (R_uv) are derived
+    from X25519(c_u, C_v) once per run; `excluded` the nodes declared dropped, who may
+    never take part again.
     """
 
     model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
@@ -440,12 +444,12 @@ class ClientState(BaseModel):
     frac_bits: int = 0
     roster: tuple[int, ...] = ()
     round: int = 0
-    enc_private_key: bytes = b""
-    mask_private_key: bytes = b""
-    enc_public_keys: dict[int, PublicKey] = {}
+    private_key: bytes = b""
     enc_keys: dict[int, bytes] = {}
+    mask_roots: dict[int, bytes] = {}
     active: tuple[int, ...] = ()
     excluded: tuple[int, ...] = ()
+    escrow_key: bytes = b""
     key_shares: dict[int, ShareValue] = {}
     seed: bytes = b""
     seed_shares: dict[int, ShareValue] = {}
@@ -483,35 +487,28 @@ class SecAggClient:
     # -- set-up
 
     def advertise_keys(self, request: SetupRequest) -> KeyAdvertisement:
-        """Set-up step 1: draw the two X25519 key pairs and publish their public halves."""
+        """Set-up step 1: draw the run's X25519 key pair and publish its public half."""
         st = self._state
         self._expect_phase("new")
         if st.node_id not in request.node_ids:
             raise SecAggError(f"node {st.node_id} is not in the roster")
         st.run_id, st.roster = request.run_id, request.node_ids
         st.threshold, st.frac_bits = request.threshold, request.frac_bits
-        st.enc_private_key = self._rng(KEY_BYTES)
-        st.mask_private_key = self._rng(KEY_BYTES)
+        st.private_key = self._rng(KEY_BYTES)
         st.phase = "advertised"
         return KeyAdvertisement(
-            run_id=st.run_id,
-            node_id=st.node_id,
-            enc_public_key=_public_key(st.enc_private_key),
-            mask_public_key=_public_key(st.mask_private_key),
+            run_id=st.run_id, node_id=st.node_id, public_key=_public_key(st.private_key)
         )
 
     def share_keys(self, broadcast: KeyBroadcast) -> SetupShares:
-        """Set-up step 2: Shamir-share s_{u,1} and b_{u,1}, encrypted for every other node."""
+        """Set-up step 2: agree the pair keys with every peer (the only X25519 of the
+        run), then Shamir-share s_{u,1} and b_{u,1}, encrypted for every other node."""
         st = self._state
         self._expect_phase("advertised")
         self._expect_run(broadcast.run_id)
         keys = broadcast.public_keys
-        mine = keys.get(st.node_id)
-        if mine is None or mine != NodePublicKeys(
-            enc_public_key=_public_key(st.enc_private_key),
-            mask_public_key=_public_key(st.mask_private_key),
-        ):
-            raise SecAggError("the broadcast does not carry this node's own public keys")
+        if keys.get(st.node_id) != _public_key(st.private_key):
+            raise SecAggError("the broadcast does not carry this node's own public key")
         if not set(keys) <= set(st.roster):
             raise SecAggError(
                 f"unknown node ids in the broadcast: {sorted(set(keys) - set(st.roster))}"
@@ -520,29 +517,28 @@ class SecAggClient:
             raise SecAggError(
                 f"only {len(keys)} nodes advertised keys; threshold is {st.threshold}"
             )
-        all_keys = [k.enc_public_key for k in keys.values()] + [
-            k.mask_public_key for k in keys.values()
-        ]
-        if len(set(all_keys)) != len(all_keys):
+        if len(set(keys.values())) != len(keys):
             raise SecAggError("public keys in the broadcast are not distinct")
-        st.enc_public_keys = {v: k.enc_public_key for v, k in keys.items()}
-        enc_private = X25519PrivateKey.from_private_bytes(st.enc_private_key)
-        st.enc_keys = {
-            v: _hkdf(_agree(enc_private, k.enc_public_key), _info("enc", st.run_id))
-            for v, k in keys.items()
-            if v != st.node_id
-        }
+        private = X25519PrivateKey.from_private_bytes(st.private_key)
+        enc_keys, roots = {}, {}
+        for v, pk in keys.items():
+            if v != st.node_id:
+                secret = _agree(private, pk)
+                enc_keys[v] = _hkdf(secret, _info("enc", st.run_id))
+                roots[v] = _hkdf(secret, _info("mask-root", st.run_id))
+        st.enc_keys, st.mask_roots = enc_keys, roots
         st.active = tuple(sorted(keys))
-        key_ct, seed_ct = self._share_round_secrets(1, st.active)
+        commitment, secrets = self._share_round_secrets(1, st.active)
         st.round, st.phase = 1, "ready"
         return SetupShares(
-            run_id=st.run_id, node_id=st.node_id, key_shares=key_ct, seed_shares=seed_ct
+            run_id=st.run_id, node_id=st.node_id, commitment=commitment, secrets=secrets
         )
 
     # -- rounds
 
     def mask_input(self, request: RoundRequest, vectors: Mapping[str, ArrayLike]) -> MaskedInput:
-        """Round step 1: encode `vectors` (tag -> float vector) and mask them.
+        """Round step 1: encode `vectors` (tag -> float vector), mask them, and escrow
+        every pair key under the pad the peer sent.
 
         Raises FixedPointOverflowError if a value could overflow a sum over the roster.
         """
@@ -565,15 +561,8 @@ class SecAggClient:
                 f"vectors {sorted(vectors)} do not match the request {sorted(request.vectors)}"
             )
         peers = [v for v in active if v != st.node_id]
-        mask_keys = request.mask_public_keys
-        if set(mask_keys) != set(active) or len(set(mask_keys.values())) != len(active):
-            raise SecAggError("the request must carry one distinct mask key per active node")
-        if mask_keys[st.node_id] != _public_key(st.mask_private_key):
-            raise SecAggError("the request does not carry this node's own mask key")
-        self._expect_senders(request.key_shares, peers, "mask key shares")
-        self._expect_senders(request.seed_shares, peers, "self-mask seed shares")
-        key_shares = {v: self._open(request.key_shares[v], "mask-key", st.round, v) for v in peers}
-        seed_shares = {v: self._open(request.seed_shares[v], "seed", st.round, v) for v in peers}
+        self._expect_senders(request.secrets, peers, "round secrets")
+        opened = {v: self._open(request.secrets[v], st.round, v) for v in peers}
 
         encoded = {}
         for tag, length in request.vectors.items():
@@ -581,29 +570,28 @@ class SecAggClient:
             if x.shape != (length,):
                 raise SecAggError(f"vector {tag!r} has shape {x.shape}, expected ({length},)")
             encoded[tag] = fixed_point.encode(x, frac_bits=st.frac_bits, max_nodes=len(st.roster))
-        masks = pairwise_masks(
-            st.mask_private_key,
-            st.node_id,
-            {v: mask_keys[v] for v in peers},
-            run_id=st.run_id,
-            round=st.round,
-            tags=request.vectors,
-        )
+        keys = {
+            v: pair_key(st.mask_roots[v], run_id=st.run_id, round=st.round, tags=request.vectors)
+            for v in peers
+        }
+        masks = pairwise_masks(keys, st.node_id, tags=request.vectors)
         b = self_masks(st.seed, run_id=st.run_id, round=st.round, tags=request.vectors)
         masked = {
             tag: (encoded[tag] + b[tag] + masks[tag]).astype("<u8").tobytes()
             for tag in request.vectors
         }
+        escrows = {v: _xor(keys[v], opened[v][2]) for v in peers}
 
-        st.key_shares.update({v: shamir.share_to_bytes(y) for v, y in key_shares.items()})
-        st.seed_shares.update({v: shamir.share_to_bytes(y) for v, y in seed_shares.items()})
+        st.key_shares.update({v: shamir.share_to_bytes(o[0]) for v, o in opened.items()})
+        st.seed_shares.update({v: shamir.share_to_bytes(o[1]) for v, o in opened.items()})
         st.active, st.phase = tuple(active), "masked"
-        return MaskedInput(run_id=st.run_id, round=st.round, node_id=st.node_id, vectors=masked)
+        return MaskedInput(
+            run_id=st.run_id, round=st.round, node_id=st.node_id, vectors=masked, escrows=escrows
+        )
 
     def unmask(self, request: UnmaskRequest) -> UnmaskShares:
         """Round step 2: reveal b-shares of survivors and s-shares of dropped nodes, and
-        send the next round's fresh mask public key and encrypted shares of s_{u,r+1}
-        and b_{u,r+1}.
+        send the next round's commitment and encrypted secrets.
 
         Never reveals both kinds for one node: a node listed as dropped is excluded for
         the rest of the run, and a request listing this node as dropped is refused.
@@ -628,8 +616,7 @@ class SecAggClient:
         reply_seed = {v: st.seed_shares[v] for v in sorted(survivors)}
         reply_key = {v: st.key_shares[v] for v in sorted(dropped)}
         next_active, next_round = tuple(sorted(survivors)), st.round + 1
-        st.mask_private_key = self._rng(KEY_BYTES)
-        next_key_ct, next_seed_ct = self._share_round_secrets(next_round, next_active)
+        commitment, secrets = self._share_round_secrets(next_round, next_active)
         st.excluded = tuple(sorted(set(st.excluded) | dropped))
         st.active, st.round, st.phase = next_active, next_round, "ready"
         return UnmaskShares(
@@ -638,49 +625,50 @@ class SecAggClient:
             node_id=st.node_id,
             seed_shares=reply_seed,
             key_shares=reply_key,
-            next_mask_public_key=_public_key(st.mask_private_key),
-            next_key_shares=next_key_ct,
-            next_seed_shares=next_seed_ct,
+            next_commitment=commitment,
+            next_secrets=secrets,
         )
 
     # -- helpers
 
     def _share_round_secrets(
         self, round: int, recipients: Sequence[int]
-    ) -> tuple[dict[int, bytes], dict[int, bytes]]:
-        """Share s_{u,round} (already drawn) and a freshly drawn b_{u,round}.
+    ) -> tuple[bytes, dict[int, bytes]]:
+        """Draw s_{u,round} and b_{u,round}, Shamir-share both; keep the own shares.
 
-        Keeps the own shares; returns, per other recipient, the encrypted key shares
-        and seed shares.
+        Returns the commitment to s_{u,round} and, per other recipient v, one
+        ciphertext Enc_uv(share_v(s) | share_v(b) | e_{u->v,round}).
         """
         st = self._state
-        st.seed = self._rng(KEY_BYTES)
-        key_ct, own_key = self._share_secret(st.mask_private_key, "mask-key", round, recipients)
-        seed_ct, own_seed = self._share_secret(st.seed, "seed", round, recipients)
-        st.key_shares, st.seed_shares = {st.node_id: own_key}, {st.node_id: own_seed}
-        return key_ct, seed_ct
-
-    def _share_secret(
-        self, secret: bytes, kind: str, round: int, recipients: Sequence[int]
-    ) -> tuple[dict[int, bytes], bytes]:
-        """Shamir shares of `secret`: (encrypted per other recipient, own share)."""
-        st = self._state
-        shares = shamir.split(
-            int.from_bytes(secret, "big"), n=len(st.roster), t=st.threshold, rng=self._rng
-        )
-        ciphertexts = {}
+        st.escrow_key, st.seed = self._rng(KEY_BYTES), self._rng(KEY_BYTES)
+        n, t = len(st.roster), st.threshold
+        key_shares = shamir.split(int.from_bytes(st.escrow_key, "big"), n=n, t=t, rng=self._rng)
+        seed_shares = shamir.split(int.from_bytes(st.seed, "big"), n=n, t=t, rng=self._rng)
+        index = {v: i for i, v in enumerate(st.roster)}
+        aad_prefix = _info("secrets", st.run_id, round, st.node_id)
+        secrets = {}
         for v in recipients:
             if v != st.node_id:
-                aad = _share_aad(st.run_id, kind, round, st.node_id, v)
-                y = shares[st.roster.index(v)].y
-                ciphertexts[v] = _seal_share(self._enc_key(v), y, aad, self._rng)
-        return ciphertexts, shamir.share_to_bytes(shares[st.roster.index(st.node_id)].y)
+                i = index[v]
+                pad = escrow_pad(st.escrow_key, run_id=st.run_id, round=round, sender=st.node_id, recipient=v)
+                plain = (
+                    shamir.share_to_bytes(key_shares[i].y)
+                    + shamir.share_to_bytes(seed_shares[i].y)
+                    + pad
+                )
+                secrets[v] = _seal(self._cipher(v), plain, aad_prefix + _info(v), self._rng)
+        own = index[st.node_id]
+        st.key_shares = {st.node_id: shamir.share_to_bytes(key_shares[own].y)}
+        st.seed_shares = {st.node_id: shamir.share_to_bytes(seed_shares[own].y)}
+        commitment = escrow_commitment(st.escrow_key, run_id=st.run_id, round=round, node_id=st.node_id)
+        return commitment, secrets
 
-    def _open(self, blob: bytes, kind: str, round: int, sender: int) -> int:
-        aad = _share_aad(self._state.run_id, kind, round, sender, self._state.node_id)
-        return _open_share(self._enc_key(sender), blob, aad)
+    def _open(self, blob: bytes, round: int, sender: int) -> tuple[int, int, bytes]:
+        st = self._state
+        aad = _info("secrets", st.run_id, round, sender) + _info(st.node_id)
+        return _open_secrets(self._cipher(sender), blob, aad)
 
-    def _enc_key(self, peer: int) -> ChaCha20Poly1305:
+    def _cipher(self, peer: int) -> ChaCha20Poly1305:
         """The ChaCha20-Poly1305 cipher shared with `peer`, keyed by HKDF(X25519(c_u, C_v)).
 
         The keys are agreed once per run (`share_keys`) and kept in the client state, so
@@ -738,10 +726,10 @@ class SecAggServer:
         self.round = 0
         self.roster: tuple[int, ...] = ()
         self.active: tuple[int, ...] = ()
-        self._keys: dict[int, NodePublicKeys] = {}  # C_v for the run, S_{v,1}
-        self._mask_keys: dict[int, bytes] = {}  # S_{v,r} of the current round
-        self._key_ct: dict[int, dict[int, bytes]] = {}  # sender -> recipient -> Enc(s share)
-        self._seed_ct: dict[int, dict[int, bytes]] = {}  # sender -> recipient -> Enc(b share)
+        self._keys: dict[int, bytes] = {}  # C_v for the run
+        self._commitments: dict[int, bytes] = {}  # commitment to s_{v,r} of the current round
+        self._secrets_ct: dict[int, dict[int, bytes]] = {}  # sender -> recipient -> ciphertext
+        self._escrows: dict[int, dict[int, bytes]] = {}  # u -> v -> k_uv XOR e_{v->u}
         self._vectors: dict[str, int] = {}
         self._masked: dict[int, dict[str, NDArray[np.uint64]]] = {}
         self._survivors: tuple[int, ...] = ()
@@ -771,35 +759,32 @@ class SecAggServer:
         """Record one node's public keys."""
         self._expect_phase("keys")
         self._expect_node(message, self.roster, self._keys)
-        self._keys[message.node_id] = NodePublicKeys(
-            enc_public_key=message.enc_public_key, mask_public_key=message.mask_public_key
-        )
+        self._keys[message.node_id] = message.public_key
 
     def key_broadcast(self) -> KeyBroadcast:
-        """Set-up exchange 2: relay every advertised key pair to every node."""
+        """Set-up exchange 2: relay every advertised public key to every node."""
         self._expect_phase("keys")
         self._expect_enough(len(self._keys), "nodes advertised keys")
         self.phase = "shares"
         return KeyBroadcast(run_id=self.run_id, public_keys=dict(sorted(self._keys.items())))
 
     def receive_setup_shares(self, message: SetupShares) -> None:
-        """Store one node's encrypted key and first-seed shares for relaying."""
+        """Store one node's commitment and encrypted first-round secrets for relaying."""
         self._expect_phase("shares")
-        self._expect_node(message, tuple(self._keys), self._key_ct)
+        self._expect_node(message, tuple(self._keys), self._secrets_ct)
         others = set(self._keys) - {message.node_id}
-        if set(message.key_shares) != others or set(message.seed_shares) != others:
+        if set(message.secrets) != others:
             raise SecAggError(
                 f"node {message.node_id}: shares must address exactly {sorted(others)}"
             )
-        self._key_ct[message.node_id] = dict(message.key_shares)
-        self._seed_ct[message.node_id] = dict(message.seed_shares)
+        self._secrets_ct[message.node_id] = dict(message.secrets)
+        self._commitments[message.node_id] = message.commitment
 
     def finish_setup(self) -> None:
         """Close set-up: the nodes that sent their shares form the first active set."""
         self._expect_phase("shares")
-        self._expect_enough(len(self._key_ct), "nodes completed set-up")
-        self.active, self.round, self.phase = tuple(sorted(self._key_ct)), 1, "ready"
-        self._mask_keys = {v: self._keys[v].mask_public_key for v in self.active}
+        self._expect_enough(len(self._secrets_ct), "nodes completed set-up")
+        self.active, self.round, self.phase = tuple(sorted(self._secrets_ct)), 1, "ready"
 
     # -- rounds
 
@@ -815,11 +800,9 @@ class SecAggServer:
                 round=self.round,
                 vectors=dict(vectors),
                 active=self.active,
-                mask_public_keys={v: self._mask_keys[v] for v in self.active},
-                key_shares={v: self._key_ct[v][u] for v in peers},
-                seed_shares={v: self._seed_ct[v][u] for v in peers},
+                secrets={v: self._secrets_ct[v][u] for v in peers},
             )
-        self._vectors, self._masked = dict(vectors), {}
+        self._vectors, self._masked, self._escrows = dict(vectors), {}, {}
         self.phase = "masking"
         return requests
 
@@ -838,7 +821,10 @@ class SecAggServer:
                 f"node {message.node_id}: vectors { ({t: len(a) for t, a in arrays.items()}) } "
                 f"do not match the request {self._vectors}"
             )
+        if set(message.escrows) != set(self.active) - {message.node_id}:
+            raise SecAggError(f"node {message.node_id}: escrows must address every other active node")
         self._masked[message.node_id] = arrays
+        self._escrows[message.node_id] = dict(message.escrows)
 
     def unmask_request(self) -> UnmaskRequest:
         """Round exchange 2: close collection; survivors are the nodes whose input arrived."""
@@ -856,7 +842,7 @@ class SecAggServer:
         )
 
     def receive_unmask_shares(self, message: UnmaskShares) -> None:
-        """Record one node's revealed shares and its encrypted next-round seed shares."""
+        """Record one node's revealed shares and its encrypted next-round secrets."""
         self._expect_phase("unmasking")
         self._expect_round(message.round)
         self._expect_node(message, self._survivors, self._unmask)
@@ -864,8 +850,7 @@ class SecAggServer:
         if (
             set(message.seed_shares) != set(self._survivors)
             or set(message.key_shares) != set(self._dropped)
-            or set(message.next_key_shares) != others
-            or set(message.next_seed_shares) != others
+            or set(message.next_secrets) != others
         ):
             raise SecAggError(f"node {message.node_id}: shares do not match the unmask request")
         try:
@@ -905,9 +890,10 @@ class SecAggServer:
         seeds = {v: reveal("seed_shares", v) for v in self._survivors}
         dropped_keys = {v: reveal("key_shares", v) for v in self._dropped}
         for v, key in dropped_keys.items():
-            if _public_key(key) != self._mask_keys[v]:
+            commitment = escrow_commitment(key, run_id=self.run_id, round=self.round, node_id=v)
+            if not hmac.compare_digest(commitment, self._commitments[v]):
                 raise SecAggError(
-                    f"reconstructed mask key of node {v} does not match its public key"
+                    f"reconstructed escrow key of node {v} does not match its commitment"
                 )
 
         totals = {t: np.zeros(n, dtype=np.uint64) for t, n in self._vectors.items()}
@@ -916,12 +902,17 @@ class SecAggServer:
             for tag in self._vectors:
                 totals[tag] += self._masked[u][tag]
                 totals[tag] -= b[tag]
-        survivor_keys = {u: self._mask_keys[u] for u in self._survivors}
         for v, key in dropped_keys.items():
-            # survivors added -(v's own masks towards them); add v's masks back to cancel
-            masks = pairwise_masks(
-                key, v, survivor_keys, run_id=self.run_id, round=self.round, tags=self._vectors
-            )
+            # survivors added -(v's own masks towards them); add v's masks back to cancel.
+            # Each survivor u escrowed k_uv under e_{v->u}, which s_{v,r} now yields.
+            pair_keys = {
+                u: _xor(
+                    self._escrows[u][v],
+                    escrow_pad(key, run_id=self.run_id, round=self.round, sender=v, recipient=u),
+                )
+                for u in self._survivors
+            }
+            masks = pairwise_masks(pair_keys, v, tags=self._vectors)
             for tag in totals:
                 totals[tag] += masks[tag]
         sums = {
@@ -936,11 +927,10 @@ class SecAggServer:
         result = RoundResult(self.round, sums, self._survivors, self._dropped)
         self.active = tuple(sorted(self._unmask))
         replies = [self._unmask[u] for u in self.active]
-        self._mask_keys = {m.node_id: m.next_mask_public_key for m in replies}
-        self._key_ct = {m.node_id: dict(m.next_key_shares) for m in replies}
-        self._seed_ct = {m.node_id: dict(m.next_seed_shares) for m in replies}
+        self._commitments = {m.node_id: m.next_commitment for m in replies}
+        self._secrets_ct = {m.node_id: dict(m.next_secrets) for m in replies}
         self.round, self.phase = self.round + 1, "ready"
-        self._masked, self._unmask = {}, {}
+        self._masked, self._unmask, self._escrows = {}, {}, {}
         return result
 
     # -- checks
