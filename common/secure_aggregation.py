@@ -262,19 +262,22 @@ class UnmaskShares(_Message):
 # ----------------------------------------------------------------------- crypto core
 
 
+def _field(part: str | int | bytes) -> bytes:
+    """One length-prefixed field of `_info`: ints as 8 big-endian bytes, str as UTF-8."""
+    if type(part) is int:
+        raw = part.to_bytes(8, "big")
+    elif type(part) is str:
+        raw = part.encode()
+    else:
+        raw = bytes(part)
+    return len(raw).to_bytes(4, "big") + raw
+
+
 def _info(*parts: str | int | bytes) -> bytes:
-    """Unambiguous HKDF info / AEAD associated data: length-prefixed fields."""
-    out = [_PROTOCOL]
-    for part in parts:
-        if type(part) is int:
-            raw = part.to_bytes(8, "big")
-        elif type(part) is str:
-            raw = part.encode()
-        else:
-            raw = bytes(part)
-        out.append(len(raw).to_bytes(4, "big"))
-        out.append(raw)
-    return b"".join(out)
+    """Unambiguous HKDF info / AEAD associated data: length-prefixed fields.
+
+    `_info(a, b) + _field(c) == _info(a, b, c)`, so callers extend a fixed prefix."""
+    return _PROTOCOL + b"".join([_field(p) for p in parts])
 
 
 _ZERO_SALT = bytes(32)
@@ -285,6 +288,13 @@ def _hkdf(secret: bytes, info: bytes) -> bytes:
     Expand block; built on the standard library's one-shot HMAC for speed."""
     prk = hmac.digest(_ZERO_SALT, secret, "sha256")
     return hmac.digest(prk, info + b"\x01", "sha256")
+
+
+def _expand(key: bytes, info: bytes) -> bytes:
+    """HKDF-Expand-SHA256 (RFC 5869, section 2.3) to 32 bytes: a PRF keyed by a uniformly
+    random 32-byte key (a seed drawn from the rng or an HKDF output), so the Extract
+    step, meant for non-uniform inputs such as X25519 outputs, is not needed."""
+    return hmac.digest(key, info + b"\x01", "sha256")
 
 
 def _prg(key: bytes, length: int) -> NDArray[np.uint64]:
@@ -336,9 +346,9 @@ def self_masks(
     seed: bytes, *, run_id: str, round: int, tags: Mapping[str, int]
 ) -> dict[str, NDArray[np.uint64]]:
     """PRG(b_{u,r}) for every tag of a round: the self-mask a node adds (Bonawitz et al.
-    2017), one keystream keyed by HKDF(b_{u,r}, run_id | r | layout) split by tag."""
+    2017), one keystream keyed by HKDF-Expand(b_{u,r}, run_id | r | layout), split by tag."""
     order, total, layout = _layout(tags)
-    return _split_tags(_prg(_hkdf(seed, _info("self", run_id, round, layout)), total), order)
+    return _split_tags(_prg(_expand(seed, _info("self", run_id, round, layout)), total), order)
 
 
 def self_mask(seed: bytes, *, run_id: str, round: int, tag: str, length: int) -> NDArray[np.uint64]:
@@ -347,21 +357,28 @@ def self_mask(seed: bytes, *, run_id: str, round: int, tag: str, length: int) ->
 
 
 def pair_key(root: bytes, *, run_id: str, round: int, tags: Mapping[str, int]) -> bytes:
-    """k_{uv,r} = HKDF(R_uv, "pair" | run_id | r | layout): the pair's key for one round,
+    """k_{uv,r} = HKDF-Expand(R_uv, "pair" | run_id | r | layout): the pair's key for one round,
     derived from the pair's run root R_uv; keys of different rounds are independent
     (HKDF is a PRF), so revealing one says nothing about the others or about R_uv."""
-    return _hkdf(root, _info("pair", run_id, round, _layout(tags)[2]))
+    return _expand(root, _info("pair", run_id, round, _layout(tags)[2]))
 
 
 def escrow_pad(escrow_key: bytes, *, run_id: str, round: int, sender: int, recipient: int) -> bytes:
-    """e_{v->u,r} = HKDF(s_{v,r}, "pad" | run_id | r | v | u): the one-time pad that v
+    """e_{v->u,r} = HKDF-Expand(s_{v,r}, "pad" | run_id | r | v | u): the one-time pad that v
     sends u (encrypted) and u puts over its escrowed pair key k_{uv,r}."""
-    return _hkdf(escrow_key, _info("pad", run_id, round, sender, recipient))
+    return _escrow_pads(escrow_key, run_id, round, sender, [recipient])[recipient]
+
+
+def _escrow_pads(
+    escrow_key: bytes, run_id: str, round: int, sender: int, recipients: Collection[int]
+) -> dict[int, bytes]:
+    prefix = _info("pad", run_id, round, sender)
+    return {u: _expand(escrow_key, prefix + _field(u)) for u in recipients}
 
 
 def escrow_commitment(escrow_key: bytes, *, run_id: str, round: int, node_id: int) -> bytes:
-    """HKDF(s_{v,r}, "commit" | ...): lets the server check a reconstructed s_{v,r}."""
-    return _hkdf(escrow_key, _info("commit", run_id, round, node_id))
+    """HKDF-Expand(s_{v,r}, "commit" | ...): lets the server check a reconstructed s_{v,r}."""
+    return _expand(escrow_key, _info("commit", run_id, round, node_id))
 
 
 def _xor(a: bytes, b: bytes) -> bytes:
@@ -570,10 +587,8 @@ class SecAggClient:
             if x.shape != (length,):
                 raise SecAggError(f"vector {tag!r} has shape {x.shape}, expected ({length},)")
             encoded[tag] = fixed_point.encode(x, frac_bits=st.frac_bits, max_nodes=len(st.roster))
-        keys = {
-            v: pair_key(st.mask_roots[v], run_id=st.run_id, round=st.round, tags=request.vectors)
-            for v in peers
-        }
+        info = _info("pair", st.run_id, st.round, _layout(request.vectors)[2])  # = pair_key's
+        keys = {v: _expand(st.mask_roots[v], info) for v in peers}
         masks = pairwise_masks(keys, st.node_id, tags=request.vectors)
         b = self_masks(st.seed, run_id=st.run_id, round=st.round, tags=request.vectors)
         masked = {
@@ -646,17 +661,17 @@ class SecAggClient:
         seed_shares = shamir.split(int.from_bytes(st.seed, "big"), n=n, t=t, rng=self._rng)
         index = {v: i for i, v in enumerate(st.roster)}
         aad_prefix = _info("secrets", st.run_id, round, st.node_id)
+        peers = [v for v in recipients if v != st.node_id]
+        pads = _escrow_pads(st.escrow_key, st.run_id, round, st.node_id, peers)
         secrets = {}
-        for v in recipients:
-            if v != st.node_id:
-                i = index[v]
-                pad = escrow_pad(st.escrow_key, run_id=st.run_id, round=round, sender=st.node_id, recipient=v)
-                plain = (
-                    shamir.share_to_bytes(key_shares[i].y)
-                    + shamir.share_to_bytes(seed_shares[i].y)
-                    + pad
-                )
-                secrets[v] = _seal(self._cipher(v), plain, aad_prefix + _info(v), self._rng)
+        for v in peers:
+            i = index[v]
+            plain = (
+                shamir.share_to_bytes(key_shares[i].y)
+                + shamir.share_to_bytes(seed_shares[i].y)
+                + pads[v]
+            )
+            secrets[v] = _seal(self._cipher(v), plain, aad_prefix + _field(v), self._rng)
         own = index[st.node_id]
         st.key_shares = {st.node_id: shamir.share_to_bytes(key_shares[own].y)}
         st.seed_shares = {st.node_id: shamir.share_to_bytes(seed_shares[own].y)}
@@ -665,7 +680,7 @@ class SecAggClient:
 
     def _open(self, blob: bytes, round: int, sender: int) -> tuple[int, int, bytes]:
         st = self._state
-        aad = _info("secrets", st.run_id, round, sender) + _info(st.node_id)
+        aad = _info("secrets", st.run_id, round, sender, st.node_id)
         return _open_secrets(self._cipher(sender), blob, aad)
 
     def _cipher(self, peer: int) -> ChaCha20Poly1305:
@@ -905,13 +920,8 @@ class SecAggServer:
         for v, key in dropped_keys.items():
             # survivors added -(v's own masks towards them); add v's masks back to cancel.
             # Each survivor u escrowed k_uv under e_{v->u}, which s_{v,r} now yields.
-            pair_keys = {
-                u: _xor(
-                    self._escrows[u][v],
-                    escrow_pad(key, run_id=self.run_id, round=self.round, sender=v, recipient=u),
-                )
-                for u in self._survivors
-            }
+            pads = _escrow_pads(key, self.run_id, self.round, v, self._survivors)
+            pair_keys = {u: _xor(self._escrows[u][v], pads[u]) for u in self._survivors}
             masks = pairwise_masks(pair_keys, v, tags=self._vectors)
             for tag in totals:
                 totals[tag] += masks[tag]

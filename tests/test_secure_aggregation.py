@@ -435,7 +435,7 @@ def test_per_round_keys_are_independent():
     # k_{uv,r} for different rounds, runs, layouts and pairs are all different, and the
     # HKDF matches the `cryptography` implementation of RFC 5869
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
     from common.secure_aggregation import _hkdf, _info
 
@@ -450,6 +450,8 @@ def test_per_round_keys_are_independent():
     info = _info("pair", "a", 5, b"layout")
     reference = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(root)
     assert _hkdf(root, info) == reference
+    expand = HKDFExpand(algorithm=hashes.SHA256(), length=32, info=_info("pair", "a", 5, _info("x=3")))
+    assert pair_key(root, run_id="a", round=5, tags={"x": 3}) == expand.derive(root)
     pads = {escrow_pad(root, run_id="a", round=r, sender=1, recipient=v) for r in (1, 2) for v in (2, 3)}
     assert len(pads) == 4
 
