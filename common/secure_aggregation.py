@@ -6,78 +6,119 @@ This is the masking protocol of Bonawitz et al. 2017 ("Practical Secure Aggregat
 for Privacy-Preserving Machine Learning", CCS 2017) in its honest-but-curious form,
 run for many aggregation rounds after a single set-up per run, in the multi-round
 setting of Bell et al. 2020 (we keep Bonawitz et al.'s complete graph: every pair of
-nodes masks, O(n L) work per node). Values are fixed-point numbers in Z/2^64
-(`common.fixed_point`); secrets are Shamir-shared over GF(2^521 - 1) (`common.shamir`).
+nodes masks, O(n L) work per node). It differs from Bonawitz et al. in how a dropped
+node's pairwise masks are recovered: instead of Shamir-sharing a fresh key-agreement
+key every round (one X25519 agreement per peer and round), pair keys are derived per
+round from one agreement per run, and every node escrows its pair keys to the server
+under pads that only a dropped node's Shamir-shared round key opens. Values are
+fixed-point numbers in Z/2^64 (`common.fixed_point`); secrets are Shamir-shared over
+GF(2^521 - 1) (`common.shamir`).
 
-Each node u holds an X25519 key pair (c_u, C_u) for the whole run, used only to
-encrypt the shares it sends to another node v through the server: ChaCha20-Poly1305
-under HKDF-SHA256(X25519(c_u, C_v)), with the run, kind, round, sender and recipient as
-associated data, so the server can neither read nor re-route a share. For every round
-r it also holds a mask key pair (s_{u,r}, S_{u,r}) and a 32-byte self-mask seed b_{u,r}.
-The pairwise mask of u and v for a vector tag is the AES-256-CTR keystream, read as
-uint64, keyed by HKDF(X25519(s_{u,r}, S_{v,r}), info = run_id | r | tag); the self-mask
-is the same keystream keyed by HKDF(b_{u,r}, info = run_id | r | tag). Node u sends
+Each node u holds one X25519 key pair (c_u, C_u) for the run. At set-up it computes
+z_uv = X25519(c_u, C_v) once for every peer v (the only key agreements of the run) and
+keeps, in its private state, K_uv = HKDF-SHA256(z_uv, "enc" | run_id), the
+ChaCha20-Poly1305 key of everything it sends v through the server (associated data:
+run, round, sender, recipient, so the server can neither read nor re-route it), and
+the pair's mask root R_uv = HKDF-SHA256(z_uv, "mask-root" | run_id). Both ends derive
+the same values; they never leave the nodes.
 
-    y_u = x_u + PRG(b_{u,r}) + sum_{v > u} PRG(s_uv) - sum_{v < u} PRG(s_uv)   (mod 2^64)
+For round r:
+* pair key k_{uv,r} = HKDF-Expand(R_uv, "pair" | run_id | r | layout), where layout
+  lists the round's tags and lengths; the pairwise mask is the AES-256-CTR keystream
+  under k_{uv,r}, read as uint64, one stream per pair and round covering all tags
+  (in sorted tag order);
+* two fresh 32-byte secrets per node: the self-mask seed b_{u,r} (self-mask: the
+  keystream under HKDF-Expand(b_{u,r}, "self" | run_id | r | layout)) and the escrow
+  key s_{u,r}, which yields the pads e_{u->v,r} = HKDF-Expand(s_{u,r}, "pad" | run_id |
+  r | u | v) and a public commitment HKDF-Expand(s_{u,r}, "commit" | run_id | r | u);
+  both secrets are Shamir-shared with threshold t among the roster.
 
-The pairwise masks cancel in the sum over all nodes; s_{u,r} and b_{u,r} are
-Shamir-shared (threshold t) among the nodes so the server can remove what does not
-cancel once it knows who dropped.
+Node u sends
+
+    y_u = x_u + PRG(b_{u,r}) + sum_{v > u} PRG(k_{uv,r}) - sum_{v < u} PRG(k_{uv,r})   (mod 2^64)
+
+and, for every other active v, the escrow k_{uv,r} XOR e_{v->u,r}. The pairwise masks
+cancel in the sum over all nodes; the server removes what does not cancel once it
+knows who dropped.
 
 Message flow
 ------------
 Set-up, once per run (2 exchanges):
 
 1. server -> all: `SetupRequest` (run id, roster, threshold t, fractional bits);
-   node -> server: `KeyAdvertisement` (C_u, S_{u,1}).
+   node -> server: `KeyAdvertisement` (C_u).
 2. server -> all: `KeyBroadcast` (every advertised key); node -> server:
-   `SetupShares`: for every other node v, Enc_uv(share_v(s_{u,1})) and
-   Enc_uv(share_v(b_{u,1})).
+   `SetupShares`: the commitment to s_{u,1} and, for every other node v,
+   Enc_{K_uv}(share_v(s_{u,1}) | share_v(b_{u,1}) | e_{u->v,1}).
 
 Round r (2 exchanges, any number of tagged vectors of any lengths):
 
-1. server -> node u: `RoundRequest` (r, tag -> length, the active set A_r, the mask
-   public keys S_{v,r}, and the ciphertexts addressed to u: shares of s_{v,r} and
-   b_{v,r}); node -> server: `MaskedInput`, y_u per tag.
+1. server -> node u: `RoundRequest` (r, tag -> length, the active set A_r, and the
+   ciphertexts addressed to u); node -> server: `MaskedInput`: y_u per tag and the
+   escrows k_{uv,r} XOR e_{v->u,r} for every other v in A_r.
 2. server -> survivors: `UnmaskRequest` (survivors S_r, whose y arrived, and dropped
    D_r = A_r minus S_r); node -> server: `UnmaskShares`: its shares of b_{v,r} for v in
-   S_r and of s_{v,r} for v in D_r, plus, for the next round, S_{u,r+1} and the
-   encrypted shares of s_{u,r+1} and b_{u,r+1} for every other survivor, so that
-   round r+1 needs no extra exchange.
+   S_r and of s_{v,r} for v in D_r, plus, for the next round, the commitment to
+   s_{u,r+1} and the ciphertexts of round r+1 for every other survivor, so that round
+   r+1 needs no extra exchange.
 
 The server reconstructs b_{v,r} (v in S_r) and s_{v,r} (v in D_r) from any t answers,
-checks each s_{v,r} against S_{v,r}, and computes sum_{u in S_r} x_u = sum y_u -
-sum PRG(b_{u,r}) + sum_{v in D_r} (the pairwise masks v would have added towards S_r).
-The nodes that answered form A_{r+1}; any other node has left the run for good.
+checks each s_{v,r} against its commitment, opens, for every dropped v and survivor u,
+the escrow of u with e_{v->u,r} to get k_{uv,r}, and computes sum_{u in S_r} x_u =
+sum y_u - sum PRG(b_{u,r}) + sum_{v in D_r} (the pairwise masks v would have added
+towards S_r). The nodes that answered form A_{r+1}; any other node has left the run
+for good.
+
+Per node and round this costs two Shamir splits, n - 1 authenticated encryptions and
+n - 1 decryptions, about 3(n - 1) HMAC-SHA256 and n - 1 AES-CTR keystreams of the
+round's length; no public-key operation. The n - 1 X25519 agreements happen once per
+run.
 
 Guarantees and why
 ------------------
 * The server sees only the sum over S_r: each y_u is masked by PRG(b_{u,r}) and by the
-  pairwise masks towards every other active node; only the sum unmasks.
-* A late message reveals nothing. If u is declared dropped in round r, the honest nodes
-  reveal shares of s_{u,r} but never of b_{u,r}: a node answers for each v with exactly
-  one kind of share and refuses a request that lists itself as dropped. If y_u arrives
-  late, the server can strip the pairwise masks, but y_u stays masked by PRG(b_{u,r}),
-  of whose seed it holds fewer than t shares (none from honest nodes).
-* Earlier rounds stay private when a node drops later. The mask key is fresh every
-  round: had one s_u served the whole run, reconstructing it when u drops in round r
-  would strip the pairwise masks of u's inputs in every earlier round, whose self-masks
-  b_{u,r'} the server already rebuilt, and expose them. With per-round keys, the
-  revealed s_{u,r} only concerns round r. Only the share-encryption key c_u, which is
-  never revealed, lives for the whole run; refreshing the mask key costs one X25519
-  key generation and 2(n - 1) encrypted shares per node and round, carried by the
-  messages that are exchanged anyway.
+  pairwise masks towards every other active node; only the sum unmasks. The escrows
+  of u towards a survivor w are one-time padded with e_{w->u,r}, a PRF output under
+  s_{w,r}, of which the server never receives a share from an honest node (they
+  reveal only b-shares for survivors): they hide k_{uw,r}.
+* A late message reveals nothing. If v is declared dropped in round r, the honest nodes
+  reveal shares of s_{v,r} but never of b_{v,r}: a node answers for each v with exactly
+  one kind of share and refuses a request that lists itself as dropped. With s_{v,r}
+  the server opens the survivors' escrows towards v and can strip v's pairwise masks
+  from a late y_v, but y_v stays masked by PRG(b_{v,r}), of whose seed it holds fewer
+  than t shares (none from honest nodes) (`tests/test_secure_aggregation.py::
+  test_late_masked_input_reveals_nothing`, `test_revealed_pads_open_only_the_escrows_
+  of_the_dropped_node`).
+* A node that survives masking but goes silent before unmasking is still summed: its
+  escrows arrived with y_u, so its pair keys with the dropped nodes are recovered from
+  the dropped nodes' escrow keys (any t other answers), exactly the dropout tolerance
+  of Bonawitz et al. This is why the pair keys are escrowed rather than revealed by the
+  survivors at unmasking (only u and v know k_{uv,r}; if both are gone, a direct reveal
+  would be impossible).
+* Earlier and later rounds stay private when a node drops. When v drops in round r the
+  server learns s_{v,r} and k_{uv,r} for the survivors u, nothing else: s_{v,r} is
+  drawn fresh for round r, and the pair keys of other rounds, HKDF-Expand(R_uv, ... r'
+  ...), are PRF outputs under the root R_uv, which never leaves the nodes, so k_{uv,r}
+  says nothing about k_{uv,r'} (r' != r); the escrows of other rounds are padded under
+  other rounds' escrow keys. The inputs of v's earlier rounds, whose self-masks
+  b_{v,r'} the server rebuilt, therefore keep their pairwise masks
+  (`test_later_dropout_keeps_earlier_inputs_private`, `test_per_round_keys_are_
+  independent`). Per-round freshness comes from the per-round derivation and the
+  per-round escrow key, not from a fresh key agreement.
 * Dropped nodes stay out for the rest of the run. Clients enforce it: A_{r+1} must be a
-  subset of S_r, the request must carry exactly one mask key and one pair of shares
-  per active peer, and declared-dropped nodes are remembered in the client state.
+  subset of S_r, the request must carry exactly one ciphertext per active peer, and
+  declared-dropped nodes are remembered in the client state.
 * Collusion: the server together with fewer than t nodes holds fewer than t shares of
-  any secret, hence (Shamir) nothing about the other nodes' masks, and learns only the
-  sum of the other survivors' inputs. Dropouts are tolerated while at least t nodes
-  survive; with fewer, the round fails (`SecAggError`) before any share is revealed
-  (unmask_request) or with fewer than t shares revealed (finish_round).
+  any honest node's b or s, hence (Shamir) nothing about them; the colluders know the
+  roots, pair keys and pads of their own pairs only, while the pair keys between two
+  honest nodes derive from their X25519 shared secret. They learn only the sum of the
+  other survivors' inputs. Dropouts are tolerated while at least t nodes survive; with
+  fewer, the round fails (`SecAggError`) before any share is revealed (unmask_request)
+  or with fewer than t shares revealed (finish_round).
 * Replays and mix-ups: every message carries the run id and round; both sides reject
-  other runs, other rounds, unknown or duplicate nodes, and vectors of the wrong tags
-  or lengths. A client masks at most once per round.
+  other runs, other rounds, unknown or duplicate nodes, vectors of the wrong tags or
+  lengths and escrows for the wrong nodes; a ciphertext opens only for its sender,
+  recipient, run and round. A client masks at most once per round.
 * Overflow never wraps silently: each node checks its own values against the bound for
   the roster size, and the server rejects a sum outside that range on decode.
 
@@ -89,9 +130,13 @@ different nodes and obtain both kinds of shares of one node; Bonawitz et al.'s
 malicious-server variant (signed consistency checks, one more exchange per round) is
 not implemented. Nodes are authenticated by the transport (Flower SuperNode
 authentication over TLS); public keys are not signed. Inputs are not validated beyond
-the fixed-point range: a node can bias the sum (no input-integrity proof). A threshold
-t > n/2 is recommended; t = n tolerates no dropout. The client state
-(`SecAggClient.to_bytes`) holds private keys and must stay on the node.
+the fixed-point range: a node can bias the sum (no input-integrity proof), and a node
+can send a wrong escrow, which corrupts the sum (decode then usually fails) but
+reveals nothing. A threshold t > n/2 is recommended; t = n tolerates no dropout. The
+client state (`SecAggClient.to_bytes`) holds private keys and the pair roots and must
+stay on the node. The neighbour graph is complete; a sparse graph (Bell et al. 2020)
+would cut the per-node work from n to O(log n) peers but needs its own dropout and
+collusion argument and is not implemented.
 
 References
 ----------
