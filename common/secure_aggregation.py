@@ -150,6 +150,7 @@ A. Shamir. How to share a secret. Communications of the ACM 22(11), 1979.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 import warnings
@@ -462,6 +463,13 @@ def pairwise_masks(
     return _split_tags(result, order)
 
 
+@functools.lru_cache(maxsize=4096)
+def _aead(key: bytes) -> ChaCha20Poly1305:
+    """A cipher object per key, kept for the process: a long-lived simulation worker
+    serves many messages of the same nodes and need not rebuild them."""
+    return ChaCha20Poly1305(key)
+
+
 def _seal(cipher: ChaCha20Poly1305, plain: bytes, aad: bytes, rng: Rng) -> bytes:
     nonce = rng(NONCE_BYTES)
     return nonce + cipher.encrypt(nonce, plain, aad)
@@ -624,7 +632,11 @@ class SecAggClient:
             )
         peers = [v for v in active if v != st.node_id]
         self._expect_senders(request.secrets, peers, "round secrets")
-        opened = {v: self._open(request.secrets[v], st.round, v) for v in peers}
+        head, me = _info("secrets", st.run_id, st.round), _field(st.node_id)
+        opened = {
+            v: _open_secrets(self._cipher(v), request.secrets[v], head + _field(v) + me)
+            for v in peers
+        }
 
         encoded = {}
         for tag, length in request.vectors.items():
@@ -723,11 +735,6 @@ class SecAggClient:
         commitment = escrow_commitment(st.escrow_key, run_id=st.run_id, round=round, node_id=st.node_id)
         return commitment, secrets
 
-    def _open(self, blob: bytes, round: int, sender: int) -> tuple[int, int, bytes]:
-        st = self._state
-        aad = _info("secrets", st.run_id, round, sender, st.node_id)
-        return _open_secrets(self._cipher(sender), blob, aad)
-
     def _cipher(self, peer: int) -> ChaCha20Poly1305:
         """The ChaCha20-Poly1305 cipher shared with `peer`, keyed by HKDF(X25519(c_u, C_v)).
 
@@ -737,7 +744,7 @@ class SecAggClient:
             key = self._state.enc_keys.get(peer)
             if key is None:
                 raise SecAggError(f"no share-encryption key for node {peer}")
-            self._aead[peer] = ChaCha20Poly1305(key)
+            self._aead[peer] = _aead(key)
         return self._aead[peer]
 
     def _expect_phase(self, phase: str) -> None:
