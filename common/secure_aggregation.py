@@ -11,8 +11,9 @@ node's pairwise masks are recovered: instead of Shamir-sharing a fresh key-agree
 key every round (one X25519 agreement per peer and round), pair keys are derived per
 round from one agreement per run, and every node escrows its pair keys to the server
 under pads that only a dropped node's Shamir-shared round key opens. Values are
-fixed-point numbers in Z/2^64 (`common.fixed_point`); secrets are Shamir-shared over
-GF(2^521 - 1) (`common.shamir`).
+fixed-point numbers in Z/2^64 (`common.fixed_point`); 32-byte secrets are
+Shamir-shared digit by digit in base 2^31 - 1 over GF(2^31 - 1) (`common.shamir.
+split_secret`: independent polynomials per digit, one numpy matrix product).
 
 Each node u holds one X25519 key pair (c_u, C_u) for the run. At set-up it computes
 z_uv = X25519(c_u, C_v) once for every peer v (the only key agreements of the run) and
@@ -173,7 +174,7 @@ Rng = Callable[[int], bytes]
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
-SECRETS_BYTES = 2 * shamir.SHARE_BYTES + KEY_BYTES  # share of s | share of b | pad
+SECRETS_BYTES = 2 * shamir.PACKED_SHARE_BYTES + KEY_BYTES  # share of s | share of b | pad
 CIPHERTEXT_BYTES = NONCE_BYTES + SECRETS_BYTES + 16  # nonce | secrets | Poly1305 tag
 MAX_VECTOR_LENGTH = 1 << 26
 _PROTOCOL = b"fedseg-secagg/2"
@@ -190,7 +191,9 @@ Tag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/-]{1,64}$")]
 PublicKey = Annotated[bytes, Field(min_length=KEY_BYTES, max_length=KEY_BYTES)]
 Key = Annotated[bytes, Field(min_length=KEY_BYTES, max_length=KEY_BYTES)]
 Ciphertext = Annotated[bytes, Field(min_length=CIPHERTEXT_BYTES, max_length=CIPHERTEXT_BYTES)]
-ShareValue = Annotated[bytes, Field(min_length=shamir.SHARE_BYTES, max_length=shamir.SHARE_BYTES)]
+ShareValue = Annotated[
+    bytes, Field(min_length=shamir.PACKED_SHARE_BYTES, max_length=shamir.PACKED_SHARE_BYTES)
+]
 RoundNumber = Annotated[int, Field(ge=1)]
 
 
@@ -475,18 +478,16 @@ def _seal(cipher: ChaCha20Poly1305, plain: bytes, aad: bytes, rng: Rng) -> bytes
     return nonce + cipher.encrypt(nonce, plain, aad)
 
 
-def _open_secrets(cipher: ChaCha20Poly1305, blob: bytes, aad: bytes) -> tuple[int, int, bytes]:
+def _open_secrets(cipher: ChaCha20Poly1305, blob: bytes, aad: bytes) -> tuple[bytes, bytes, bytes]:
     """(share of s, share of b, pad) from one authenticated ciphertext."""
     try:
         plain = cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
         if len(plain) != SECRETS_BYTES:
             raise ValueError("wrong plaintext length")
-        n = shamir.SHARE_BYTES
-        return (
-            shamir.share_from_bytes(plain[:n]),
-            shamir.share_from_bytes(plain[n : 2 * n]),
-            plain[2 * n :],
-        )
+        n = shamir.PACKED_SHARE_BYTES
+        shamir.packed_share_from_bytes(plain[:n])
+        shamir.packed_share_from_bytes(plain[n : 2 * n])
+        return plain[:n], plain[n : 2 * n], plain[2 * n :]
     except (InvalidTag, ValueError) as exc:
         raise SecAggError("an encrypted share does not authenticate") from exc
 
@@ -654,8 +655,8 @@ class SecAggClient:
         }
         escrows = {v: _xor(keys[v], opened[v][2]) for v in peers}
 
-        st.key_shares.update({v: shamir.share_to_bytes(o[0]) for v, o in opened.items()})
-        st.seed_shares.update({v: shamir.share_to_bytes(o[1]) for v, o in opened.items()})
+        st.key_shares.update({v: o[0] for v, o in opened.items()})
+        st.seed_shares.update({v: o[1] for v, o in opened.items()})
         st.active, st.phase = tuple(active), "masked"
         return MaskedInput(
             run_id=st.run_id, round=st.round, node_id=st.node_id, vectors=masked, escrows=escrows
@@ -714,8 +715,8 @@ class SecAggClient:
         st = self._state
         st.escrow_key, st.seed = self._rng(KEY_BYTES), self._rng(KEY_BYTES)
         n, t = len(st.roster), st.threshold
-        key_shares = shamir.split(int.from_bytes(st.escrow_key, "big"), n=n, t=t, rng=self._rng)
-        seed_shares = shamir.split(int.from_bytes(st.seed, "big"), n=n, t=t, rng=self._rng)
+        key_shares = shamir.split_secret(st.escrow_key, n=n, t=t, rng=self._rng)
+        seed_shares = shamir.split_secret(st.seed, n=n, t=t, rng=self._rng)
         index = {v: i for i, v in enumerate(st.roster)}
         aad_prefix = _info("secrets", st.run_id, round, st.node_id)
         peers = [v for v in recipients if v != st.node_id]
@@ -724,14 +725,14 @@ class SecAggClient:
         for v in peers:
             i = index[v]
             plain = (
-                shamir.share_to_bytes(key_shares[i].y)
-                + shamir.share_to_bytes(seed_shares[i].y)
+                shamir.packed_share_to_bytes(key_shares[i])
+                + shamir.packed_share_to_bytes(seed_shares[i])
                 + pads[v]
             )
             secrets[v] = _seal(self._cipher(v), plain, aad_prefix + _field(v), self._rng)
         own = index[st.node_id]
-        st.key_shares = {st.node_id: shamir.share_to_bytes(key_shares[own].y)}
-        st.seed_shares = {st.node_id: shamir.share_to_bytes(seed_shares[own].y)}
+        st.key_shares = {st.node_id: shamir.packed_share_to_bytes(key_shares[own])}
+        st.seed_shares = {st.node_id: shamir.packed_share_to_bytes(seed_shares[own])}
         commitment = escrow_commitment(st.escrow_key, run_id=st.run_id, round=round, node_id=st.node_id)
         return commitment, secrets
 
@@ -922,7 +923,7 @@ class SecAggServer:
             raise SecAggError(f"node {message.node_id}: shares do not match the unmask request")
         try:
             for share in [*message.seed_shares.values(), *message.key_shares.values()]:
-                shamir.share_from_bytes(share)
+                shamir.packed_share_from_bytes(share)
         except ValueError as exc:
             raise SecAggError(f"node {message.node_id}: {exc}") from exc
         self._unmask[message.node_id] = message
@@ -940,19 +941,17 @@ class SecAggServer:
                 f"only {len(self._unmask)} nodes revealed shares, below threshold {self.threshold}"
             )
         helpers = sorted(self._unmask)[: self.threshold]
-        weights = shamir.lagrange_at_zero([self.roster.index(w) + 1 for w in helpers])
+        weights = shamir.lagrange_weights([self.roster.index(w) + 1 for w in helpers])
 
         def reveal(field: str, owner: int) -> bytes:
-            y = (
-                sum(
-                    weight * shamir.share_from_bytes(getattr(self._unmask[w], field)[owner])
-                    for weight, w in zip(weights, helpers, strict=True)
-                )
-                % shamir.PRIME
-            )
-            if y >= 2 ** (8 * KEY_BYTES):
-                raise SecAggError(f"shares of node {owner} are inconsistent")
-            return y.to_bytes(KEY_BYTES, "big")
+            shares = [
+                shamir.packed_share_from_bytes(getattr(self._unmask[w], field)[owner])
+                for w in helpers
+            ]
+            try:
+                return shamir.combine_shares(weights, np.stack(shares))
+            except ValueError as exc:
+                raise SecAggError(f"shares of node {owner} are inconsistent") from exc
 
         seeds = {v: reveal("seed_shares", v) for v in self._survivors}
         dropped_keys = {v: reveal("key_shares", v) for v in self._dropped}
