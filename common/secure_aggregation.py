@@ -451,18 +451,13 @@ def pairwise_masks(
     dict tag -> ndarray of shape (length,), dtype uint64
     """
     order, total, _ = _layout(tags)
-    plus, minus = [], []
-    for v, key in pair_keys.items():
-        (plus if v > node_id else minus).append(_prg_bytes(key, total))
     result = np.zeros(total, dtype=np.uint64)
-    if plus:  # uint64 sums wrap modulo 2^64, as the ring requires
-        result += np.frombuffer(b"".join(plus), dtype="<u8").reshape(len(plus), total).sum(
-            axis=0, dtype=np.uint64
-        )
-    if minus:
-        result -= np.frombuffer(b"".join(minus), dtype="<u8").reshape(len(minus), total).sum(
-            axis=0, dtype=np.uint64
-        )
+    for v, key in pair_keys.items():  # uint64 arithmetic wraps modulo 2^64, as the ring requires
+        stream = np.frombuffer(_prg_bytes(key, total), dtype="<u8")
+        if v > node_id:
+            np.add(result, stream, out=result)
+        else:
+            np.subtract(result, stream, out=result)
     return _split_tags(result, order)
 
 
@@ -485,8 +480,6 @@ def _open_secrets(cipher: ChaCha20Poly1305, blob: bytes, aad: bytes) -> tuple[by
         if len(plain) != SECRETS_BYTES:
             raise ValueError("wrong plaintext length")
         n = shamir.PACKED_SHARE_BYTES
-        shamir.packed_share_from_bytes(plain[:n])
-        shamir.packed_share_from_bytes(plain[n : 2 * n])
         return plain[:n], plain[n : 2 * n], plain[2 * n :]
     except (InvalidTag, ValueError) as exc:
         raise SecAggError("an encrypted share does not authenticate") from exc
@@ -655,6 +648,10 @@ class SecAggClient:
         }
         escrows = {v: _xor(keys[v], opened[v][2]) for v in peers}
 
+        try:  # every share opened must be well formed
+            shamir.packed_shares_from_bytes([s for o in opened.values() for s in o[:2]])
+        except ValueError as exc:
+            raise SecAggError(f"a decrypted share is malformed: {exc}") from exc
         st.key_shares.update({v: o[0] for v, o in opened.items()})
         st.seed_shares.update({v: o[1] for v, o in opened.items()})
         st.active, st.phase = tuple(active), "masked"
@@ -718,6 +715,8 @@ class SecAggClient:
         key_shares = shamir.split_secret(st.escrow_key, n=n, t=t, rng=self._rng)
         seed_shares = shamir.split_secret(st.seed, n=n, t=t, rng=self._rng)
         index = {v: i for i, v in enumerate(st.roster)}
+        key_shares = shamir.packed_shares_to_bytes(key_shares)
+        seed_shares = shamir.packed_shares_to_bytes(seed_shares)
         aad_prefix = _info("secrets", st.run_id, round, st.node_id)
         peers = [v for v in recipients if v != st.node_id]
         pads = _escrow_pads(st.escrow_key, st.run_id, round, st.node_id, peers)
@@ -725,14 +724,14 @@ class SecAggClient:
         for v in peers:
             i = index[v]
             plain = (
-                shamir.packed_share_to_bytes(key_shares[i])
-                + shamir.packed_share_to_bytes(seed_shares[i])
+                key_shares[i]
+                + seed_shares[i]
                 + pads[v]
             )
             secrets[v] = _seal(self._cipher(v), plain, aad_prefix + _field(v), self._rng)
         own = index[st.node_id]
-        st.key_shares = {st.node_id: shamir.packed_share_to_bytes(key_shares[own])}
-        st.seed_shares = {st.node_id: shamir.packed_share_to_bytes(seed_shares[own])}
+        st.key_shares = {st.node_id: key_shares[own]}
+        st.seed_shares = {st.node_id: seed_shares[own]}
         commitment = escrow_commitment(st.escrow_key, run_id=st.run_id, round=round, node_id=st.node_id)
         return commitment, secrets
 
@@ -922,8 +921,9 @@ class SecAggServer:
         ):
             raise SecAggError(f"node {message.node_id}: shares do not match the unmask request")
         try:
-            for share in [*message.seed_shares.values(), *message.key_shares.values()]:
-                shamir.packed_share_from_bytes(share)
+            shamir.packed_shares_from_bytes(
+                [*message.seed_shares.values(), *message.key_shares.values()]
+            )
         except ValueError as exc:
             raise SecAggError(f"node {message.node_id}: {exc}") from exc
         self._unmask[message.node_id] = message
@@ -944,12 +944,11 @@ class SecAggServer:
         weights = shamir.lagrange_weights([self.roster.index(w) + 1 for w in helpers])
 
         def reveal(field: str, owner: int) -> bytes:
-            shares = [
-                shamir.packed_share_from_bytes(getattr(self._unmask[w], field)[owner])
-                for w in helpers
-            ]
+            shares = shamir.packed_shares_from_bytes(
+                [getattr(self._unmask[w], field)[owner] for w in helpers]
+            )
             try:
-                return shamir.combine_shares(weights, np.stack(shares))
+                return shamir.combine_shares(weights, shares)
             except ValueError as exc:
                 raise SecAggError(f"shares of node {owner} are inconsistent") from exc
 

@@ -263,3 +263,21 @@ def packed_share_from_bytes(data: bytes) -> np.ndarray:
     if (digits >= DIGIT_PRIME).any():
         raise ValueError("share digit is not a field element")
     return digits
+
+
+def packed_shares_to_bytes(shares: np.ndarray) -> list[bytes]:
+    """Every row of a share matrix as PACKED_SHARE_BYTES bytes (one conversion)."""
+    data = np.asarray(shares, dtype=np.int64).astype(">u4").tobytes()
+    n = PACKED_SHARE_BYTES
+    return [data[i : i + n] for i in range(0, len(data), n)]
+
+
+def packed_shares_from_bytes(blobs: Sequence[bytes]) -> np.ndarray:
+    """Parse many shares at once into a (len(blobs), DIGITS) matrix, rejecting any
+    malformed one."""
+    if any(len(b) != PACKED_SHARE_BYTES for b in blobs):
+        raise ValueError(f"a share is {PACKED_SHARE_BYTES} bytes")
+    digits = np.frombuffer(b"".join(blobs), dtype=">u4").astype(np.int64).reshape(-1, DIGITS)
+    if (digits >= DIGIT_PRIME).any():
+        raise ValueError("share digit is not a field element")
+    return digits
