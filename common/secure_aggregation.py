@@ -351,8 +351,11 @@ def _prg(key: bytes, length: int) -> NDArray[np.uint64]:
     return _bytes_to_u64(_prg_bytes(key, length))
 
 
+_CTR_FROM_ZERO = modes.CTR(bytes(16))  # every key is used for one stream only
+
+
 def _prg_bytes(key: bytes, length: int) -> bytes:
-    encryptor = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
+    encryptor = Cipher(algorithms.AES(key), _CTR_FROM_ZERO).encryptor()
     return encryptor.update(bytes(8 * length))
 
 
@@ -632,12 +635,18 @@ class SecAggClient:
             for v in peers
         }
 
-        encoded = {}
+        parts = []
         for tag, length in request.vectors.items():
             x = np.asarray(vectors[tag], dtype=np.float64)
             if x.shape != (length,):
                 raise SecAggError(f"vector {tag!r} has shape {x.shape}, expected ({length},)")
-            encoded[tag] = fixed_point.encode(x, frac_bits=st.frac_bits, max_nodes=len(st.roster))
+            parts.append(x)
+        flat = fixed_point.encode(  # one range check over every tag
+            np.concatenate(parts), frac_bits=st.frac_bits, max_nodes=len(st.roster)
+        )
+        encoded, start = {}, 0
+        for tag, length in request.vectors.items():
+            encoded[tag], start = flat[start : start + length], start + length
         info = _info("pair", st.run_id, st.round, _layout(request.vectors)[2])  # = pair_key's
         keys = {v: _expand(st.mask_roots[v], info) for v in peers}
         masks = pairwise_masks(keys, st.node_id, tags=request.vectors)
