@@ -6,78 +6,120 @@ This is the masking protocol of Bonawitz et al. 2017 ("Practical Secure Aggregat
 for Privacy-Preserving Machine Learning", CCS 2017) in its honest-but-curious form,
 run for many aggregation rounds after a single set-up per run, in the multi-round
 setting of Bell et al. 2020 (we keep Bonawitz et al.'s complete graph: every pair of
-nodes masks, O(n L) work per node). Values are fixed-point numbers in Z/2^64
-(`common.fixed_point`); secrets are Shamir-shared over GF(2^521 - 1) (`common.shamir`).
+nodes masks, O(n L) work per node). It differs from Bonawitz et al. in how a dropped
+node's pairwise masks are recovered: instead of Shamir-sharing a fresh key-agreement
+key every round (one X25519 agreement per peer and round), pair keys are derived per
+round from one agreement per run, and every node escrows its pair keys to the server
+under pads that only a dropped node's Shamir-shared round key opens. Values are
+fixed-point numbers in Z/2^64 (`common.fixed_point`); 32-byte secrets are
+Shamir-shared digit by digit in base 2^31 - 1 over GF(2^31 - 1) (`common.shamir.
+split_secret`: independent polynomials per digit, one numpy matrix product).
 
-Each node u holds an X25519 key pair (c_u, C_u) for the whole run, used only to
-encrypt the shares it sends to another node v through the server: ChaCha20-Poly1305
-under HKDF-SHA256(X25519(c_u, C_v)), with the run, kind, round, sender and recipient as
-associated data, so the server can neither read nor re-route a share. For every round
-r it also holds a mask key pair (s_{u,r}, S_{u,r}) and a 32-byte self-mask seed b_{u,r}.
-The pairwise mask of u and v for a vector tag is the AES-256-CTR keystream, read as
-uint64, keyed by HKDF(X25519(s_{u,r}, S_{v,r}), info = run_id | r | tag); the self-mask
-is the same keystream keyed by HKDF(b_{u,r}, info = run_id | r | tag). Node u sends
+Each node u holds one X25519 key pair (c_u, C_u) for the run. At set-up it computes
+z_uv = X25519(c_u, C_v) once for every peer v (the only key agreements of the run) and
+keeps, in its private state, K_uv = HKDF-SHA256(z_uv, "enc" | run_id), the
+ChaCha20-Poly1305 key of everything it sends v through the server (associated data:
+run, round, sender, recipient, so the server can neither read nor re-route it), and
+the pair's mask root R_uv = HKDF-SHA256(z_uv, "mask-root" | run_id). Both ends derive
+the same values; they never leave the nodes.
 
-    y_u = x_u + PRG(b_{u,r}) + sum_{v > u} PRG(s_uv) - sum_{v < u} PRG(s_uv)   (mod 2^64)
+For round r:
+* pair key k_{uv,r} = HKDF-Expand(R_uv, "pair" | run_id | r | layout), where layout
+  lists the round's tags and lengths; the pairwise mask is the AES-256-CTR keystream
+  under k_{uv,r}, read as uint64, one stream per pair and round covering all tags
+  (in sorted tag order);
+* two fresh 32-byte secrets per node: the self-mask seed b_{u,r} (self-mask: the
+  keystream under HKDF-Expand(b_{u,r}, "self" | run_id | r | layout)) and the escrow
+  key s_{u,r}, which yields the pads e_{u->v,r} = HKDF-Expand(s_{u,r}, "pad" | run_id |
+  r | u | v) and a public commitment HKDF-Expand(s_{u,r}, "commit" | run_id | r | u);
+  both secrets are Shamir-shared with threshold t among the roster.
 
-The pairwise masks cancel in the sum over all nodes; s_{u,r} and b_{u,r} are
-Shamir-shared (threshold t) among the nodes so the server can remove what does not
-cancel once it knows who dropped.
+Node u sends
+
+    y_u = x_u + PRG(b_{u,r}) + sum_{v > u} PRG(k_{uv,r}) - sum_{v < u} PRG(k_{uv,r})   (mod 2^64)
+
+and, for every other active v, the escrow k_{uv,r} XOR e_{v->u,r}. The pairwise masks
+cancel in the sum over all nodes; the server removes what does not cancel once it
+knows who dropped.
 
 Message flow
 ------------
 Set-up, once per run (2 exchanges):
 
 1. server -> all: `SetupRequest` (run id, roster, threshold t, fractional bits);
-   node -> server: `KeyAdvertisement` (C_u, S_{u,1}).
+   node -> server: `KeyAdvertisement` (C_u).
 2. server -> all: `KeyBroadcast` (every advertised key); node -> server:
-   `SetupShares`: for every other node v, Enc_uv(share_v(s_{u,1})) and
-   Enc_uv(share_v(b_{u,1})).
+   `SetupShares`: the commitment to s_{u,1} and, for every other node v,
+   Enc_{K_uv}(share_v(s_{u,1}) | share_v(b_{u,1}) | e_{u->v,1}).
 
 Round r (2 exchanges, any number of tagged vectors of any lengths):
 
-1. server -> node u: `RoundRequest` (r, tag -> length, the active set A_r, the mask
-   public keys S_{v,r}, and the ciphertexts addressed to u: shares of s_{v,r} and
-   b_{v,r}); node -> server: `MaskedInput`, y_u per tag.
+1. server -> node u: `RoundRequest` (r, tag -> length, the active set A_r, and the
+   ciphertexts addressed to u); node -> server: `MaskedInput`: y_u per tag and the
+   escrows k_{uv,r} XOR e_{v->u,r} for every other v in A_r.
 2. server -> survivors: `UnmaskRequest` (survivors S_r, whose y arrived, and dropped
    D_r = A_r minus S_r); node -> server: `UnmaskShares`: its shares of b_{v,r} for v in
-   S_r and of s_{v,r} for v in D_r, plus, for the next round, S_{u,r+1} and the
-   encrypted shares of s_{u,r+1} and b_{u,r+1} for every other survivor, so that
-   round r+1 needs no extra exchange.
+   S_r and of s_{v,r} for v in D_r, plus, for the next round, the commitment to
+   s_{u,r+1} and the ciphertexts of round r+1 for every other survivor, so that round
+   r+1 needs no extra exchange.
 
 The server reconstructs b_{v,r} (v in S_r) and s_{v,r} (v in D_r) from any t answers,
-checks each s_{v,r} against S_{v,r}, and computes sum_{u in S_r} x_u = sum y_u -
-sum PRG(b_{u,r}) + sum_{v in D_r} (the pairwise masks v would have added towards S_r).
-The nodes that answered form A_{r+1}; any other node has left the run for good.
+checks each s_{v,r} against its commitment, opens, for every dropped v and survivor u,
+the escrow of u with e_{v->u,r} to get k_{uv,r}, and computes sum_{u in S_r} x_u =
+sum y_u - sum PRG(b_{u,r}) + sum_{v in D_r} (the pairwise masks v would have added
+towards S_r). The nodes that answered form A_{r+1}; any other node has left the run
+for good.
+
+Per node and round this costs two Shamir splits, n - 1 authenticated encryptions and
+n - 1 decryptions, about 3(n - 1) HMAC-SHA256 and n - 1 AES-CTR keystreams of the
+round's length; no public-key operation. The n - 1 X25519 agreements happen once per
+run.
 
 Guarantees and why
 ------------------
 * The server sees only the sum over S_r: each y_u is masked by PRG(b_{u,r}) and by the
-  pairwise masks towards every other active node; only the sum unmasks.
-* A late message reveals nothing. If u is declared dropped in round r, the honest nodes
-  reveal shares of s_{u,r} but never of b_{u,r}: a node answers for each v with exactly
-  one kind of share and refuses a request that lists itself as dropped. If y_u arrives
-  late, the server can strip the pairwise masks, but y_u stays masked by PRG(b_{u,r}),
-  of whose seed it holds fewer than t shares (none from honest nodes).
-* Earlier rounds stay private when a node drops later. The mask key is fresh every
-  round: had one s_u served the whole run, reconstructing it when u drops in round r
-  would strip the pairwise masks of u's inputs in every earlier round, whose self-masks
-  b_{u,r'} the server already rebuilt, and expose them. With per-round keys, the
-  revealed s_{u,r} only concerns round r. Only the share-encryption key c_u, which is
-  never revealed, lives for the whole run; refreshing the mask key costs one X25519
-  key generation and 2(n - 1) encrypted shares per node and round, carried by the
-  messages that are exchanged anyway.
+  pairwise masks towards every other active node; only the sum unmasks. The escrows
+  of u towards a survivor w are one-time padded with e_{w->u,r}, a PRF output under
+  s_{w,r}, of which the server never receives a share from an honest node (they
+  reveal only b-shares for survivors): they hide k_{uw,r}.
+* A late message reveals nothing. If v is declared dropped in round r, the honest nodes
+  reveal shares of s_{v,r} but never of b_{v,r}: a node answers for each v with exactly
+  one kind of share and refuses a request that lists itself as dropped. With s_{v,r}
+  the server opens the survivors' escrows towards v and can strip v's pairwise masks
+  from a late y_v, but y_v stays masked by PRG(b_{v,r}), of whose seed it holds fewer
+  than t shares (none from honest nodes) (`tests/test_secure_aggregation.py::
+  test_late_masked_input_reveals_nothing`, `test_revealed_pads_open_only_the_escrows_
+  of_the_dropped_node`).
+* A node that survives masking but goes silent before unmasking is still summed: its
+  escrows arrived with y_u, so its pair keys with the dropped nodes are recovered from
+  the dropped nodes' escrow keys (any t other answers), exactly the dropout tolerance
+  of Bonawitz et al. This is why the pair keys are escrowed rather than revealed by the
+  survivors at unmasking (only u and v know k_{uv,r}; if both are gone, a direct reveal
+  would be impossible).
+* Earlier and later rounds stay private when a node drops. When v drops in round r the
+  server learns s_{v,r} and k_{uv,r} for the survivors u, nothing else: s_{v,r} is
+  drawn fresh for round r, and the pair keys of other rounds, HKDF-Expand(R_uv, ... r'
+  ...), are PRF outputs under the root R_uv, which never leaves the nodes, so k_{uv,r}
+  says nothing about k_{uv,r'} (r' != r); the escrows of other rounds are padded under
+  other rounds' escrow keys. The inputs of v's earlier rounds, whose self-masks
+  b_{v,r'} the server rebuilt, therefore keep their pairwise masks
+  (`test_later_dropout_keeps_earlier_inputs_private`, `test_per_round_keys_are_
+  independent`). Per-round freshness comes from the per-round derivation and the
+  per-round escrow key, not from a fresh key agreement.
 * Dropped nodes stay out for the rest of the run. Clients enforce it: A_{r+1} must be a
-  subset of S_r, the request must carry exactly one mask key and one pair of shares
-  per active peer, and declared-dropped nodes are remembered in the client state.
+  subset of S_r, the request must carry exactly one ciphertext per active peer, and
+  declared-dropped nodes are remembered in the client state.
 * Collusion: the server together with fewer than t nodes holds fewer than t shares of
-  any secret, hence (Shamir) nothing about the other nodes' masks, and learns only the
-  sum of the other survivors' inputs. Dropouts are tolerated while at least t nodes
-  survive; with fewer, the round fails (`SecAggError`) before any share is revealed
-  (unmask_request) or with fewer than t shares revealed (finish_round).
+  any honest node's b or s, hence (Shamir) nothing about them; the colluders know the
+  roots, pair keys and pads of their own pairs only, while the pair keys between two
+  honest nodes derive from their X25519 shared secret. They learn only the sum of the
+  other survivors' inputs. Dropouts are tolerated while at least t nodes survive; with
+  fewer, the round fails (`SecAggError`) before any share is revealed (unmask_request)
+  or with fewer than t shares revealed (finish_round).
 * Replays and mix-ups: every message carries the run id and round; both sides reject
-  other runs, other rounds, unknown or duplicate nodes, and vectors of the wrong tags
-  or lengths. A client masks at most once per round.
+  other runs, other rounds, unknown or duplicate nodes, vectors of the wrong tags or
+  lengths and escrows for the wrong nodes; a ciphertext opens only for its sender,
+  recipient, run and round. A client masks at most once per round.
 * Overflow never wraps silently: each node checks its own values against the bound for
   the roster size, and the server rejects a sum outside that range on decode.
 
@@ -89,9 +131,13 @@ different nodes and obtain both kinds of shares of one node; Bonawitz et al.'s
 malicious-server variant (signed consistency checks, one more exchange per round) is
 not implemented. Nodes are authenticated by the transport (Flower SuperNode
 authentication over TLS); public keys are not signed. Inputs are not validated beyond
-the fixed-point range: a node can bias the sum (no input-integrity proof). A threshold
-t > n/2 is recommended; t = n tolerates no dropout. The client state
-(`SecAggClient.to_bytes`) holds private keys and must stay on the node.
+the fixed-point range: a node can bias the sum (no input-integrity proof), and a node
+can send a wrong escrow, which corrupts the sum (decode then usually fails) but
+reveals nothing. A threshold t > n/2 is recommended; t = n tolerates no dropout. The
+client state (`SecAggClient.to_bytes`) holds private keys and the pair roots and must
+stay on the node. The neighbour graph is complete; a sparse graph (Bell et al. 2020)
+would cut the per-node work from n to O(log n) peers but needs its own dropout and
+collusion argument and is not implemented.
 
 References
 ----------
@@ -105,6 +151,8 @@ A. Shamir. How to share a secret. Communications of the ACM 22(11), 1979.
 
 from __future__ import annotations
 
+import functools
+import hmac
 import os
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -113,11 +161,9 @@ from typing import Annotated, Literal
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -128,9 +174,10 @@ Rng = Callable[[int], bytes]
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
-CIPHERTEXT_BYTES = NONCE_BYTES + shamir.SHARE_BYTES + 16  # nonce | share | Poly1305 tag
+SECRETS_BYTES = 2 * shamir.PACKED_SHARE_BYTES + KEY_BYTES  # share of s | share of b | pad
+CIPHERTEXT_BYTES = NONCE_BYTES + SECRETS_BYTES + 16  # nonce | secrets | Poly1305 tag
 MAX_VECTOR_LENGTH = 1 << 26
-_PROTOCOL = b"fedseg-secagg/1"
+_PROTOCOL = b"fedseg-secagg/2"
 
 
 class SecAggError(ValueError):
@@ -142,8 +189,11 @@ class SecAggError(ValueError):
 NodeId = Annotated[int, Field(ge=0, lt=2**64)]
 Tag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/-]{1,64}$")]
 PublicKey = Annotated[bytes, Field(min_length=KEY_BYTES, max_length=KEY_BYTES)]
+Key = Annotated[bytes, Field(min_length=KEY_BYTES, max_length=KEY_BYTES)]
 Ciphertext = Annotated[bytes, Field(min_length=CIPHERTEXT_BYTES, max_length=CIPHERTEXT_BYTES)]
-ShareValue = Annotated[bytes, Field(min_length=shamir.SHARE_BYTES, max_length=shamir.SHARE_BYTES)]
+ShareValue = Annotated[
+    bytes, Field(min_length=shamir.PACKED_SHARE_BYTES, max_length=shamir.PACKED_SHARE_BYTES)
+]
 RoundNumber = Annotated[int, Field(ge=1)]
 
 
@@ -177,61 +227,49 @@ class SetupRequest(_Message):
 
 
 class KeyAdvertisement(_Message):
-    """Set-up reply 1, node -> server: C_u (for the run) and S_{u,1} (first round)."""
+    """Set-up reply 1, node -> server: C_u, the node's X25519 public key for the run."""
 
     node_id: NodeId
-    enc_public_key: PublicKey
-    mask_public_key: PublicKey
-
-
-class NodePublicKeys(BaseModel):
-    """A node's public keys: C_u (share encryption) and S_{u,1} (first-round masks)."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, ser_json_bytes="base64", val_json_bytes="base64"
-    )
-
-    enc_public_key: PublicKey
-    mask_public_key: PublicKey
+    public_key: PublicKey
 
 
 class KeyBroadcast(_Message):
-    """Set-up exchange 2, server -> every node: the public keys of every advertised node."""
+    """Set-up exchange 2, server -> every node: the public key of every advertised node."""
 
-    public_keys: dict[NodeId, NodePublicKeys]
+    public_keys: dict[NodeId, PublicKey]
 
 
 class SetupShares(_Message):
-    """Set-up reply 2, node u -> server, per recipient v: Enc_uv(share of s_{u,1}) and
-    Enc_uv(share of b_{u,1}), each nonce | ciphertext."""
+    """Set-up reply 2, node u -> server: the commitment to s_{u,1} and, per recipient v,
+    Enc_uv(share_v(s_{u,1}) | share_v(b_{u,1}) | e_{u->v,1}), each nonce | ciphertext."""
 
     node_id: NodeId
-    key_shares: dict[NodeId, Ciphertext]
-    seed_shares: dict[NodeId, Ciphertext]
+    commitment: Key
+    secrets: dict[NodeId, Ciphertext]
 
 
 class RoundRequest(_Message):
     """Round exchange 1, server -> node u.
 
-    `vectors` maps each tag to its length; `active` is A_r; `mask_public_keys[v]` is
-    S_{v,r} for every v in A_r; `key_shares[v]` is Enc_vu(share of s_{v,r}) and
-    `seed_shares[v]` is Enc_vu(share of b_{v,r}) for every other v in A_r.
+    `vectors` maps each tag to its length; `active` is A_r; `secrets[v]` is v's
+    ciphertext for u, Enc_vu(share_u(s_{v,r}) | share_u(b_{v,r}) | e_{v->u,r}), for every
+    other v in A_r.
     """
 
     round: RoundNumber
     vectors: dict[Tag, Annotated[int, Field(ge=1, le=MAX_VECTOR_LENGTH)]] = Field(min_length=1)
     active: tuple[NodeId, ...] = Field(min_length=2)
-    mask_public_keys: dict[NodeId, PublicKey]
-    key_shares: dict[NodeId, Ciphertext]
-    seed_shares: dict[NodeId, Ciphertext]
+    secrets: dict[NodeId, Ciphertext]
 
 
 class MaskedInput(_Message):
-    """Round reply 1, node -> server: per tag, the masked vector as little-endian uint64."""
+    """Round reply 1, node u -> server: per tag, the masked vector as little-endian
+    uint64; per other active node v, the escrowed pair key k_{uv,r} XOR e_{v->u,r}."""
 
     round: RoundNumber
     node_id: NodeId
     vectors: dict[Tag, bytes] = Field(min_length=1)
+    escrows: dict[NodeId, Key]
 
     @model_validator(mode="after")
     def _check(self) -> MaskedInput:
@@ -257,45 +295,68 @@ class UnmaskShares(_Message):
     """Round reply 2, node u -> server.
 
     Revealed: `seed_shares[v]`, u's share of b_{v,r} (v survived), and `key_shares[v]`,
-    u's share of s_{v,r} (v dropped). For the next round, for every other survivor w:
-    `next_mask_public_key` S_{u,r+1}, `next_key_shares[w]` Enc_uw(share of s_{u,r+1})
-    and `next_seed_shares[w]` Enc_uw(share of b_{u,r+1}).
+    u's share of s_{v,r} (v dropped). For the next round: `next_commitment` to s_{u,r+1}
+    and, for every other survivor w, `next_secrets[w]` =
+    Enc_uw(share_w(s_{u,r+1}) | share_w(b_{u,r+1}) | e_{u->w,r+1}).
     """
 
     round: RoundNumber
     node_id: NodeId
     seed_shares: dict[NodeId, ShareValue]
     key_shares: dict[NodeId, ShareValue]
-    next_mask_public_key: PublicKey
-    next_key_shares: dict[NodeId, Ciphertext]
-    next_seed_shares: dict[NodeId, Ciphertext]
+    next_commitment: Key
+    next_secrets: dict[NodeId, Ciphertext]
 
 
 # ----------------------------------------------------------------------- crypto core
 
 
+def _field(part: str | int | bytes) -> bytes:
+    """One length-prefixed field of `_info`: ints as 8 big-endian bytes, str as UTF-8."""
+    if type(part) is int:
+        raw = part.to_bytes(8, "big")
+    elif type(part) is str:
+        raw = part.encode()
+    else:
+        raw = bytes(part)
+    return len(raw).to_bytes(4, "big") + raw
+
+
 def _info(*parts: str | int | bytes) -> bytes:
-    """Unambiguous HKDF info / AEAD associated data: length-prefixed fields."""
-    out = bytearray(_PROTOCOL)
-    for part in parts:
-        if isinstance(part, int):
-            raw = part.to_bytes(8, "big")
-        elif isinstance(part, str):
-            raw = part.encode()
-        else:
-            raw = part
-        out += len(raw).to_bytes(4, "big") + raw
-    return bytes(out)
+    """Unambiguous HKDF info / AEAD associated data: length-prefixed fields.
+
+    `_info(a, b) + _field(c) == _info(a, b, c)`, so callers extend a fixed prefix."""
+    return _PROTOCOL + b"".join([_field(p) for p in parts])
+
+
+_ZERO_SALT = bytes(32)
 
 
 def _hkdf(secret: bytes, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(secret)
+    """HKDF-SHA256 (RFC 5869) with no salt and a 32-byte output: Extract, then one
+    Expand block; built on the standard library's one-shot HMAC for speed."""
+    prk = hmac.digest(_ZERO_SALT, secret, "sha256")
+    return hmac.digest(prk, info + b"\x01", "sha256")
+
+
+def _expand(key: bytes, info: bytes) -> bytes:
+    """HKDF-Expand-SHA256 (RFC 5869, section 2.3) to 32 bytes: a PRF keyed by a uniformly
+    random 32-byte key (a seed drawn from the rng or an HKDF output), so the Extract
+    step, meant for non-uniform inputs such as X25519 outputs, is not needed."""
+    return hmac.digest(key, info + b"\x01", "sha256")
 
 
 def _prg(key: bytes, length: int) -> NDArray[np.uint64]:
     """`length` uint64 words of AES-256-CTR keystream (each key is used for one stream)."""
-    encryptor = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
-    return _bytes_to_u64(encryptor.update(bytes(8 * length)))
+    return _bytes_to_u64(_prg_bytes(key, length))
+
+
+_CTR_FROM_ZERO = modes.CTR(bytes(16))  # every key is used for one stream only
+
+
+def _prg_bytes(key: bytes, length: int) -> bytes:
+    encryptor = Cipher(algorithms.AES(key), _CTR_FROM_ZERO).encryptor()
+    return encryptor.update(bytes(8 * length))
 
 
 def _bytes_to_u64(data: bytes) -> NDArray[np.uint64]:
@@ -315,59 +376,114 @@ def _public_key(private_key: bytes) -> bytes:
     return X25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes_raw()
 
 
+def _layout(tags: Mapping[str, int]) -> tuple[list[tuple[str, int]], int, bytes]:
+    """Tags in a canonical (sorted) order, the total length, and the layout as HKDF info.
+
+    One round masks all its tagged vectors with one keystream per key, read in this
+    order: one key derivation and one cipher per peer and round, whatever the tags.
+    """
+    order = sorted(tags.items())
+    return order, sum(n for _, n in order), _info(*[f"{t}={n}" for t, n in order])
+
+
+def _split_tags(words: NDArray[np.uint64], order: list[tuple[str, int]]) -> dict[str, NDArray[np.uint64]]:
+    out, start = {}, 0
+    for tag, n in order:
+        out[tag] = words[start : start + n]
+        start += n
+    return out
+
+
+def self_masks(
+    seed: bytes, *, run_id: str, round: int, tags: Mapping[str, int]
+) -> dict[str, NDArray[np.uint64]]:
+    """PRG(b_{u,r}) for every tag of a round: the self-mask a node adds (Bonawitz et al.
+    2017), one keystream keyed by HKDF-Expand(b_{u,r}, run_id | r | layout), split by tag."""
+    order, total, layout = _layout(tags)
+    return _split_tags(_prg(_expand(seed, _info("self", run_id, round, layout)), total), order)
+
+
 def self_mask(seed: bytes, *, run_id: str, round: int, tag: str, length: int) -> NDArray[np.uint64]:
-    """PRG(b_{u,r}) for one tag: the self-mask a node adds (Bonawitz et al. 2017)."""
-    return _prg(_hkdf(seed, _info("self", run_id, round, tag)), length)
+    """The self-mask of a round that masks the single vector `tag`."""
+    return self_masks(seed, run_id=run_id, round=round, tags={tag: length})[tag]
+
+
+def pair_key(root: bytes, *, run_id: str, round: int, tags: Mapping[str, int]) -> bytes:
+    """k_{uv,r} = HKDF-Expand(R_uv, "pair" | run_id | r | layout): the pair's key for one round,
+    derived from the pair's run root R_uv; keys of different rounds are independent
+    (HKDF is a PRF), so revealing one says nothing about the others or about R_uv."""
+    return _expand(root, _info("pair", run_id, round, _layout(tags)[2]))
+
+
+def escrow_pad(escrow_key: bytes, *, run_id: str, round: int, sender: int, recipient: int) -> bytes:
+    """e_{v->u,r} = HKDF-Expand(s_{v,r}, "pad" | run_id | r | v | u): the one-time pad that v
+    sends u (encrypted) and u puts over its escrowed pair key k_{uv,r}."""
+    return _escrow_pads(escrow_key, run_id, round, sender, [recipient])[recipient]
+
+
+def _escrow_pads(
+    escrow_key: bytes, run_id: str, round: int, sender: int, recipients: Collection[int]
+) -> dict[int, bytes]:
+    prefix = _info("pad", run_id, round, sender)
+    return {u: _expand(escrow_key, prefix + _field(u)) for u in recipients}
+
+
+def escrow_commitment(escrow_key: bytes, *, run_id: str, round: int, node_id: int) -> bytes:
+    """HKDF-Expand(s_{v,r}, "commit" | ...): lets the server check a reconstructed s_{v,r}."""
+    return _expand(escrow_key, _info("commit", run_id, round, node_id))
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
 def pairwise_masks(
-    mask_private_key: bytes,
-    node_id: int,
-    peer_public_keys: Mapping[int, bytes],
-    *,
-    run_id: str,
-    round: int,
-    tags: Mapping[str, int],
+    pair_keys: Mapping[int, bytes], node_id: int, *, tags: Mapping[str, int]
 ) -> dict[str, NDArray[np.uint64]]:
-    """Sum over peers v of +PRG(s_uv) for v > u and -PRG(s_uv) for v < u, per tag.
+    """Sum over peers v of +PRG(k_uv) for v > u and -PRG(k_uv) for v < u, per tag.
 
     Parameters
     ----------
-    mask_private_key : bytes of length 32
-        s_{u,r}, the round's mask key of node `node_id`.
-    peer_public_keys : mapping node id -> S_v (32 bytes)
-    tags : mapping tag -> vector length
+    pair_keys : mapping peer id -> k_{uv,r} (32 bytes), see `pair_key`
+    node_id : u
+    tags : mapping tag -> vector length; one keystream per peer covers every tag in
+        the canonical order of `_layout`.
 
     Returns
     -------
     dict tag -> ndarray of shape (length,), dtype uint64
     """
-    private_key = X25519PrivateKey.from_private_bytes(mask_private_key)
-    secrets = {v: _agree(private_key, pk) for v, pk in peer_public_keys.items()}
-    out = {}
-    for tag, length in tags.items():
-        plus = np.zeros(length, dtype=np.uint64)
-        minus = np.zeros(length, dtype=np.uint64)
-        for v, secret in secrets.items():
-            target = plus if v > node_id else minus
-            target += _prg(_hkdf(secret, _info("pair", run_id, round, tag)), length)
-        out[tag] = plus - minus
-    return out
+    order, total, _ = _layout(tags)
+    result = np.zeros(total, dtype=np.uint64)
+    for v, key in pair_keys.items():  # uint64 arithmetic wraps modulo 2^64, as the ring requires
+        stream = np.frombuffer(_prg_bytes(key, total), dtype="<u8")
+        if v > node_id:
+            np.add(result, stream, out=result)
+        else:
+            np.subtract(result, stream, out=result)
+    return _split_tags(result, order)
 
 
-def _share_aad(run_id: str, kind: str, round: int, sender: int, recipient: int) -> bytes:
-    return _info("share", run_id, kind, round, sender, recipient)
+@functools.lru_cache(maxsize=4096)
+def _aead(key: bytes) -> ChaCha20Poly1305:
+    """A cipher object per key, kept for the process: a long-lived simulation worker
+    serves many messages of the same nodes and need not rebuild them."""
+    return ChaCha20Poly1305(key)
 
 
-def _seal_share(key: bytes, y: int, aad: bytes, rng: Rng) -> bytes:
+def _seal(cipher: ChaCha20Poly1305, plain: bytes, aad: bytes, rng: Rng) -> bytes:
     nonce = rng(NONCE_BYTES)
-    return nonce + ChaCha20Poly1305(key).encrypt(nonce, shamir.share_to_bytes(y), aad)
+    return nonce + cipher.encrypt(nonce, plain, aad)
 
 
-def _open_share(key: bytes, blob: bytes, aad: bytes) -> int:
+def _open_secrets(cipher: ChaCha20Poly1305, blob: bytes, aad: bytes) -> tuple[bytes, bytes, bytes]:
+    """(share of s, share of b, pad) from one authenticated ciphertext."""
     try:
-        plain = ChaCha20Poly1305(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
-        return shamir.share_from_bytes(plain)
+        plain = cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+        if len(plain) != SECRETS_BYTES:
+            raise ValueError("wrong plaintext length")
+        n = shamir.PACKED_SHARE_BYTES
+        return plain[:n], plain[n : 2 * n], plain[2 * n :]
     except (InvalidTag, ValueError) as exc:
         raise SecAggError("an encrypted share does not authenticate") from exc
 
@@ -379,10 +495,11 @@ class ClientState(BaseModel):
     """Everything a node keeps between messages (JSON-serialisable; holds private keys).
 
     `round` is the round the node is ready for (phase "ready") or has masked in
-    (phase "masked"); `mask_private_key` is s_{u,round} and `seed` is b_{u,round};
+    (phase "masked"); `escrow_key` is s_{u,round} and `seed` is b_{u,round};
     `key_shares[v]` / `seed_shares[v]` are this node's shares of s_{v,round} /
-    b_{v,round}; `enc_public_keys` the peers' C_v for the run; `excluded` the nodes
-    declared dropped, who may never take part again.
+    b_{v,round}; `enc_keys[v]` (share encryption) and `mask_roots[v]` (R_uv) are derived
+    from X25519(c_u, C_v) once per run; `excluded` the nodes declared dropped, who may
+    never take part again.
     """
 
     model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
@@ -394,11 +511,12 @@ class ClientState(BaseModel):
     frac_bits: int = 0
     roster: tuple[int, ...] = ()
     round: int = 0
-    enc_private_key: bytes = b""
-    mask_private_key: bytes = b""
-    enc_public_keys: dict[int, PublicKey] = {}
+    private_key: bytes = b""
+    enc_keys: dict[int, bytes] = {}
+    mask_roots: dict[int, bytes] = {}
     active: tuple[int, ...] = ()
     excluded: tuple[int, ...] = ()
+    escrow_key: bytes = b""
     key_shares: dict[int, ShareValue] = {}
     seed: bytes = b""
     seed_shares: dict[int, ShareValue] = {}
@@ -415,8 +533,7 @@ class SecAggClient:
     def __init__(self, node_id: int, *, rng: Rng = os.urandom) -> None:
         self._state = ClientState(node_id=node_id)
         self._rng = rng
-        self._enc_private: X25519PrivateKey | None = None  # per-process caches,
-        self._enc_keys: dict[int, bytes] = {}  # never serialised
+        self._aead: dict[int, ChaCha20Poly1305] = {}  # per-process cache
 
     @classmethod
     def from_bytes(cls, data: bytes, *, rng: Rng = os.urandom) -> SecAggClient:
@@ -437,35 +554,28 @@ class SecAggClient:
     # -- set-up
 
     def advertise_keys(self, request: SetupRequest) -> KeyAdvertisement:
-        """Set-up step 1: draw the two X25519 key pairs and publish their public halves."""
+        """Set-up step 1: draw the run's X25519 key pair and publish its public half."""
         st = self._state
         self._expect_phase("new")
         if st.node_id not in request.node_ids:
             raise SecAggError(f"node {st.node_id} is not in the roster")
         st.run_id, st.roster = request.run_id, request.node_ids
         st.threshold, st.frac_bits = request.threshold, request.frac_bits
-        st.enc_private_key = self._rng(KEY_BYTES)
-        st.mask_private_key = self._rng(KEY_BYTES)
+        st.private_key = self._rng(KEY_BYTES)
         st.phase = "advertised"
         return KeyAdvertisement(
-            run_id=st.run_id,
-            node_id=st.node_id,
-            enc_public_key=_public_key(st.enc_private_key),
-            mask_public_key=_public_key(st.mask_private_key),
+            run_id=st.run_id, node_id=st.node_id, public_key=_public_key(st.private_key)
         )
 
     def share_keys(self, broadcast: KeyBroadcast) -> SetupShares:
-        """Set-up step 2: Shamir-share s_{u,1} and b_{u,1}, encrypted for every other node."""
+        """Set-up step 2: agree the pair keys with every peer (the only X25519 of the
+        run), then Shamir-share s_{u,1} and b_{u,1}, encrypted for every other node."""
         st = self._state
         self._expect_phase("advertised")
         self._expect_run(broadcast.run_id)
         keys = broadcast.public_keys
-        mine = keys.get(st.node_id)
-        if mine is None or mine != NodePublicKeys(
-            enc_public_key=_public_key(st.enc_private_key),
-            mask_public_key=_public_key(st.mask_private_key),
-        ):
-            raise SecAggError("the broadcast does not carry this node's own public keys")
+        if keys.get(st.node_id) != _public_key(st.private_key):
+            raise SecAggError("the broadcast does not carry this node's own public key")
         if not set(keys) <= set(st.roster):
             raise SecAggError(
                 f"unknown node ids in the broadcast: {sorted(set(keys) - set(st.roster))}"
@@ -474,23 +584,28 @@ class SecAggClient:
             raise SecAggError(
                 f"only {len(keys)} nodes advertised keys; threshold is {st.threshold}"
             )
-        all_keys = [k.enc_public_key for k in keys.values()] + [
-            k.mask_public_key for k in keys.values()
-        ]
-        if len(set(all_keys)) != len(all_keys):
+        if len(set(keys.values())) != len(keys):
             raise SecAggError("public keys in the broadcast are not distinct")
-        st.enc_public_keys = {v: k.enc_public_key for v, k in keys.items()}
+        private = X25519PrivateKey.from_private_bytes(st.private_key)
+        enc_keys, roots = {}, {}
+        for v, pk in keys.items():
+            if v != st.node_id:
+                secret = _agree(private, pk)
+                enc_keys[v] = _hkdf(secret, _info("enc", st.run_id))
+                roots[v] = _hkdf(secret, _info("mask-root", st.run_id))
+        st.enc_keys, st.mask_roots = enc_keys, roots
         st.active = tuple(sorted(keys))
-        key_ct, seed_ct = self._share_round_secrets(1, st.active)
+        commitment, secrets = self._share_round_secrets(1, st.active)
         st.round, st.phase = 1, "ready"
         return SetupShares(
-            run_id=st.run_id, node_id=st.node_id, key_shares=key_ct, seed_shares=seed_ct
+            run_id=st.run_id, node_id=st.node_id, commitment=commitment, secrets=secrets
         )
 
     # -- rounds
 
     def mask_input(self, request: RoundRequest, vectors: Mapping[str, ArrayLike]) -> MaskedInput:
-        """Round step 1: encode `vectors` (tag -> float vector) and mask them.
+        """Round step 1: encode `vectors` (tag -> float vector), mask them, and escrow
+        every pair key under the pad the peer sent.
 
         Raises FixedPointOverflowError if a value could overflow a sum over the roster.
         """
@@ -513,44 +628,49 @@ class SecAggClient:
                 f"vectors {sorted(vectors)} do not match the request {sorted(request.vectors)}"
             )
         peers = [v for v in active if v != st.node_id]
-        mask_keys = request.mask_public_keys
-        if set(mask_keys) != set(active) or len(set(mask_keys.values())) != len(active):
-            raise SecAggError("the request must carry one distinct mask key per active node")
-        if mask_keys[st.node_id] != _public_key(st.mask_private_key):
-            raise SecAggError("the request does not carry this node's own mask key")
-        self._expect_senders(request.key_shares, peers, "mask key shares")
-        self._expect_senders(request.seed_shares, peers, "self-mask seed shares")
-        key_shares = {v: self._open(request.key_shares[v], "mask-key", st.round, v) for v in peers}
-        seed_shares = {v: self._open(request.seed_shares[v], "seed", st.round, v) for v in peers}
+        self._expect_senders(request.secrets, peers, "round secrets")
+        head, me = _info("secrets", st.run_id, st.round), _field(st.node_id)
+        opened = {
+            v: _open_secrets(self._cipher(v), request.secrets[v], head + _field(v) + me)
+            for v in peers
+        }
 
-        encoded = {}
+        parts = []
         for tag, length in request.vectors.items():
             x = np.asarray(vectors[tag], dtype=np.float64)
             if x.shape != (length,):
                 raise SecAggError(f"vector {tag!r} has shape {x.shape}, expected ({length},)")
-            encoded[tag] = fixed_point.encode(x, frac_bits=st.frac_bits, max_nodes=len(st.roster))
-        masks = pairwise_masks(
-            st.mask_private_key,
-            st.node_id,
-            {v: mask_keys[v] for v in peers},
-            run_id=st.run_id,
-            round=st.round,
-            tags=request.vectors,
+            parts.append(x)
+        flat = fixed_point.encode(  # one range check over every tag
+            np.concatenate(parts), frac_bits=st.frac_bits, max_nodes=len(st.roster)
         )
-        masked = {}
+        encoded, start = {}, 0
         for tag, length in request.vectors.items():
-            b = self_mask(st.seed, run_id=st.run_id, round=st.round, tag=tag, length=length)
-            masked[tag] = (encoded[tag] + b + masks[tag]).astype("<u8").tobytes()
+            encoded[tag], start = flat[start : start + length], start + length
+        info = _info("pair", st.run_id, st.round, _layout(request.vectors)[2])  # = pair_key's
+        keys = {v: _expand(st.mask_roots[v], info) for v in peers}
+        masks = pairwise_masks(keys, st.node_id, tags=request.vectors)
+        b = self_masks(st.seed, run_id=st.run_id, round=st.round, tags=request.vectors)
+        masked = {
+            tag: (encoded[tag] + b[tag] + masks[tag]).astype("<u8").tobytes()
+            for tag in request.vectors
+        }
+        escrows = {v: _xor(keys[v], opened[v][2]) for v in peers}
 
-        st.key_shares.update({v: shamir.share_to_bytes(y) for v, y in key_shares.items()})
-        st.seed_shares.update({v: shamir.share_to_bytes(y) for v, y in seed_shares.items()})
+        try:  # every share opened must be well formed
+            shamir.packed_shares_from_bytes([s for o in opened.values() for s in o[:2]])
+        except ValueError as exc:
+            raise SecAggError(f"a decrypted share is malformed: {exc}") from exc
+        st.key_shares.update({v: o[0] for v, o in opened.items()})
+        st.seed_shares.update({v: o[1] for v, o in opened.items()})
         st.active, st.phase = tuple(active), "masked"
-        return MaskedInput(run_id=st.run_id, round=st.round, node_id=st.node_id, vectors=masked)
+        return MaskedInput(
+            run_id=st.run_id, round=st.round, node_id=st.node_id, vectors=masked, escrows=escrows
+        )
 
     def unmask(self, request: UnmaskRequest) -> UnmaskShares:
         """Round step 2: reveal b-shares of survivors and s-shares of dropped nodes, and
-        send the next round's fresh mask public key and encrypted shares of s_{u,r+1}
-        and b_{u,r+1}.
+        send the next round's commitment and encrypted secrets.
 
         Never reveals both kinds for one node: a node listed as dropped is excluded for
         the rest of the run, and a request listing this node as dropped is refused.
@@ -575,8 +695,7 @@ class SecAggClient:
         reply_seed = {v: st.seed_shares[v] for v in sorted(survivors)}
         reply_key = {v: st.key_shares[v] for v in sorted(dropped)}
         next_active, next_round = tuple(sorted(survivors)), st.round + 1
-        st.mask_private_key = self._rng(KEY_BYTES)
-        next_key_ct, next_seed_ct = self._share_round_secrets(next_round, next_active)
+        commitment, secrets = self._share_round_secrets(next_round, next_active)
         st.excluded = tuple(sorted(set(st.excluded) | dropped))
         st.active, st.round, st.phase = next_active, next_round, "ready"
         return UnmaskShares(
@@ -585,57 +704,57 @@ class SecAggClient:
             node_id=st.node_id,
             seed_shares=reply_seed,
             key_shares=reply_key,
-            next_mask_public_key=_public_key(st.mask_private_key),
-            next_key_shares=next_key_ct,
-            next_seed_shares=next_seed_ct,
+            next_commitment=commitment,
+            next_secrets=secrets,
         )
 
     # -- helpers
 
     def _share_round_secrets(
         self, round: int, recipients: Sequence[int]
-    ) -> tuple[dict[int, bytes], dict[int, bytes]]:
-        """Share s_{u,round} (already drawn) and a freshly drawn b_{u,round}.
+    ) -> tuple[bytes, dict[int, bytes]]:
+        """Draw s_{u,round} and b_{u,round}, Shamir-share both; keep the own shares.
 
-        Keeps the own shares; returns, per other recipient, the encrypted key shares
-        and seed shares.
+        Returns the commitment to s_{u,round} and, per other recipient v, one
+        ciphertext Enc_uv(share_v(s) | share_v(b) | e_{u->v,round}).
         """
         st = self._state
-        st.seed = self._rng(KEY_BYTES)
-        key_ct, own_key = self._share_secret(st.mask_private_key, "mask-key", round, recipients)
-        seed_ct, own_seed = self._share_secret(st.seed, "seed", round, recipients)
-        st.key_shares, st.seed_shares = {st.node_id: own_key}, {st.node_id: own_seed}
-        return key_ct, seed_ct
+        st.escrow_key, st.seed = self._rng(KEY_BYTES), self._rng(KEY_BYTES)
+        n, t = len(st.roster), st.threshold
+        key_shares = shamir.split_secret(st.escrow_key, n=n, t=t, rng=self._rng)
+        seed_shares = shamir.split_secret(st.seed, n=n, t=t, rng=self._rng)
+        index = {v: i for i, v in enumerate(st.roster)}
+        key_shares = shamir.packed_shares_to_bytes(key_shares)
+        seed_shares = shamir.packed_shares_to_bytes(seed_shares)
+        aad_prefix = _info("secrets", st.run_id, round, st.node_id)
+        peers = [v for v in recipients if v != st.node_id]
+        pads = _escrow_pads(st.escrow_key, st.run_id, round, st.node_id, peers)
+        secrets = {}
+        for v in peers:
+            i = index[v]
+            plain = (
+                key_shares[i]
+                + seed_shares[i]
+                + pads[v]
+            )
+            secrets[v] = _seal(self._cipher(v), plain, aad_prefix + _field(v), self._rng)
+        own = index[st.node_id]
+        st.key_shares = {st.node_id: key_shares[own]}
+        st.seed_shares = {st.node_id: seed_shares[own]}
+        commitment = escrow_commitment(st.escrow_key, run_id=st.run_id, round=round, node_id=st.node_id)
+        return commitment, secrets
 
-    def _share_secret(
-        self, secret: bytes, kind: str, round: int, recipients: Sequence[int]
-    ) -> tuple[dict[int, bytes], bytes]:
-        """Shamir shares of `secret`: (encrypted per other recipient, own share)."""
-        st = self._state
-        shares = shamir.split(
-            int.from_bytes(secret, "big"), n=len(st.roster), t=st.threshold, rng=self._rng
-        )
-        ciphertexts = {}
-        for v in recipients:
-            if v != st.node_id:
-                aad = _share_aad(st.run_id, kind, round, st.node_id, v)
-                y = shares[st.roster.index(v)].y
-                ciphertexts[v] = _seal_share(self._enc_key(v), y, aad, self._rng)
-        return ciphertexts, shamir.share_to_bytes(shares[st.roster.index(st.node_id)].y)
+    def _cipher(self, peer: int) -> ChaCha20Poly1305:
+        """The ChaCha20-Poly1305 cipher shared with `peer`, keyed by HKDF(X25519(c_u, C_v)).
 
-    def _open(self, blob: bytes, kind: str, round: int, sender: int) -> int:
-        aad = _share_aad(self._state.run_id, kind, round, sender, self._state.node_id)
-        return _open_share(self._enc_key(sender), blob, aad)
-
-    def _enc_key(self, peer: int) -> bytes:
-        """The ChaCha20-Poly1305 key shared with `peer`, HKDF(X25519(c_u, C_v))."""
-        if peer not in self._enc_keys:
-            st = self._state
-            if self._enc_private is None:
-                self._enc_private = X25519PrivateKey.from_private_bytes(st.enc_private_key)
-            secret = _agree(self._enc_private, st.enc_public_keys[peer])
-            self._enc_keys[peer] = _hkdf(secret, _info("enc", st.run_id))
-        return self._enc_keys[peer]
+        The keys are agreed once per run (`share_keys`) and kept in the client state, so
+        no later message repeats an X25519 agreement."""
+        if peer not in self._aead:
+            key = self._state.enc_keys.get(peer)
+            if key is None:
+                raise SecAggError(f"no share-encryption key for node {peer}")
+            self._aead[peer] = _aead(key)
+        return self._aead[peer]
 
     def _expect_phase(self, phase: str) -> None:
         if self._state.phase != phase:
@@ -683,10 +802,10 @@ class SecAggServer:
         self.round = 0
         self.roster: tuple[int, ...] = ()
         self.active: tuple[int, ...] = ()
-        self._keys: dict[int, NodePublicKeys] = {}  # C_v for the run, S_{v,1}
-        self._mask_keys: dict[int, bytes] = {}  # S_{v,r} of the current round
-        self._key_ct: dict[int, dict[int, bytes]] = {}  # sender -> recipient -> Enc(s share)
-        self._seed_ct: dict[int, dict[int, bytes]] = {}  # sender -> recipient -> Enc(b share)
+        self._keys: dict[int, bytes] = {}  # C_v for the run
+        self._commitments: dict[int, bytes] = {}  # commitment to s_{v,r} of the current round
+        self._secrets_ct: dict[int, dict[int, bytes]] = {}  # sender -> recipient -> ciphertext
+        self._escrows: dict[int, dict[int, bytes]] = {}  # u -> v -> k_uv XOR e_{v->u}
         self._vectors: dict[str, int] = {}
         self._masked: dict[int, dict[str, NDArray[np.uint64]]] = {}
         self._survivors: tuple[int, ...] = ()
@@ -716,35 +835,32 @@ class SecAggServer:
         """Record one node's public keys."""
         self._expect_phase("keys")
         self._expect_node(message, self.roster, self._keys)
-        self._keys[message.node_id] = NodePublicKeys(
-            enc_public_key=message.enc_public_key, mask_public_key=message.mask_public_key
-        )
+        self._keys[message.node_id] = message.public_key
 
     def key_broadcast(self) -> KeyBroadcast:
-        """Set-up exchange 2: relay every advertised key pair to every node."""
+        """Set-up exchange 2: relay every advertised public key to every node."""
         self._expect_phase("keys")
         self._expect_enough(len(self._keys), "nodes advertised keys")
         self.phase = "shares"
         return KeyBroadcast(run_id=self.run_id, public_keys=dict(sorted(self._keys.items())))
 
     def receive_setup_shares(self, message: SetupShares) -> None:
-        """Store one node's encrypted key and first-seed shares for relaying."""
+        """Store one node's commitment and encrypted first-round secrets for relaying."""
         self._expect_phase("shares")
-        self._expect_node(message, tuple(self._keys), self._key_ct)
+        self._expect_node(message, tuple(self._keys), self._secrets_ct)
         others = set(self._keys) - {message.node_id}
-        if set(message.key_shares) != others or set(message.seed_shares) != others:
+        if set(message.secrets) != others:
             raise SecAggError(
                 f"node {message.node_id}: shares must address exactly {sorted(others)}"
             )
-        self._key_ct[message.node_id] = dict(message.key_shares)
-        self._seed_ct[message.node_id] = dict(message.seed_shares)
+        self._secrets_ct[message.node_id] = dict(message.secrets)
+        self._commitments[message.node_id] = message.commitment
 
     def finish_setup(self) -> None:
         """Close set-up: the nodes that sent their shares form the first active set."""
         self._expect_phase("shares")
-        self._expect_enough(len(self._key_ct), "nodes completed set-up")
-        self.active, self.round, self.phase = tuple(sorted(self._key_ct)), 1, "ready"
-        self._mask_keys = {v: self._keys[v].mask_public_key for v in self.active}
+        self._expect_enough(len(self._secrets_ct), "nodes completed set-up")
+        self.active, self.round, self.phase = tuple(sorted(self._secrets_ct)), 1, "ready"
 
     # -- rounds
 
@@ -760,11 +876,9 @@ class SecAggServer:
                 round=self.round,
                 vectors=dict(vectors),
                 active=self.active,
-                mask_public_keys={v: self._mask_keys[v] for v in self.active},
-                key_shares={v: self._key_ct[v][u] for v in peers},
-                seed_shares={v: self._seed_ct[v][u] for v in peers},
+                secrets={v: self._secrets_ct[v][u] for v in peers},
             )
-        self._vectors, self._masked = dict(vectors), {}
+        self._vectors, self._masked, self._escrows = dict(vectors), {}, {}
         self.phase = "masking"
         return requests
 
@@ -783,7 +897,10 @@ class SecAggServer:
                 f"node {message.node_id}: vectors { ({t: len(a) for t, a in arrays.items()}) } "
                 f"do not match the request {self._vectors}"
             )
+        if set(message.escrows) != set(self.active) - {message.node_id}:
+            raise SecAggError(f"node {message.node_id}: escrows must address every other active node")
         self._masked[message.node_id] = arrays
+        self._escrows[message.node_id] = dict(message.escrows)
 
     def unmask_request(self) -> UnmaskRequest:
         """Round exchange 2: close collection; survivors are the nodes whose input arrived."""
@@ -801,7 +918,7 @@ class SecAggServer:
         )
 
     def receive_unmask_shares(self, message: UnmaskShares) -> None:
-        """Record one node's revealed shares and its encrypted next-round seed shares."""
+        """Record one node's revealed shares and its encrypted next-round secrets."""
         self._expect_phase("unmasking")
         self._expect_round(message.round)
         self._expect_node(message, self._survivors, self._unmask)
@@ -809,13 +926,13 @@ class SecAggServer:
         if (
             set(message.seed_shares) != set(self._survivors)
             or set(message.key_shares) != set(self._dropped)
-            or set(message.next_key_shares) != others
-            or set(message.next_seed_shares) != others
+            or set(message.next_secrets) != others
         ):
             raise SecAggError(f"node {message.node_id}: shares do not match the unmask request")
         try:
-            for share in [*message.seed_shares.values(), *message.key_shares.values()]:
-                shamir.share_from_bytes(share)
+            shamir.packed_shares_from_bytes(
+                [*message.seed_shares.values(), *message.key_shares.values()]
+            )
         except ValueError as exc:
             raise SecAggError(f"node {message.node_id}: {exc}") from exc
         self._unmask[message.node_id] = message
@@ -833,41 +950,38 @@ class SecAggServer:
                 f"only {len(self._unmask)} nodes revealed shares, below threshold {self.threshold}"
             )
         helpers = sorted(self._unmask)[: self.threshold]
-        weights = shamir.lagrange_at_zero([self.roster.index(w) + 1 for w in helpers])
+        weights = shamir.lagrange_weights([self.roster.index(w) + 1 for w in helpers])
 
         def reveal(field: str, owner: int) -> bytes:
-            y = (
-                sum(
-                    weight * shamir.share_from_bytes(getattr(self._unmask[w], field)[owner])
-                    for weight, w in zip(weights, helpers, strict=True)
-                )
-                % shamir.PRIME
+            shares = shamir.packed_shares_from_bytes(
+                [getattr(self._unmask[w], field)[owner] for w in helpers]
             )
-            if y >= 2 ** (8 * KEY_BYTES):
-                raise SecAggError(f"shares of node {owner} are inconsistent")
-            return y.to_bytes(KEY_BYTES, "big")
+            try:
+                return shamir.combine_shares(weights, shares)
+            except ValueError as exc:
+                raise SecAggError(f"shares of node {owner} are inconsistent") from exc
 
         seeds = {v: reveal("seed_shares", v) for v in self._survivors}
         dropped_keys = {v: reveal("key_shares", v) for v in self._dropped}
         for v, key in dropped_keys.items():
-            if _public_key(key) != self._mask_keys[v]:
+            commitment = escrow_commitment(key, run_id=self.run_id, round=self.round, node_id=v)
+            if not hmac.compare_digest(commitment, self._commitments[v]):
                 raise SecAggError(
-                    f"reconstructed mask key of node {v} does not match its public key"
+                    f"reconstructed escrow key of node {v} does not match its commitment"
                 )
 
         totals = {t: np.zeros(n, dtype=np.uint64) for t, n in self._vectors.items()}
         for u in self._survivors:
-            for tag, n in self._vectors.items():
+            b = self_masks(seeds[u], run_id=self.run_id, round=self.round, tags=self._vectors)
+            for tag in self._vectors:
                 totals[tag] += self._masked[u][tag]
-                totals[tag] -= self_mask(
-                    seeds[u], run_id=self.run_id, round=self.round, tag=tag, length=n
-                )
-        survivor_keys = {u: self._mask_keys[u] for u in self._survivors}
+                totals[tag] -= b[tag]
         for v, key in dropped_keys.items():
-            # survivors added -(v's own masks towards them); add v's masks back to cancel
-            masks = pairwise_masks(
-                key, v, survivor_keys, run_id=self.run_id, round=self.round, tags=self._vectors
-            )
+            # survivors added -(v's own masks towards them); add v's masks back to cancel.
+            # Each survivor u escrowed k_uv under e_{v->u}, which s_{v,r} now yields.
+            pads = _escrow_pads(key, self.run_id, self.round, v, self._survivors)
+            pair_keys = {u: _xor(self._escrows[u][v], pads[u]) for u in self._survivors}
+            masks = pairwise_masks(pair_keys, v, tags=self._vectors)
             for tag in totals:
                 totals[tag] += masks[tag]
         sums = {
@@ -882,11 +996,10 @@ class SecAggServer:
         result = RoundResult(self.round, sums, self._survivors, self._dropped)
         self.active = tuple(sorted(self._unmask))
         replies = [self._unmask[u] for u in self.active]
-        self._mask_keys = {m.node_id: m.next_mask_public_key for m in replies}
-        self._key_ct = {m.node_id: dict(m.next_key_shares) for m in replies}
-        self._seed_ct = {m.node_id: dict(m.next_seed_shares) for m in replies}
+        self._commitments = {m.node_id: m.next_commitment for m in replies}
+        self._secrets_ct = {m.node_id: dict(m.next_secrets) for m in replies}
         self.round, self.phase = self.round + 1, "ready"
-        self._masked, self._unmask = {}, {}
+        self._masked, self._unmask, self._escrows = {}, {}, {}
         return result
 
     # -- checks

@@ -17,9 +17,12 @@ All functions are pure; randomness comes from an injectable `rng(n_bytes) -> byt
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
+
+import numpy as np
 
 PRIME = 2**521 - 1
 """The Mersenne prime M521; every secret below 2^521 - 1 is a field element."""
@@ -62,13 +65,15 @@ def _split_with_coefficients(
     secret: int, coefficients: Sequence[int], *, n: int, prime: int = PRIME
 ) -> list[Share]:
     """Shares of f(x) = secret + c_1 x + ... + c_{t-1} x^{t-1} at x = 1..n (Horner)."""
-    poly = [secret, *coefficients]
+    high_first = [secret, *coefficients][::-1]
     shares = []
     for x in range(1, n + 1):
+        # Horner over the integers with one reduction at the end: y grows by only
+        # log2(n) bits per coefficient, so the big-int products stay cheap.
         y = 0
-        for c in reversed(poly):
-            y = (y * x + c) % prime
-        shares.append(Share(x, y))
+        for c in high_first:
+            y = y * x + c
+        shares.append(Share(x, y % prime))
     return shares
 
 
@@ -128,3 +133,151 @@ def _uniform_below(bound: int, rng: Callable[[int], bytes]) -> int:
         value = int.from_bytes(rng(n_bytes), "big") >> (8 * n_bytes - n_bits)
         if value < bound:
             return value
+
+
+# ------------------------------------------------------------- byte secrets, vectorised
+#
+# Secure aggregation shares two 32-byte secrets per node and round among up to a few
+# hundred nodes. Rather than one polynomial over GF(2^521 - 1) evaluated with Python
+# big integers, a secret is written in base p = 2^31 - 1 (DIGITS digits, since
+# 2^256 < p^9) and each digit is shared with its own independent random polynomial
+# over GF(p); all evaluations are one small integer matrix product in numpy. Each
+# digit's shares are a Shamir sharing, so any t - 1 shares are uniform and independent
+# of every digit (perfect secrecy digit by digit, and the polynomials are independent),
+# hence of the secret; any t shares give every digit back.
+
+DIGIT_PRIME = 2**31 - 1
+"""The Mersenne prime M31: each digit is shared over GF(2^31 - 1)."""
+
+SECRET_BYTES = 32
+DIGITS = 9
+"""Base-DIGIT_PRIME digits of a SECRET_BYTES secret (2^256 < (2^31 - 1)^9)."""
+
+PACKED_SHARE_BYTES = 4 * DIGITS
+"""Bytes of one share of a byte secret: DIGITS big-endian uint32 (36)."""
+
+_MAX_PARTIES = 1 << 16  # keeps the split matrix products below below 2^63
+
+
+def _mulmod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(a @ b) mod DIGIT_PRIME for int64 matrices with entries in [0, p) and an inner
+    dimension below 2^16: b is split into 16-bit halves so no int64 sum overflows."""
+    p = DIGIT_PRIME
+    lo = (a @ (b & 0xFFFF)) % p  # each product < 2^47, fewer than 2^16 of them
+    hi = (a @ (b >> 16)) % p
+    return (hi * (1 << 16) + lo) % p
+
+
+@functools.lru_cache(maxsize=64)
+def _vandermonde(n: int, t: int) -> np.ndarray:
+    """x^j mod p for x = 1..n (rows) and j = 0..t-1 (columns)."""
+    out = np.ones((n, t), dtype=np.int64)
+    x = np.arange(1, n + 1, dtype=np.int64)
+    for j in range(1, t):
+        out[:, j] = out[:, j - 1] * x % DIGIT_PRIME
+    out.setflags(write=False)
+    return out
+
+
+def _uniform_digits(count: int, rng: Callable[[int], bytes]) -> np.ndarray:
+    """`count` uniform elements of GF(p) by rejection sampling of 31-bit words."""
+    out = np.frombuffer(rng(4 * count), dtype=">u4").astype(np.int64) & 0x7FFFFFFF
+    while True:
+        bad = np.flatnonzero(out == DIGIT_PRIME)  # the only 31-bit value >= p
+        if not bad.size:
+            return out
+        out[bad] = np.frombuffer(rng(4 * bad.size), dtype=">u4").astype(np.int64) & 0x7FFFFFFF
+
+
+def secret_to_digits(secret: bytes) -> list[int]:
+    """The DIGITS base-p digits of a SECRET_BYTES secret, least significant first."""
+    if len(secret) != SECRET_BYTES:
+        raise ValueError(f"a secret is {SECRET_BYTES} bytes, got {len(secret)}")
+    value, digits = int.from_bytes(secret, "big"), []
+    for _ in range(DIGITS):
+        value, d = divmod(value, DIGIT_PRIME)
+        digits.append(d)
+    return digits
+
+
+def digits_to_secret(digits: Sequence[int]) -> bytes:
+    """Inverse of `secret_to_digits`; ValueError if the digits exceed 2^256 - 1."""
+    value = 0
+    for d in reversed(list(digits)):
+        value = value * DIGIT_PRIME + int(d)
+    if value >= 1 << (8 * SECRET_BYTES):
+        raise ValueError("the digits do not encode a secret")
+    return value.to_bytes(SECRET_BYTES, "big")
+
+
+def split_secret(
+    secret: bytes, *, n: int, t: int, rng: Callable[[int], bytes] = os.urandom
+) -> np.ndarray:
+    """Split a SECRET_BYTES secret into `n` shares, any `t` of which reconstruct it.
+
+    Returns an int64 array of shape (n, DIGITS); row x - 1 is party x's share.
+    """
+    if not 1 <= t <= n:
+        raise ValueError(f"need 1 <= t <= n, got t={t}, n={n}")
+    if n >= _MAX_PARTIES:
+        raise ValueError(f"at most {_MAX_PARTIES - 1} parties")
+    coefficients = np.empty((t, DIGITS), dtype=np.int64)
+    coefficients[0] = secret_to_digits(secret)
+    coefficients[1:] = _uniform_digits((t - 1) * DIGITS, rng).reshape(t - 1, DIGITS)
+    return _mulmod(_vandermonde(n, t), coefficients)
+
+
+def lagrange_weights(xs: Sequence[int]) -> np.ndarray:
+    """Lagrange coefficients at zero over GF(DIGIT_PRIME), for `combine_shares`; compute
+    them once for every secret reconstructed from the same parties."""
+    if len(xs) >= _MAX_PARTIES:
+        raise ValueError(f"at most {_MAX_PARTIES - 1} shares")
+    return np.array(lagrange_at_zero(xs, prime=DIGIT_PRIME), dtype=np.int64)
+
+
+def combine_shares(weights: np.ndarray, shares: np.ndarray) -> bytes:
+    """The secret from the shares (rows, in the order of the weights' parties);
+    ValueError if they are inconsistent in a way that shows (digits beyond a
+    32-byte secret)."""
+    shares = np.asarray(shares, dtype=np.int64)
+    if shares.shape != (len(weights), DIGITS):
+        raise ValueError(f"need {len(weights)} shares of {DIGITS} digits, got {shares.shape}")
+    return digits_to_secret(_mulmod(weights[None, :], shares)[0].tolist())
+
+
+def reconstruct_secret(xs: Sequence[int], shares: np.ndarray) -> bytes:
+    """The secret from the shares (rows) of parties `xs`."""
+    return combine_shares(lagrange_weights(xs), shares)
+
+
+def packed_share_to_bytes(share: np.ndarray) -> bytes:
+    """One share of a byte secret (DIGITS digits) as PACKED_SHARE_BYTES bytes."""
+    return np.asarray(share, dtype=np.int64).astype(">u4").tobytes()
+
+
+def packed_share_from_bytes(data: bytes) -> np.ndarray:
+    """Parse one share of a byte secret, rejecting malformed input."""
+    if len(data) != PACKED_SHARE_BYTES:
+        raise ValueError(f"a share is {PACKED_SHARE_BYTES} bytes, got {len(data)}")
+    digits = np.frombuffer(data, dtype=">u4").astype(np.int64)
+    if (digits >= DIGIT_PRIME).any():
+        raise ValueError("share digit is not a field element")
+    return digits
+
+
+def packed_shares_to_bytes(shares: np.ndarray) -> list[bytes]:
+    """Every row of a share matrix as PACKED_SHARE_BYTES bytes (one conversion)."""
+    data = np.asarray(shares, dtype=np.int64).astype(">u4").tobytes()
+    n = PACKED_SHARE_BYTES
+    return [data[i : i + n] for i in range(0, len(data), n)]
+
+
+def packed_shares_from_bytes(blobs: Sequence[bytes]) -> np.ndarray:
+    """Parse many shares at once into a (len(blobs), DIGITS) matrix, rejecting any
+    malformed one."""
+    if any(len(b) != PACKED_SHARE_BYTES for b in blobs):
+        raise ValueError(f"a share is {PACKED_SHARE_BYTES} bytes")
+    digits = np.frombuffer(b"".join(blobs), dtype=">u4").astype(np.int64).reshape(-1, DIGITS)
+    if (digits >= DIGIT_PRIME).any():
+        raise ValueError("share digit is not a field element")
+    return digits

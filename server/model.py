@@ -30,7 +30,7 @@ def privacy_section(config: RunConfig) -> dict:
     return {
         "mode": "secure",
         **common,
-        "protocol": "secure aggregation (Bonawitz et al. 2017; per-round key refresh), see PRIVACY.md",
+        "protocol": "secure aggregation (Bonawitz et al. 2017; per-round derived pair keys, escrowed), see PRIVACY.md",
         "max_dropout": config.max_dropout,
         "released_per_node": ["a 'ready' flag (table valid)", "public keys and encrypted key shares",
                               "masked vectors that look uniformly random on their own"],

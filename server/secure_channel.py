@@ -3,7 +3,7 @@ a sum over the surviving nodes.
 
 Set-up costs two exchanges once per run (key advertisement, encrypted key shares); each
 phase exchange then costs two: masked upload, then unmasking (Bonawitz et al. 2017 with
-the per-round key refresh described in PRIVACY.md).
+per-round keys derived from one key agreement per run, see PRIVACY.md).
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ from numpy.testing import assert_allclose, assert_array_equal
 from pydantic import ValidationError
 from scipy import stats
 
-from common import shamir
 from common.fixed_point import FixedPointOverflowError, decode, encode
 from common.secure_aggregation import (
     KeyBroadcast,
@@ -22,6 +21,8 @@ from common.secure_aggregation import (
     SecAggServer,
     SetupRequest,
     UnmaskShares,
+    escrow_pad,
+    pair_key,
     pairwise_masks,
     run_local_secure_sum,
     self_mask,
@@ -102,16 +103,55 @@ def run_round(server, clients, inputs, *, withhold=()):
 
 
 def reconstruct_key(replies, field, owner):
-    """What the server can rebuild from the revealed shares of one node's secret."""
-    shares = [
-        shamir.Share(NODES.index(u) + 1, shamir.share_from_bytes(getattr(r, field)[owner]))
-        for u, r in replies.items()
-    ]
-    return shamir.reconstruct(shares).to_bytes(32, "big")
+    """What the server can rebuild from the revealed shares of one node's secret.
+
+    Independent of the module: Lagrange interpolation at zero with Python integers,
+    digit by digit over GF(2^31 - 1), then the base-p digits recombined."""
+    p = 2**31 - 1
+    xs = [NODES.index(u) + 1 for u in replies]
+    rows = [np.frombuffer(getattr(r, field)[owner], dtype=">u4").tolist() for r in replies.values()]
+    value = 0
+    for digit in reversed(range(9)):
+        y = 0
+        for i, xi in enumerate(xs):
+            num = den = 1
+            for j, xj in enumerate(xs):
+                if j != i:
+                    num, den = num * xj % p, den * (xj - xi) % p
+            y += rows[i][digit] * num * pow(den, -1, p)
+        value = value * p + y % p
+    return value.to_bytes(32, "big")
 
 
 def public_key(private_key):
     return X25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes_raw()
+
+
+def xor(a, b):
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def strip_pairwise(y, owner, escrow_key, masked, round, length):
+    """The server's best effort on `owner`'s masked vector with a revealed escrow key
+    s_{owner,r}: open every survivor's escrow of its pair key with `owner`, and remove
+    the pairwise masks `owner` added. Pair masks are rebuilt here from the HKDF pad and
+    AES-CTR directly, not through the module's own mask helpers."""
+    total = np.zeros(length, dtype=np.uint64)
+    for u, msg in masked.items():
+        if u == owner or owner not in msg.escrows:
+            continue
+        pad = escrow_pad(escrow_key, run_id="run-1", round=round, sender=owner, recipient=u)
+        k = xor(msg.escrows[owner], pad)
+        stream = aes_ctr_words(k, length)
+        total = total + stream if u > owner else total - stream
+    return y - total
+
+
+def aes_ctr_words(key, length):
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    enc = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
+    return np.frombuffer(enc.update(bytes(8 * length)), dtype="<u8").astype(np.uint64)
 
 
 # ------------------------------------------------------------------------- correctness
@@ -261,15 +301,12 @@ def test_late_masked_input_reveals_nothing():
     # no honest node revealed a share of node 55's self-mask seed
     assert all(55 not in r.seed_shares for r in replies.values())
 
-    # The server's best effort: rebuild s_55 from the revealed key shares, strip all
-    # pairwise masks of node 55 from the late y_55.
+    # The server's best effort: rebuild s_55 from the revealed key shares, open every
+    # survivor's escrowed pair key with 55, strip all pairwise masks from the late y_55.
     s_55 = reconstruct_key(replies, "key_shares", 55)
     state_55 = clients[55].state
-    assert s_55 == state_55.mask_private_key
-    peers = {u: k for u, k in requests[7].mask_public_keys.items() if u != 55}
-    pairwise = pairwise_masks(s_55, 55, peers, run_id="run-1", round=1, tags={"x": 2000})["x"]
-    y_55 = masked[55].arrays()["x"]
-    residue = y_55 - pairwise
+    assert s_55 == state_55.escrow_key
+    residue = strip_pairwise(masked[55].arrays()["x"], 55, s_55, masked, 1, 2000)
     encoded = encode(x_late, frac_bits=FRAC, max_nodes=len(NODES))
 
     assert np.count_nonzero(residue == encoded) == 0
@@ -281,14 +318,36 @@ def test_late_masked_input_reveals_nothing():
     assert_array_equal(residue - b_55, encoded)
 
 
+def test_revealed_pads_open_only_the_escrows_of_the_dropped_node():
+    # With s_55 revealed, the escrows that survivors hold for each other stay closed:
+    # the pad e_{v->u} of a survivor v comes from s_{v,r}, of which the server has no
+    # share at all, so a survivor's pairwise masks cannot be stripped.
+    server, clients = set_up(NODES, 3, seed=40)
+    inputs = {u: {"x": np.full(50, float(u))} for u in NODES}
+    states = {u: clients[u].state for u in NODES}  # the test's own view of the secrets
+    transcript = run_round(server, clients, inputs, withhold=[55])
+    s_55 = reconstruct_key(transcript.replies, "key_shares", 55)
+    tags = {"x": 50}
+    for u in (7, 42, 101):
+        k = pair_key(states[u].mask_roots[55], run_id="run-1", round=1, tags=tags)
+        pad = escrow_pad(s_55, run_id="run-1", round=1, sender=55, recipient=u)
+        assert xor(transcript.masked[u].escrows[55], pad) == k  # 55's pairs: recoverable
+        for v in NODES:
+            if v not in (u, 55):
+                k_uv = pair_key(states[u].mask_roots[v], run_id="run-1", round=1, tags=tags)
+                guess = escrow_pad(s_55, run_id="run-1", round=1, sender=v, recipient=u)
+                assert xor(transcript.masked[u].escrows[v], guess) != k_uv
+    assert all(r.key_shares.keys() == {55} for r in transcript.replies.values())
+
+
 def test_later_dropout_keeps_earlier_inputs_private():
     # Node 55 survives round 1 (its b_{55,1} is revealed) and drops in round 2 (its
-    # round-2 mask key is revealed). Its round-1 input must stay hidden: this is why
-    # the mask key pair is fresh every round.
+    # round-2 escrow key is revealed, opening its round-2 pair keys). Its round-1 input
+    # must stay hidden: pair keys and escrow keys are fresh every round.
     server, clients = set_up(NODES, 3, seed=30)
     x_1 = np.linspace(0, 1000, 300)
     inputs = {u: {"x": x_1 if u == 55 else np.ones(300)} for u in NODES}
-    s_55_round_1 = clients[55].state.mask_private_key  # known to the test only
+    roots_55 = clients[55].state.mask_roots  # known to the test only
 
     first = run_round(server, clients, inputs)
     second = run_round(server, clients, inputs, withhold=[55])
@@ -301,18 +360,24 @@ def test_later_dropout_keeps_earlier_inputs_private():
     s_2 = reconstruct_key(second.replies, "key_shares", 55)
     unmasked = y_1 - self_mask(b_1, run_id="run-1", round=1, tag="x", length=300)
     encoded = encode(x_1, frac_bits=FRAC, max_nodes=len(NODES))
-    assert s_2 != s_55_round_1
-    for keys in (first.requests[7].mask_public_keys, second.requests[7].mask_public_keys):
-        peers = {u: k for u, k in keys.items() if u != 55}
-        guess = (
-            unmasked - pairwise_masks(s_2, 55, peers, run_id="run-1", round=1, tags={"x": 300})["x"]
-        )
-        assert np.count_nonzero(guess == encoded) == 0
-    # had the round-1 key been reused and revealed, the input would be exposed:
-    peers_1 = {u: k for u, k in first.requests[7].mask_public_keys.items() if u != 55}
-    exposed = (
-        unmasked
-        - pairwise_masks(s_55_round_1, 55, peers_1, run_id="run-1", round=1, tags={"x": 300})["x"]
+    # the round-2 key opens the round-2 escrows, and with them round 2's pair keys; used
+    # on round 1's escrows or as round-1 pads, they do not strip round 1's masks
+    for escrows_from in (first.masked, second.masked):
+        for pad_round in (1, 2):
+            guess = strip_pairwise(unmasked, 55, s_2, escrows_from, pad_round, 300)
+            assert np.count_nonzero(guess == encoded) == 0
+    round_2_keys = {
+        u: xor(second.masked[u].escrows[55], escrow_pad(s_2, run_id="run-1", round=2, sender=55, recipient=u))
+        for u in NODES if u != 55
+    }
+    guess = unmasked - pairwise_masks(round_2_keys, 55, tags={"x": 300})["x"]
+    assert np.count_nonzero(guess == encoded) == 0
+    # had the round-1 pair keys been revealed, the input would be exposed:
+    round_1_keys = {u: pair_key(roots_55[u], run_id="run-1", round=1, tags={"x": 300}) for u in roots_55}
+    assert set(round_1_keys.values()).isdisjoint(round_2_keys.values())
+    exposed = unmasked - sum(
+        (aes_ctr_words(k, 300) if u > 55 else np.uint64(0) - aes_ctr_words(k, 300))
+        for u, k in round_1_keys.items()
     )
     assert_array_equal(exposed, encoded)
 
@@ -356,17 +421,50 @@ def test_removing_any_one_masked_input_breaks_the_sum():
 
 def test_pairwise_masks_cancel_between_two_nodes():
     server, clients = set_up(NODES, 3, seed=20)
-    s_7, s_42 = clients[7].state.mask_private_key, clients[42].state.mask_private_key
+    # both ends derive the pair's root from their own X25519 key and the other's public key
+    root_7, root_42 = clients[7].state.mask_roots[42], clients[42].state.mask_roots[7]
+    assert root_7 == root_42
+    assert clients[7].state.mask_roots[55] != root_7
     tags = {"t": 64, "u": 64}
 
-    m_7 = pairwise_masks(s_7, 7, {42: public_key(s_42)}, run_id="r", round=3, tags=tags)
-    m_42 = pairwise_masks(s_42, 42, {7: public_key(s_7)}, run_id="r", round=3, tags=tags)
-    other_round = pairwise_masks(s_7, 7, {42: public_key(s_42)}, run_id="r", round=4, tags=tags)
+    k_7 = pair_key(root_7, run_id="r", round=3, tags=tags)
+    k_42 = pair_key(root_42, run_id="r", round=3, tags=tags)
+    m_7 = pairwise_masks({42: k_7}, 7, tags=tags)
+    m_42 = pairwise_masks({7: k_42}, 42, tags=tags)
+    other_round = pairwise_masks({42: pair_key(root_7, run_id="r", round=4, tags=tags)}, 7, tags=tags)
+    stream = aes_ctr_words(k_7, 128)  # independent reference: the tags in sorted order
 
     for tag in tags:
         assert_array_equal(m_7[tag] + m_42[tag], np.zeros(64, dtype=np.uint64))
         assert np.count_nonzero(m_7[tag] == other_round[tag]) == 0
+    assert_array_equal(m_7["t"], stream[:64])  # 42 > 7: node 7 adds the stream
+    assert_array_equal(m_42["u"], np.uint64(0) - stream[64:])
     assert np.count_nonzero(m_7["t"] == m_7["u"]) == 0  # each tag has its own mask
+
+
+def test_per_round_keys_are_independent():
+    # k_{uv,r} for different rounds, runs, layouts and pairs are all different, and the
+    # HKDF matches the `cryptography` implementation of RFC 5869
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
+
+    from common.secure_aggregation import _hkdf, _info
+
+    root = bytes(range(32))
+    keys = {
+        pair_key(root, run_id=run, round=r, tags=tags)
+        for run in ("a", "b")
+        for r in range(1, 20)
+        for tags in ({"x": 3}, {"x": 4}, {"x": 3, "y": 1})
+    }
+    assert len(keys) == 2 * 19 * 3
+    info = _info("pair", "a", 5, b"layout")
+    reference = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(root)
+    assert _hkdf(root, info) == reference
+    expand = HKDFExpand(algorithm=hashes.SHA256(), length=32, info=_info("pair", "a", 5, _info("x=3")))
+    assert pair_key(root, run_id="a", round=5, tags={"x": 3}) == expand.derive(root)
+    pads = {escrow_pad(root, run_id="a", round=r, sender=1, recipient=v) for r in (1, 2) for v in (2, 3)}
+    assert len(pads) == 4
 
 
 # -------------------------------------------------------------------------- validation
@@ -417,11 +515,13 @@ def test_wrong_run_unknown_node_and_wrong_length_are_rejected():
     with pytest.raises(SecAggError, match="do not match"):
         server.receive_masked(good.model_copy(update={"vectors": {"y": good.vectors["x"]}}))
     with pytest.raises(ValidationError, match="uint64"):
-        MaskedInput(run_id="run-1", round=1, node_id=7, vectors={"x": b"\x00" * 12})
+        MaskedInput(run_id="run-1", round=1, node_id=7, vectors={"x": b"\x00" * 12}, escrows={})
     with pytest.raises(ValidationError):
         MaskedInput.model_validate_json(
             '{"run_id": "run-1", "round": 0, "node_id": 7, "vectors": {}}'
         )
+    with pytest.raises(SecAggError, match="escrows"):
+        server.receive_masked(good.model_copy(update={"escrows": {}}))
     with pytest.raises(SecAggError, match="shape"):
         clients[42].mask_input(requests[42], {"x": np.zeros(5)})
     server.receive_masked(good)  # nothing above changed the server state
@@ -431,9 +531,9 @@ def test_client_rejects_tampered_share_and_overflowing_input():
     server, clients = set_up(NODES, 3, seed=25)
     requests = server.round_requests({"x": 2})
     req = requests[7]
-    blob = bytearray(req.seed_shares[42])
+    blob = bytearray(req.secrets[42])
     blob[-1] ^= 1
-    tampered = req.model_copy(update={"seed_shares": {**req.seed_shares, 42: bytes(blob)}})
+    tampered = req.model_copy(update={"secrets": {**req.secrets, 42: bytes(blob)}})
 
     with pytest.raises(SecAggError, match="authenticate"):
         clients[7].mask_input(tampered, {"x": np.zeros(2)})
@@ -441,7 +541,7 @@ def test_client_rejects_tampered_share_and_overflowing_input():
         clients[7].mask_input(req, {"x": np.array([0.0, 1e30])})
     # a share relayed for another recipient does not open either
     swapped = req.model_copy(
-        update={"seed_shares": {**req.seed_shares, 42: requests[55].seed_shares[42]}}
+        update={"secrets": {**req.secrets, 42: requests[55].secrets[42]}}
     )
     with pytest.raises(SecAggError, match="authenticate"):
         clients[7].mask_input(swapped, {"x": np.zeros(2)})
@@ -469,26 +569,14 @@ def test_setup_validation():
     with pytest.raises(SecAggError, match="below threshold"):
         server.key_broadcast()
 
-    # a broadcast that swaps a node's keys is refused by that node
+    # a broadcast that swaps a node's key is refused by that node
     fake = KeyBroadcast(
         run_id="r",
-        public_keys={
-            7: {
-                "enc_public_key": adverts[42].enc_public_key,
-                "mask_public_key": adverts[42].mask_public_key,
-            },
-            **{
-                u: {
-                    "enc_public_key": adverts[u].enc_public_key,
-                    "mask_public_key": adverts[u].mask_public_key,
-                }
-                for u in (101, 55)
-            },
-        },
+        public_keys={7: adverts[42].public_key, **{u: adverts[u].public_key for u in (101, 55)}},
     )
-    with pytest.raises(SecAggError, match="own public keys"):
+    with pytest.raises(SecAggError, match="own public key"):
         clients[7].share_keys(fake)
-    # and a broadcast that reuses one key pair for two nodes is refused by everyone
+    # and a broadcast that reuses one key for two nodes is refused by everyone
     duplicated = fake.model_copy(
         update={"public_keys": {**fake.public_keys, 42: fake.public_keys[7]}}
     )

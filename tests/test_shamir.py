@@ -109,3 +109,73 @@ def test_invalid_arguments():
         reconstruct([Share(1, 5), Share(1, 6)])
     with pytest.raises(ValueError, match="at least one"):
         reconstruct([])
+
+
+# ------------------------------------------------------------- byte secrets, vectorised
+
+from common.shamir import (  # noqa: E402
+    DIGIT_PRIME,
+    PACKED_SHARE_BYTES,
+    combine_shares,
+    digits_to_secret,
+    lagrange_weights,
+    packed_share_from_bytes,
+    packed_share_to_bytes,
+    secret_to_digits,
+    split_secret,
+)
+
+
+def test_split_secret_matches_hand_evaluated_polynomials():
+    # one polynomial per base-p digit: the constant terms are the digits of the
+    # secret; the rng's 31-bit words fill the coefficients degree by degree (all
+    # digits' degree-1 coefficients first)
+    secret = bytes(range(32))
+    words = [5, 7, 2**31 - 2] * 9  # 27 words for t = 4, DIGITS = 9
+    stream = b"".join(w.to_bytes(4, "big") for w in words)
+    shares = split_secret(secret, n=6, t=4, rng=lambda k: stream[:k])
+    value, digits = int.from_bytes(secret, "big"), []
+    for _ in range(9):
+        value, d = divmod(value, 2**31 - 1)
+        digits.append(d)
+    for x in range(1, 7):
+        for k in range(9):
+            c = [digits[k], *(words[9 * (i - 1) + k] for i in (1, 2, 3))]
+            expected = sum(ci * x**i for i, ci in enumerate(c)) % (2**31 - 1)
+            assert shares[x - 1, k] == expected
+
+
+def test_any_t_shares_of_a_byte_secret_reconstruct_it():
+    rng = np.random.default_rng(3)
+    secret = rng.bytes(32)
+    shares = split_secret(secret, n=7, t=4, rng=rng.bytes)
+    for subset in combinations(range(7), 4):
+        xs = [i + 1 for i in subset]
+        assert combine_shares(lagrange_weights(xs), shares[list(subset)]) == secret
+    for extreme in (bytes(32), b"\xff" * 32):
+        digits = secret_to_digits(extreme)
+        assert digits_to_secret(digits) == extreme
+        big = split_secret(extreme, n=300, t=200, rng=rng.bytes)  # large t: no overflow
+        assert combine_shares(lagrange_weights(list(range(101, 301))), big[100:]) == extreme
+
+
+def test_t_minus_one_digit_shares_are_uniform_whatever_the_secret():
+    rng = np.random.default_rng(4)
+    for secret in (bytes(32), b"\xff" * 32):
+        first = np.array([split_secret(secret, n=5, t=3, rng=rng.bytes)[:2] for _ in range(400)])
+        top = (first >> 27).ravel()  # top 4 bits of 31-bit digits
+        counts = np.bincount(top, minlength=16)
+        assert counts.min() > 0.6 * counts.mean()
+
+
+def test_packed_shares_round_trip_and_reject_malformed():
+    share = split_secret(bytes(32), n=3, t=2)[0]
+    data = packed_share_to_bytes(share)
+    assert len(data) == PACKED_SHARE_BYTES == 36
+    assert (packed_share_from_bytes(data) == share).all()
+    with pytest.raises(ValueError, match="36 bytes"):
+        packed_share_from_bytes(data[:-1])
+    with pytest.raises(ValueError, match="field element"):
+        packed_share_from_bytes(DIGIT_PRIME.to_bytes(4, "big") + data[4:])
+    with pytest.raises(ValueError, match="do not encode"):
+        digits_to_secret([DIGIT_PRIME - 1] * 9)  # beyond 2^256 - 1
