@@ -12,23 +12,27 @@ from client.records import MESSAGE_TYPE, from_content, to_content
 from common.wire import NodeFailure, Reply, Request, WireError, decode_reply, encode
 
 
-POLL_INTERVAL_S = 0.2  # Flower's own send_and_receive sleeps 3 s between pulls
+POLL_INTERVAL_S = 0.2  # longest wait between pulls; Flower's own send_and_receive sleeps 3 s
+FIRST_POLL_S = 0.005  # the wait doubles from here: an in-process round takes milliseconds
 
 
 def send_and_receive(grid: Grid, messages: Iterable[Message], timeout: float | None,
                      poll_interval: float = POLL_INTERVAL_S) -> list[Message]:
-    """`Grid.send_and_receive`, but pulling replies every `poll_interval` seconds: with
-    Flower's fixed 3 s a deployed round waits up to 3 s after the last reply arrived."""
+    """`Grid.send_and_receive`, but pulling replies after 5, 10, 20 ... ms, then every
+    `poll_interval` seconds: with Flower's fixed 3 s a deployed round waits up to 3 s
+    after the last reply arrived, and a simulated round is rounded up to 0.1 s steps."""
     pending = set(grid.push_messages(messages))
     deadline = None if timeout is None else time.monotonic() + timeout
     replies: list[Message] = []
+    wait = min(FIRST_POLL_S, poll_interval)
     while pending:
         pulled = list(grid.pull_messages(pending))
         replies.extend(pulled)
         pending -= {m.metadata.reply_to_message_id for m in pulled}
         if not pending or (deadline is not None and time.monotonic() >= deadline):
             break
-        time.sleep(poll_interval)
+        time.sleep(wait)
+        wait = min(2 * wait, poll_interval)
     return replies
 
 
