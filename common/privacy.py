@@ -58,8 +58,10 @@ Conversion = Literal["bun-steinke", "cks"]
 
 NEIGHBOURING = "add/remove one customer"
 
-PHASES: tuple[str, ...] = ("preprocessing", "initialization", "lloyd", "profiling")
-"""Phases of a run that spend budget; ``"lloyd"`` is spent once per round."""
+PHASES: tuple[str, ...] = ("quantiles", "preprocessing", "initialization", "lloyd", "profiling", "transitions")
+"""Phases of a run that spend budget; ``"lloyd"`` is spent once per round. ``"quantiles"``
+(federated histograms) and ``"transitions"`` (warm-start segment changes) only when the
+run makes those releases (their weights default to 0)."""
 
 GAUSSIAN_MECHANISMS = frozenset({"gaussian", "distributed-gaussian"})
 """Mechanism names whose ρ the ledger checks against Δ²/(2σ²)."""
@@ -280,6 +282,8 @@ class BudgetPlan(BaseModel):
     round_weight: float = Field(default=1.0, ge=0)
     max_rounds: int = Field(default=10, ge=0)
     profiling_weight: float = Field(default=1.0, ge=0)
+    quantiles_weight: float = Field(default=0.0, ge=0)
+    transitions_weight: float = Field(default=0.0, ge=0)
     conversion: Conversion = "bun-steinke"
 
     @field_validator("epsilon")
@@ -307,10 +311,12 @@ class BudgetPlan(BaseModel):
     def phase_weights(self) -> dict[str, float]:
         """Weight of each whole phase (the Lloyd phase counts all its rounds)."""
         return {
+            "quantiles": self.quantiles_weight,
             "preprocessing": self.preprocessing_weight,
             "initialization": self.initialization_weight,
             "lloyd": self.round_weight * self.max_rounds,
             "profiling": self.profiling_weight,
+            "transitions": self.transitions_weight,
         }
 
     @property
@@ -419,6 +425,15 @@ def count_sensitivity(*, n_groupings: int = 1) -> float:
 def histogram_sensitivity(*, n_tables: int = 1) -> float:
     """L2 sensitivity of bucket (histogram) counts: sqrt(n_tables), i.e. 1 for one table."""
     return count_sensitivity(n_groupings=n_tables)
+
+
+def score_sum_sensitivity(*, n_scored: int, max_score: float = 5.0) -> float:
+    """L2 sensitivity of per-segment sums of 1..``max_score`` scores of ``n_scored`` features.
+
+    A customer adds one score in [1, max_score] per scored feature to one segment:
+    Δ = max_score · sqrt(n_scored) (the public range bounds it; nothing is clipped).
+    """
+    return _check_positive("max_score", max_score) * math.sqrt(_check_count("n_scored", n_scored))
 
 
 def inertia_sensitivity(*, lower: Any, upper: Any, n_groupings: int = 1) -> float:

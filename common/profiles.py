@@ -93,11 +93,12 @@ def build_profiles(stats: ProfileStats, schema: FeatureSchema, min_size: int) ->
 
 
 def _mean_scores(stats: ProfileStats, schema: FeatureSchema, j: int) -> dict[str, float]:
-    """Mean quintile score of segment j per scored feature (empty without scores)."""
+    """Mean quintile score of segment j per scored feature (empty without scores); kept
+    in the public range [1, 5] (noisy DP sums may stray outside it: post-processing)."""
     if stats.scores is None or stats.scores.shape[1] == 0:
         return {}
     names = [schema.numeric[i].name for i in schema.score_indices]
-    return {n: float(stats.scores[j, c] / stats.counts[j]) for c, n in enumerate(names)}
+    return {n: float(np.clip(stats.scores[j, c] / stats.counts[j], 1.0, 5.0)) for c, n in enumerate(names)}
 
 
 def _category_shares(stats: ProfileStats, schema: FeatureSchema, j: int) -> dict[str, dict[str, float]]:

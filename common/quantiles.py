@@ -72,6 +72,18 @@ def split_histograms(counts: np.ndarray, schema: FeatureSchema) -> list[np.ndarr
     return np.split(np.asarray(counts), np.cumsum(bins)[:-1])
 
 
+def denoised_counts(counts: np.ndarray) -> np.ndarray:
+    """Summed (possibly DP-noised) counts of one feature as a valid histogram.
+
+    The cumulative counts are made monotone and non-negative (running maximum of the
+    cumulative sum, floored at 0), and the bin counts are their differences: every
+    count is a non-negative integer and negative noise is absorbed (clipped) rather
+    than every empty bin's positive noise being kept. Exact counts pass unchanged.
+    Post-processing of the released sums: no privacy cost."""
+    cum = np.maximum.accumulate(np.maximum(np.cumsum(np.rint(np.asarray(counts, dtype=float))), 0.0))
+    return np.diff(cum, prepend=0.0).astype(np.int64)
+
+
 def quantile_bins(counts: np.ndarray, qs: tuple[float, ...] | list[float]) -> np.ndarray:
     """Bin of the inverted-CDF quantile: the first bin whose cumulative count >= q·n."""
     cum = np.cumsum(counts)

@@ -27,18 +27,24 @@ from common.schema import FeatureSchema
 from common.wire import (
     BucketCountsRequest,
     BucketSumsRequest,
+    HistogramRequest,
     LloydRequest,
     PrepareRequest,
     ProfileRequest,
     Request,
     Scaler,
+    TransitionRequest,
 )
 
 PREPROCESSING_WEIGHT = 1.0
 INITIALIZATION_WEIGHT = 2.0
 LLOYD_PHASE_WEIGHT = 5.0
 PROFILING_WEIGHT = 1.0
-TAG_WEIGHTS = {"count": 1.0, "counts": 1.0, "sums": 3.0, "sumsq": 1.0, "category_counts": 1.0}
+QUANTILES_WEIGHT = 1.0  # federated histograms, only if a feature needs quantiles
+TRANSITIONS_WEIGHT = 1.0  # warm-start transition table, only with a warm start
+MAX_SCORE = 5.0  # RFM scores are 1..5
+TAG_WEIGHTS = {"count": 1.0, "counts": 1.0, "sums": 3.0, "sumsq": 1.0, "category_counts": 1.0,
+               "scores": 1.0}
 PHASE_TAG_WEIGHTS = {"preprocessing": {"count": 1.0, "sums": 1.0,
                                          "sumsq": 3.0, "category_counts": 1.0}}
 CLIP_PER_ROOT_D = 1.25
@@ -68,7 +74,11 @@ def _feature_bounds(values: np.ndarray) -> np.ndarray:
 class DPPlanner:
     """Per phase request: released fields, per-node noise std per field, ledger entries."""
 
-    def __init__(self, config: RunConfig, schema: FeatureSchema, min_survivors: int) -> None:
+    def __init__(self, config: RunConfig, schema: FeatureSchema, min_survivors: int,
+                 warm_start: bool | None = None) -> None:
+        """`warm_start` (default: the config's) budgets the transition table; the
+        histogram phase is budgeted when the schema has quantile features."""
+        warm = bool(config.warm_start) if warm_start is None else warm_start
         self.schema = schema
         self.min_survivors = min_survivors
         self.ledger = privacy.PrivacyLedger(
@@ -77,6 +87,8 @@ class DPPlanner:
                 round_weight=LLOYD_PHASE_WEIGHT / config.max_rounds,
                 preprocessing_weight=PREPROCESSING_WEIGHT, initialization_weight=INITIALIZATION_WEIGHT,
                 profiling_weight=PROFILING_WEIGHT,
+                quantiles_weight=QUANTILES_WEIGHT if schema.quantile_indices else 0.0,
+                transitions_weight=TRANSITIONS_WEIGHT if warm else 0.0,
             )
         )
         self.count_sigma: dict[str, float] = {}
@@ -96,8 +108,16 @@ class DPPlanner:
 
         Per-feature sums are released as sums of values divided by their public bound
         (Δ = √p), i.e. with noise proportional to each feature's own bound: a feature
-        ranging to 10,000 does not drown one ranging to 100."""
+        ranging to 10,000 does not drown one ranging to 100. Histograms: a customer adds 1
+        to one bin of each histogrammed feature (Δ = √features); transitions: 1 to one
+        cell (Δ = 1); profile score sums: a 1..5 score per scored feature to one segment
+        (Δ = 5·√scored)."""
         s, plan = self.schema, self.ledger.plan
+        if isinstance(request, HistogramRequest):
+            delta = privacy.histogram_sensitivity(n_tables=len(request.schema_.quantile_indices))
+            return "quantiles", plan.rho_for("quantiles"), {"counts": delta}, {}
+        if isinstance(request, TransitionRequest):
+            return "transitions", plan.rho_for("transitions"), {"counts": privacy.count_sensitivity()}, {}
         n_cat = math.sqrt(len(s.categorical))
         root_p = math.sqrt(len(s.numeric))
         if isinstance(request, (PrepareRequest, ProfileRequest)):
@@ -111,6 +131,8 @@ class DPPlanner:
             deltas = {"count" if not raw else "counts": 1.0, "sums": root_p, "sumsq": root_p}
             if s.categorical:
                 deltas["category_counts"] = n_cat
+            if raw and request.score_bins is not None and len(request.score_bins):
+                deltas["scores"] = privacy.score_sum_sensitivity(n_scored=len(request.score_bins), max_score=MAX_SCORE)
             phase = "profiling" if raw else "preprocessing"
             return phase, plan.rho_for(phase), deltas, weights
         box_norm = scaled_record_norm(s, request.scaler)

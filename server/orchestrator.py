@@ -179,7 +179,7 @@ class Orchestrator:
         self._check_enough()
         self.secure = channel
         if self.config.dp:
-            self.dp = DPPlanner(self.config, self.schema, channel.server.threshold)
+            self.dp = DPPlanner(self.config, self.schema, channel.server.threshold, warm_start=self.warm is not None)
         self.emit(Event("secure", f"keys agreed with {len(joined)} nodes (threshold {channel.server.threshold})", self.rounds))
 
     def _drop(self, nid: int, reason: str) -> None:
@@ -224,9 +224,8 @@ class Orchestrator:
         )
 
     def _check_extensions(self) -> None:
-        """Warm-start model fits the schema; DP refuses what it does not budget."""
+        """Warm-start model fits the schema (under DP every release is budgeted)."""
         try:
-            quantile_phase.refuse_under_dp(self.config, self.schema)
             if self.warm is not None:
                 warm_start.check_compatible(self.warm, self.schema, self.config.warm_start or "warm-start model")
         except ValueError as exc:
@@ -246,7 +245,7 @@ class Orchestrator:
         match = warm_start.segment_matching(warm_start.mapped_centroids(self.warm, scaler), chosen.centroids, same_ids)
         self.emit(Event("drift", "segment changes counted on the nodes", self.rounds))
         return warm_start.changes_section(counts, match, self.warm, self.config.warm_start or "warm-start model",
-                                          self.config.min_segment_size)
+                                          self.config.min_segment_size, noisy=self.dp is not None)
 
     def prepare(self) -> tuple[Scaler, int]:
         """Validate every table and build the global scaler from summed statistics."""
@@ -261,10 +260,10 @@ class Orchestrator:
                 f"{total.count} customers over all nodes are too few for k={max(self.config.k_values)} "
                 f"with min-segment-size {self.config.min_segment_size} (need {need})"
             )
-        if self.dp is None:
-            mean, scale = robust_scaler(self.schema, self.quantiles, *scaler_from_stats(total))
-        else:  # quantiles are refused under DP: the scaler is the planner's noisy one
-            mean, scale = self.dp.scaler(total, center)
+        # DP: the planner's scaler from the noisy sums; robust features take median/IQR of
+        # the noisy histograms (post-processing either way)
+        stats = scaler_from_stats(total) if self.dp is None else self.dp.scaler(total, center)
+        mean, scale = robust_scaler(self.schema, self.quantiles, *stats)
         self.emit(Event("prepare", f"{total.count} customers on {len(self.active)} nodes", self.rounds))
         self.scaler = Scaler(mean=mean, scale=scale)
         return self.scaler, total.count

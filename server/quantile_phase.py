@@ -4,6 +4,12 @@ One exchange: every node returns counts per public bin of each feature that need
 quantiles (winsorize, robust scaling, RFM scores); the server sums them (in secure mode
 only the sum reaches it) and derives global quantiles. The nodes then use a schema with
 the winsor limits filled in.
+
+Under differential privacy (`server/dp_planner.py`) the summed counts carry Gaussian
+noise (phase "quantiles" of the budget, Δ = √features): per feature, the cumulative
+counts are made monotone and non-negative, i.e. negative counts clipped to 0
+(`quantiles.denoised_counts`), before the quantiles are read off (post-processing, no
+privacy cost).
 """
 
 from __future__ import annotations
@@ -13,31 +19,8 @@ from collections.abc import Callable
 import numpy as np
 
 from common import quantiles
-from common.config import RunConfig
 from common.schema import FeatureSchema
 from common.wire import HistogramReply, HistogramRequest
-
-
-class ExtensionRefused(ValueError):
-    """A run option that cannot be combined with the requested privacy mode."""
-
-
-def refuse_under_dp(config: RunConfig, schema: FeatureSchema) -> None:
-    """Histograms and segment-change counts are not budgeted by the DP planner yet:
-    refuse them clearly rather than release them without noise."""
-    if not config.dp:
-        return
-    if schema.quantile_indices:
-        names = [schema.numeric[i].name for i in schema.quantile_indices]
-        raise ExtensionRefused(
-            f"differential privacy does not budget federated quantiles yet: remove winsorize, "
-            f"scaling = \"robust\" and score from {names}, or run without --epsilon"
-        )
-    if config.warm_start:
-        raise ExtensionRefused(
-            "differential privacy does not budget the segment-change counts of a warm start yet: "
-            "run without --warm-start or without --epsilon"
-        )
 
 
 def with_as_of(schema: FeatureSchema, as_of: str) -> FeatureSchema:
@@ -55,6 +38,6 @@ def run_quantiles(
     """Summed histograms → per-feature quantiles, and the schema with winsor limits."""
     replies = exchange(HistogramRequest(schema=schema), HistogramReply)
     counts = np.sum([r.counts for r in replies], axis=0)
-    per_feature = quantiles.split_histograms(counts, schema)
+    per_feature = [quantiles.denoised_counts(c) for c in quantiles.split_histograms(counts, schema)]
     found = [quantiles.summarize(schema.numeric[i], c) for i, c in zip(schema.quantile_indices, per_feature)]
     return found, quantiles.with_winsor_limits(schema, found)

@@ -16,6 +16,7 @@ from common.config import RunConfig
 from common.secure_aggregation import SecAggError, SecAggServer
 from common.secure_layout import REPLY_TYPES, layout_and_bounds, tag_scales, unflatten, vector_lengths
 from common.wire import (
+    HistogramRequest,
     Reply,
     Request,
     SecureBroadcastRequest,
@@ -104,7 +105,10 @@ class SecureChannel:
         except SecAggError as exc:
             raise SecureAggregationFailed(str(exc)) from exc
         sums = result.sums
-        if noise:  # noisy counts may dip below zero; a count is never negative
+        # noisy counts may dip below zero; a count is never negative. Histograms are left
+        # as summed: the quantile phase makes their cumulative counts monotone instead
+        # (clipping every empty bin first would add mass all along the range)
+        if noise and not isinstance(request, HistogramRequest):
             sums = {t: (v if t not in ("count", "counts") else v.clip(min=0)) for t, v in sums.items()}
         summed = unflatten(REPLY_TYPES[type(request)], sums, layout, scales)
         if not isinstance(summed, expect):

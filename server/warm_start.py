@@ -63,9 +63,14 @@ def segment_matching(old_in_new: np.ndarray, new: np.ndarray, warm: bool) -> np.
 
 
 def changes_section(counts: np.ndarray, match: np.ndarray, old: ModelArtifact, source: str,
-                    min_release: int) -> dict:
+                    min_release: int, noisy: bool = False) -> dict:
     """The drift facts for the artifact: customers that changed segment (a sum over all
-    customers), and the transition table with cells below the minimum release size withheld."""
+    customers), and the transition table with cells below the minimum release size withheld.
+
+    `noisy` (DP): the cells carry Gaussian noise (Δ = 1, phase "transitions" of the
+    budget); negatives are clipped to 0 and the totals are derived from the noisy cells
+    (post-processing)."""
+    counts = np.maximum(np.rint(np.asarray(counts, dtype=float)), 0).astype(np.int64)
     total = int(counts.sum())
     kept = int(sum(counts[i, j] for i, j in enumerate(match) if j >= 0))
     cells = [[int(c) if c >= min_release or c == 0 else None for c in row] for row in counts]
@@ -78,5 +83,7 @@ def changes_section(counts: np.ndarray, match: np.ndarray, old: ModelArtifact, s
         "changed_segment": total - kept,
         "changed_share": (total - kept) / total if total else 0.0,
         "transitions": cells,
-        "transitions_note": f"customers per (old segment, new segment); cells below {min_release} withheld",
+        "transitions_note": f"customers per (old segment, new segment); cells below {min_release} withheld"
+                            + ("; differentially private (noisy counts)" if noisy else ""),
+        "noisy": noisy,
     }

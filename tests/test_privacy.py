@@ -40,6 +40,7 @@ from common.privacy import (
     noise_share_count,
     rho_from_epsilon,
     scaled_bounds,
+    score_sum_sensitivity,
     sigma_for,
     split_rho,
 )
@@ -198,6 +199,35 @@ def test_budget_plan_shares_by_hand():
     assert plan.phase_rho("lloyd") == pytest.approx(total * 4 / 8, rel=1e-12)
     assert plan.rho_for("profiling") == pytest.approx(total / 8, rel=1e-12)
     assert plan.model_dump()["total_rho"] == pytest.approx(total, rel=1e-12)
+
+
+def test_budget_plan_quantile_and_transition_shares_by_hand():
+    plan = BudgetPlan(epsilon=2.0, delta=1e-6, preprocessing_weight=1.0, initialization_weight=2.0,
+                      round_weight=0.5, max_rounds=10, profiling_weight=1.0,
+                      quantiles_weight=1.0, transitions_weight=1.0)
+    total = (math.sqrt(2 + math.log(1e6)) - math.sqrt(math.log(1e6))) ** 2
+    # weights: 1 + 1 + 2 + 0.5*10 + 1 + 1 = 11
+    assert plan.rho_for("quantiles") == pytest.approx(total / 11, rel=1e-12)
+    assert plan.rho_for("transitions") == pytest.approx(total / 11, rel=1e-12)
+    assert plan.rho_for("preprocessing") == pytest.approx(total / 11, rel=1e-12)
+    assert sum(plan.phase_rho(p) for p in plan.phase_weights) == pytest.approx(total, rel=1e-12)
+    # unused by default: no share taken from the other phases
+    with pytest.raises(ValueError, match="no privacy budget"):
+        BudgetPlan(epsilon=2.0, delta=1e-6).rho_for("quantiles")
+
+
+def test_score_sum_sensitivity_by_brute_force():
+    """Adding a customer with scores in 1..5 to one segment moves the per-segment score
+    sums by at most 5·sqrt(n_scored), attained by all-5 scores."""
+    rng = np.random.default_rng(4)
+    worst = 0.0
+    for _ in range(200):
+        change = np.zeros((3, 2))  # 3 segments, 2 scored features
+        change[rng.integers(3)] = rng.integers(1, 6, size=2)
+        worst = max(worst, float(np.linalg.norm(change)))
+    worst = max(worst, float(np.linalg.norm([5.0, 5.0])))
+    assert score_sum_sensitivity(n_scored=2) == pytest.approx(worst) == pytest.approx(5 * math.sqrt(2))
+    assert histogram_sensitivity(n_tables=3) == pytest.approx(math.sqrt(3))  # one bin per feature
 
 
 def test_budget_plan_with_cks_gives_more_rho():

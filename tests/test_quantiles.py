@@ -18,7 +18,7 @@ from common.config import RunConfig
 from common.preprocessing import LocalTable
 from common.schema import FeatureSchema, NumericFeature
 from server.model import build_artifact
-from server.orchestrator import Orchestrator, RunError
+from server.orchestrator import Orchestrator
 from simulations.cdnow import CDNOW_AS_OF, cdnow_store_transactions, cdnow_transactions_schema, load_cdnow_transactions
 from tests.helpers import frame_nodes, numeric_nodes, transport
 
@@ -144,12 +144,14 @@ def test_robust_scaling_is_median_and_iqr():
     assert result.scaler.mean[0] == med and result.scaler.scale[0] == q3 - q1
 
 
-def test_quantiles_under_dp_are_refused():
+def test_quantiles_under_dp_are_released_with_noise():
+    """No longer refused: a DP run histograms, budgets and releases the quantiles
+    (quality and ledger: tests/test_dp_extensions.py)."""
     schema = cdnow_transactions_schema()
     nodes = frame_nodes(cdnow_store_transactions(3))
-    config = RunConfig(k=3, epsilon=1.0)
-    with pytest.raises(RunError, match="differential privacy does not budget federated quantiles"):
-        Orchestrator(config, schema, transport(nodes), list(nodes)).run()
+    result = Orchestrator(RunConfig(k=3, epsilon=1.0), schema, transport(nodes), list(nodes)).run()
+    assert [q.name for q in result.quantiles] == schema.numeric_names
+    assert "quantiles" in {r["phase"] for r in result.privacy["releases"]}
 
 
 def test_secure_quantiles_equal_plaintext():
