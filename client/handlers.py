@@ -11,6 +11,7 @@ import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -202,18 +203,19 @@ def _validate(req: ValidateRequest, data: NodeData, state: dict, node_id: int) -
     return ReadyReply()
 
 
-def _setup(req: SecureSetupRequest, data: NodeData, state: dict, node_id: int) -> SecureKeysReply:
-    client = SecAggClient(node_id)
-    keys = client.advertise_keys(req.setup)
+def _step(state: dict, client: SecAggClient, step: Callable[[SecAggClient], Any]) -> Any:
+    """Run one protocol step and keep the client's new state on the node."""
+    out = step(client)
     state[_STATE_KEY] = client.to_bytes()
-    return SecureKeysReply(keys=keys)
+    return out
+
+
+def _setup(req: SecureSetupRequest, data: NodeData, state: dict, node_id: int) -> SecureKeysReply:
+    return SecureKeysReply(keys=_step(state, SecAggClient(node_id), lambda c: c.advertise_keys(req.setup)))
 
 
 def _broadcast(req: SecureBroadcastRequest, data: NodeData, state: dict, node_id: int) -> SecureSharesReply:
-    client = _client(state)
-    shares = client.share_keys(req.broadcast)
-    state[_STATE_KEY] = client.to_bytes()
-    return SecureSharesReply(shares=shares)
+    return SecureSharesReply(shares=_step(state, _client(state), lambda c: c.share_keys(req.broadcast)))
 
 
 def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id: int) -> Reply:
@@ -224,17 +226,11 @@ def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id:
     for tag, std in req.noise.items():  # this node's share of the DP noise
         std = np.asarray(std, dtype=float) / req.scales[tag]  # a scalar or one per entry
         vectors[tag] = vectors[tag] + rng.normal(0.0, 1.0, vectors[tag].shape) * std
-    client = _client(state)
-    masked = client.mask_input(req.round, vectors)
-    state[_STATE_KEY] = client.to_bytes()
-    return SecureMaskedReply(masked=masked)
+    return SecureMaskedReply(masked=_step(state, _client(state), lambda c: c.mask_input(req.round, vectors)))
 
 
 def _secure_unmask(req: SecureUnmaskRequest, data: NodeData, state: dict, node_id: int) -> SecureUnmaskReply:
-    client = _client(state)
-    shares = client.unmask(req.unmask)
-    state[_STATE_KEY] = client.to_bytes()
-    return SecureUnmaskReply(shares=shares)
+    return SecureUnmaskReply(shares=_step(state, _client(state), lambda c: c.unmask(req.unmask)))
 
 
 _SECURE = {

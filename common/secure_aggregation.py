@@ -612,10 +612,7 @@ class SecAggClient:
         st = self._state
         self._expect_phase("ready")
         self._expect_run(request.run_id)
-        if request.round != st.round:
-            raise SecAggError(
-                f"request for round {request.round}, this node is at round {st.round}"
-            )
+        self._expect_round(request.round, "request")
         active = request.active
         if st.node_id not in active:
             raise SecAggError("this node is not in the round's active set")
@@ -678,10 +675,7 @@ class SecAggClient:
         st = self._state
         self._expect_phase("masked")
         self._expect_run(request.run_id)
-        if request.round != st.round:
-            raise SecAggError(
-                f"unmask request for round {request.round}, this node is at round {st.round}"
-            )
+        self._expect_round(request.round, "unmask request")
         survivors, dropped = set(request.survivors), set(request.dropped)
         if len(survivors) != len(request.survivors) or len(dropped) != len(request.dropped):
             raise SecAggError("duplicate node ids in the unmask request")
@@ -765,6 +759,10 @@ class SecAggClient:
             raise SecAggError(
                 f"message for run {run_id!r}, this client is in run {self._state.run_id!r}"
             )
+
+    def _expect_round(self, round: int, what: str) -> None:
+        if round != self._state.round:
+            raise SecAggError(f"{what} for round {round}, this node is at round {self._state.round}")
 
     @staticmethod
     def _expect_senders(got: Mapping[int, bytes], expected: Sequence[int], what: str) -> None:

@@ -9,7 +9,7 @@ size depends on k, d and the number of hash buckets, never on the number of reco
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import numpy as np
 from pydantic import (
@@ -66,6 +66,8 @@ NDArray = Annotated[
 class _Msg(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
     protocol: Literal["fedseg-wire/1"] = PROTOCOL
+    # fields holding customer counts: once DP noise is summed in they are clipped at 0
+    nonnegative_counts: ClassVar[tuple[str, ...]] = ("count", "counts")
 
 
 class Scaler(_Msg):
@@ -247,6 +249,9 @@ class ProfileReply(_Msg):
 class HistogramReply(_Msg):
     phase: Literal["histogram"] = "histogram"
     counts: NDArray  # (sum of bins over quantile features,)
+    # left as summed: the quantile phase makes the cumulative counts monotone instead
+    # (clipping every empty bin first would add mass all along the range)
+    nonnegative_counts: ClassVar[tuple[str, ...]] = ()
 
 
 class TransitionReply(_Msg):

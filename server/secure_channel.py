@@ -16,7 +16,6 @@ from common.config import RunConfig
 from common.secure_aggregation import SecAggError, SecAggServer
 from common.secure_layout import REPLY_TYPES, layout_and_bounds, tag_scales, unflatten, vector_lengths
 from common.wire import (
-    HistogramRequest,
     Reply,
     Request,
     SecureBroadcastRequest,
@@ -104,13 +103,10 @@ class SecureChannel:
             result = self.server.finish_round()
         except SecAggError as exc:
             raise SecureAggregationFailed(str(exc)) from exc
-        sums = result.sums
-        # noisy counts may dip below zero; a count is never negative. Histograms are left
-        # as summed: the quantile phase makes their cumulative counts monotone instead
-        # (clipping every empty bin first would add mass all along the range)
-        if noise and not isinstance(request, HistogramRequest):
-            sums = {t: (v if t not in ("count", "counts") else v.clip(min=0)) for t, v in sums.items()}
-        summed = unflatten(REPLY_TYPES[type(request)], sums, layout, scales)
+        sums, reply_type = result.sums, REPLY_TYPES[type(request)]
+        if noise:  # noisy counts may dip below zero; a count is never negative
+            sums = {t: (v.clip(min=0) if t in reply_type.nonnegative_counts else v) for t, v in sums.items()}
+        summed = unflatten(reply_type, sums, layout, scales)
         if not isinstance(summed, expect):
             raise SecureAggregationFailed(f"expected {expect.__name__}, built {type(summed).__name__}")
         return summed, list(self.server.active)
