@@ -29,7 +29,9 @@ from common.schema import load_schema
 from server.deploy_cli import register_key
 from server.security import make_certificates, make_node_keys
 from simulations.driver import simulate
-from simulations.local_deployment import BIN, REPO, Processes, copy_app, fedseg, flwr, free_port, wait_for_port
+from simulations.local_deployment import (
+    BIN, REPO, Processes, copy_app, fedseg, flwr, free_port, superlink_command, supernode_command, wait_for_port,
+)
 from simulations.synthetic import generate_customers, synthetic_schema, write_departments
 
 NODES = ("sqlite", "csv", "parquet")
@@ -59,19 +61,13 @@ def deployed_run(root: Path, configs: dict[str, str], schema_path: Path, k: int,
     try:
         certs = make_certificates(root / "certs")
         port = free_port()
-        superlink = procs.start("superlink", [
-            str(BIN / "flower-superlink"), "--enable-supernode-auth", "--ssl-ca-certfile", str(certs.ca_cert),
-            "--ssl-certfile", str(certs.server_cert), "--ssl-keyfile", str(certs.server_key),
-            "--host", "127.0.0.1", "--port", str(port), "--disable-runtime-dependency-installation"])
+        superlink = procs.start("superlink", superlink_command(certs.ca_cert, certs.server_cert, certs.server_key, port))
         wait_for_port(port, superlink)
         fedseg(env, "connection", "--address", f"127.0.0.1:{port}", "--ca", str(certs.ca_cert)).check_returncode()
         for name, config in configs.items():
             keys = make_node_keys(root / "keys", name)
             register_key(keys.public_key, name, env=env)
-            procs.start(f"node-{name}", [
-                str(BIN / "flower-supernode"), "--superlink", f"127.0.0.1:{port}", "--root-certificates",
-                str(certs.ca_cert), "--auth-supernode-private-key", str(keys.private_key),
-                "--port", str(free_port()), "--node-config", config])
+            procs.start(f"node-{name}", supernode_command(port, certs.ca_cert, keys.private_key, config))
         t_setup = time.monotonic()
         while not all("SuperNode ID:" in procs.log(f"node-{n}") for n in configs):
             if time.monotonic() - t_setup > 120:

@@ -139,3 +139,17 @@ def copy_app(root: Path) -> Path:
     for package in ("common", "client", "server", "simulations"):
         shutil.copytree(REPO / package, app / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return app
+
+
+def superlink_command(ca_cert: Path, server_cert: Path, server_key: Path, port: int) -> list[str]:
+    """`flower-superlink` on 127.0.0.1:port with TLS and SuperNode authentication."""
+    return [str(BIN / "flower-superlink"), "--enable-supernode-auth", "--ssl-ca-certfile", str(ca_cert),
+            "--ssl-certfile", str(server_cert), "--ssl-keyfile", str(server_key),
+            "--host", "127.0.0.1", "--port", str(port), "--disable-runtime-dependency-installation"]
+
+
+def supernode_command(port: int, ca_cert: Path, private_key: Path, node_config: str, *extra: str) -> list[str]:
+    """`flower-supernode` dialling the SuperLink on 127.0.0.1:port, on a free local port."""
+    return [str(BIN / "flower-supernode"), "--superlink", f"127.0.0.1:{port}", "--root-certificates", str(ca_cert),
+            "--auth-supernode-private-key", str(private_key), "--port", str(free_port()),
+            "--node-config", node_config, *extra]

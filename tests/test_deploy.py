@@ -27,7 +27,9 @@ from client.data import load_table
 from common.artifact import load_artifact
 from common.preprocessing import LocalTable, encode_table
 from server.security import make_certificates, make_node_keys
-from simulations.local_deployment import BIN, REPO, Processes, copy_app, fedseg, flwr, free_port, json_of, wait_for_port
+from simulations.local_deployment import (
+    BIN, REPO, Processes, copy_app, fedseg, flwr, free_port, json_of, superlink_command, supernode_command, wait_for_port,
+)
 from simulations.synthetic import generate_customers, synthetic_schema, write_departments
 
 CUSTOMERS = 3000
@@ -94,12 +96,7 @@ def deployment(tmp_path_factory):
         app = copy_app(root)
 
         port = free_port()
-        superlink = procs.start("superlink", [
-            str(BIN / "flower-superlink"), "--enable-supernode-auth",
-            "--ssl-ca-certfile", str(certs.ca_cert), "--ssl-certfile", str(certs.server_cert),
-            "--ssl-keyfile", str(certs.server_key), "--host", "127.0.0.1", "--port", str(port),
-            "--disable-runtime-dependency-installation",
-        ])
+        superlink = procs.start("superlink", superlink_command(certs.ca_cert, certs.server_cert, certs.server_key, port))
         wait_for_port(port, superlink)
         done = fedseg(env, "connection", "--address", f"127.0.0.1:{port}", "--ca", str(certs.ca_cert))
         assert done.returncode == 0, done.stdout + done.stderr
@@ -109,12 +106,7 @@ def deployment(tmp_path_factory):
         t_registered = time.monotonic()
 
         for name, config in configs.items():
-            procs.start(f"node-{name}", [
-                str(BIN / "flower-supernode"), "--superlink", f"127.0.0.1:{port}",
-                "--root-certificates", str(certs.ca_cert),
-                "--auth-supernode-private-key", str(keys[name].private_key),
-                "--port", str(free_port()), "--node-config", config,
-            ])
+            procs.start(f"node-{name}", supernode_command(port, certs.ca_cert, keys[name].private_key, config))
         deadline = time.monotonic() + 120
         while not all("SuperNode ID:" in procs.log(f"node-{name}") for name in configs):
             dead = [n for n, p in procs.procs.items() if p.poll() is not None]
@@ -214,13 +206,8 @@ def test_bad_data_node_drops_out_with_clear_error(deployment):
 
 def test_unregistered_node_is_refused(deployment):
     root, procs, port = deployment["root"], deployment["procs"], deployment["port"]
-    proc = procs.start("rogue", [
-        str(BIN / "flower-supernode"), "--superlink", f"127.0.0.1:{port}",
-        "--root-certificates", str(deployment["certs"].ca_cert),
-        "--auth-supernode-private-key", str(root / "rogue-keys" / "rogue"),
-        "--port", str(free_port()), "--node-config", 'data-path="/nonexistent.csv"',
-        "--max-retries", "1",
-    ])
+    proc = procs.start("rogue", supernode_command(port, deployment["certs"].ca_cert, root / "rogue-keys" / "rogue",
+                                            'data-path="/nonexistent.csv"', "--max-retries", "1"))
     try:
         proc.wait(timeout=60)
         assert proc.returncode != 0
@@ -242,13 +229,8 @@ def test_wrong_ca_and_closed_port_are_refused(deployment):
     done = fedseg(env, *link, str(other.ca_cert))
     print("\nfedseg check-link with the wrong CA:", " ".join(done.stdout.split()))
     assert done.returncode == 2 and "not signed by" in done.stdout, done.stdout
-    proc = procs.start("wrong-ca", [
-        str(BIN / "flower-supernode"), "--superlink", f"127.0.0.1:{port}",
-        "--root-certificates", str(other.ca_cert),
-        "--auth-supernode-private-key", str(root / "keys" / "csv"),
-        "--port", str(free_port()), "--node-config", 'data-path="/nonexistent.csv"',
-        "--max-retries", "1", "--max-wait-time", "20",
-    ])
+    proc = procs.start("wrong-ca", supernode_command(port, other.ca_cert, root / "keys" / "csv", 'data-path="/nonexistent.csv"',
+                                               "--max-retries", "1", "--max-wait-time", "20"))
     try:
         proc.wait(timeout=90)
         assert proc.returncode != 0
@@ -287,12 +269,8 @@ def test_node_killed_mid_run_does_not_stop_the_run(deployment):
     root, procs, port, env = deployment["root"], deployment["procs"], deployment["port"], deployment["env"]
     keys = make_node_keys(root / "victim-keys", "victim")
     register_key(keys.public_key, "victim", env=env)
-    victim = procs.start("node-victim", [
-        str(BIN / "flower-supernode"), "--superlink", f"127.0.0.1:{port}",
-        "--root-certificates", str(deployment["certs"].ca_cert),
-        "--auth-supernode-private-key", str(keys.private_key),
-        "--port", str(free_port()), "--node-config", f'data-path="{root / "data" / "dept-1.csv"}"',
-    ])
+    victim = procs.start("node-victim", supernode_command(port, deployment["certs"].ca_cert, keys.private_key,
+                                                  f'data-path="{root / "data" / "dept-1.csv"}"'))
     deadline = time.monotonic() + 120
     while "SuperNode ID:" not in procs.log("node-victim"):
         assert victim.poll() is None and time.monotonic() < deadline, procs.log("node-victim")[-2000:]
