@@ -13,26 +13,29 @@ from common.wire import NodeFailure, Reply, Request, WireError, decode_reply, en
 
 
 POLL_INTERVAL_S = 0.2  # longest wait between pulls; Flower's own send_and_receive sleeps 3 s
-FIRST_POLL_S = 0.005  # the wait doubles from here: an in-process round takes milliseconds
+FIRST_POLL_S = 0.005  # shortest wait: an in-process exchange takes milliseconds
+POLL_FRACTION = 0.05  # wait at most this share of the time already waited: ≤ 5 % late
 
 
 def send_and_receive(grid: Grid, messages: Iterable[Message], timeout: float | None,
                      poll_interval: float = POLL_INTERVAL_S) -> list[Message]:
-    """`Grid.send_and_receive`, but pulling replies after 5, 10, 20 ... ms, then every
-    `poll_interval` seconds: with Flower's fixed 3 s a deployed round waits up to 3 s
-    after the last reply arrived, and a simulated round is rounded up to 0.1 s steps."""
+    """`Grid.send_and_receive`, but pulling replies after a wait of 5 % of the time
+    waited so far (5 ms at least, `poll_interval` at most): an exchange is noticed at most
+    5 % (or 5 ms) after its last reply. With Flower's fixed 3 s a deployed round waits up
+    to 3 s after the last reply arrived; with waits that double, a simulated exchange
+    that just misses a pull also misses the simulation engine's next 0.1 s dispatch."""
     pending = set(grid.push_messages(messages))
     deadline = None if timeout is None else time.monotonic() + timeout
     replies: list[Message] = []
-    wait = min(FIRST_POLL_S, poll_interval)
+    started = time.monotonic()
     while pending:
         pulled = list(grid.pull_messages(pending))
         replies.extend(pulled)
         pending -= {m.metadata.reply_to_message_id for m in pulled}
         if not pending or (deadline is not None and time.monotonic() >= deadline):
             break
-        time.sleep(wait)
-        wait = min(2 * wait, poll_interval)
+        waited = time.monotonic() - started
+        time.sleep(min(poll_interval, max(FIRST_POLL_S, POLL_FRACTION * waited)))
     return replies
 
 
