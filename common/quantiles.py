@@ -22,6 +22,7 @@ from common.preprocessing import LocalTable, transform_numeric
 from common.schema import FeatureSchema, NumericFeature
 
 QUINTILES = (0.2, 0.4, 0.6, 0.8)
+NORMAL_IQR = 1.3489795003921634  # Q3 - Q1 of a standard normal: IQR / this estimates the std
 REPORTED = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
@@ -144,7 +145,7 @@ def summarize(feature: NumericFeature, counts: np.ndarray) -> FeatureQuantiles:
         quintile_edges=_original(feature, bin_edge(quint, low, high, bins)).tolist(),
         quantiles={str(q): float(v) for q, v in zip(REPORTED, _original(feature, edge(REPORTED)))},
         median=float(q50), iqr=float(q75 - q25), winsor_limits=limits,
-        scaling=feature.scaling, score=feature.score,
+        scaling="robust" if feature.robust else "standard", score=feature.score,
     )
 
 
@@ -160,14 +161,19 @@ def with_winsor_limits(schema: FeatureSchema, found: list[FeatureQuantiles]) -> 
 
 def robust_scaler(schema: FeatureSchema, found: list[FeatureQuantiles], mean: np.ndarray,
                   scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median/IQR for `scaling = "robust"` features (std kept where the IQR is 0)."""
+    """Median and IQR / 1.349 for robust features (std kept where the IQR is 0).
+
+    The IQR is divided by a standard normal's IQR (scikit-learn's `RobustScaler(
+    unit_variance=True)`): on normal data robust and standard scaling agree, so making
+    robust scaling the default for money features does not change how much they weigh
+    in the distance against the other features; only the tails stop setting the scale."""
     mean, scale = mean.copy(), scale.copy()
     by_name = {q.name: q for q in found}
     for i, f in enumerate(schema.numeric):  # loop over features, not records
         q = by_name.get(f.name)
-        if q is not None and f.scaling == "robust":
+        if q is not None and f.robust:
             mean[i] = q.median
-            scale[i] = q.iqr if q.iqr > 0 else scale[i]
+            scale[i] = q.iqr / NORMAL_IQR if q.iqr > 0 else scale[i]
     return mean, scale
 
 

@@ -35,7 +35,10 @@ class NumericFeature(BaseModel):
     # transformed scale); each option below needs them
     bins: int | None = Field(default=None, ge=2, le=65536, description="public histogram bins")
     winsorize: tuple[float, float] | None = Field(default=None, description="global quantiles to clip at")
-    scaling: Literal["standard", "robust"] = "standard"
+    # "auto": robust for money features with public bounds (skewed amounts: one big spender
+    # must not set the scale), standard otherwise
+    scaling: Literal["auto", "standard", "robust"] = "auto"
+    money: bool = False  # a currency amount (spend, income, order value)
     score: Literal["none", "high", "low"] = "none"  # RFM 1-5 quintile score; "low": low values score 5
     # set by the server from the federated quantiles (transformed scale), never by users
     winsor_limits: tuple[float, float] | None = None
@@ -56,9 +59,16 @@ class NumericFeature(BaseModel):
         return self
 
     @property
+    def robust(self) -> bool:
+        """Scaled by median/IQR from federated quantiles: asked for, or by default for a
+        money feature whose public bounds allow histograms (without bounds: standard)."""
+        bounded = self.lower is not None and self.upper is not None
+        return self.scaling == "robust" or (self.scaling == "auto" and self.money and bounded)
+
+    @property
     def needs_quantiles(self) -> bool:
         """Whether this feature takes part in the federated histogram phase."""
-        return self.winsorize is not None or self.scaling == "robust" or self.score != "none"
+        return self.winsorize is not None or self.robust or self.score != "none"
 
     @property
     def n_bins(self) -> int:
@@ -192,7 +202,9 @@ class FeatureSchema(BaseModel):
                 lines.append(f"bins = {f.bins}")
             if f.winsorize is not None:
                 lines.append(f"winsorize = [{f.winsorize[0]!r}, {f.winsorize[1]!r}]")
-            if f.scaling != "standard":
+            if f.money:
+                lines.append("money = true")
+            if f.scaling != "auto":
                 lines.append(f"scaling = {_q(f.scaling)}")
             if f.score != "none":
                 lines.append(f"score = {_q(f.score)}")

@@ -16,7 +16,7 @@ PHASE_RELEASES = [
     "lloyd: per candidate cluster sums, counts, inertia, distance and silhouette sums",
     "profile: per segment counts, sums and sums of squares, category counts"
     " (and sums of RFM 1-5 quintile scores when the schema scores features)",
-    "histogram (schemas with winsorize, robust scaling or scores): per feature, customers per public bin",
+    "histogram (schemas with winsorize, robust scaling - the default for money features - or scores): per feature, customers per public bin",
     "transitions (warm start): customers per (old segment, new segment)",
 ]
 

@@ -87,7 +87,7 @@ def cdnow_rfm_schema() -> FeatureSchema:
         numeric=(
             NumericFeature(name="recency_days", lower=0.0, upper=730.0),
             NumericFeature(name="frequency", transform="log1p", lower=1.0, upper=500.0),
-            NumericFeature(name="monetary", transform="log1p", lower=0.0, upper=50_000.0),
+            NumericFeature(name="monetary", transform="log1p", lower=0.0, upper=50_000.0, money=True),
         ),
     )
 
@@ -106,7 +106,7 @@ def cdnow_transactions_schema(as_of: date | None = CDNOW_AS_OF) -> FeatureSchema
             NumericFeature(name="recency_days", lower=0.0, upper=730.0, bins=730, score="low"),
             NumericFeature(name="frequency", transform="log1p", lower=1.0, upper=500.0, score="high"),
             NumericFeature(name="monetary", transform="log1p", lower=0.0, upper=50_000.0, score="high",
-                           winsorize=(0.01, 0.99)),
+                           winsorize=(0.01, 0.99), money=True),
         ),
         transactions=TransactionsSpec(date="date", amount="amount", as_of=as_of, allow_zero_amounts=True),
     )

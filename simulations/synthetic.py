@@ -86,12 +86,13 @@ _BOUNDS = {
     "monetary": (0.0, 100_000.0),
 }
 _LOG1P = {"income", "monetary"}
+_MONEY = {"income", "monetary"}  # skewed amounts: scaled by median/IQR by default
 
 
 def synthetic_schema() -> FeatureSchema:
     """The public schema of `generate_customers` tables (without the simulation columns)."""
     numeric = [
-        NumericFeature(name=n, transform="log1p" if n in _LOG1P else "none", lower=lo, upper=hi)
+        NumericFeature(name=n, transform="log1p" if n in _LOG1P else "none", lower=lo, upper=hi, money=n in _MONEY)
         for n, (lo, hi) in _BOUNDS.items()
     ]
     numeric += [NumericFeature(name=t, lower=0.0, upper=1.0) for t in _TAGS]

@@ -37,3 +37,25 @@ def numeric_schema(d: int) -> FeatureSchema:
 
 def transport(nodes: dict[int, NodeData]) -> LocalTransport:
     return LocalTransport(nodes)
+
+
+NORMAL_IQR = 1.3489795003921634  # Q3 - Q1 of a standard normal (2 * Φ⁻¹(0.75))
+
+
+def pooled_scaler_reference(raw: np.ndarray, schema: FeatureSchema) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the federated scaler should be, from the pooled transformed data `raw`
+    (encoded with mean 0, scale 1): mean/std per column, except robust numeric features:
+    inverted-CDF median and IQR / 1.349. Also the tolerance per column: 1e-9 for exact
+    sums, one public bin width (two for the IQR) where quantiles come from histograms."""
+    std = raw.std(axis=0)
+    mean, scale = raw.mean(axis=0), np.where(std > 1e-12, std, 1.0)
+    tol = np.full(raw.shape[1], 1e-9)
+    for i, f in enumerate(schema.numeric):  # features, not records
+        if not f.robust:
+            continue
+        bounds = np.log1p([f.lower, f.upper]) if f.transform == "log1p" else np.array([f.lower, f.upper])
+        width = (bounds[1] - bounds[0]) / f.n_bins
+        q1, med, q3 = np.quantile(raw[:, i], [0.25, 0.5, 0.75], method="inverted_cdf")
+        mean[i], scale[i], tol[i] = med, (q3 - q1) / NORMAL_IQR, 2 * width
+    return mean, scale, tol
+

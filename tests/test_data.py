@@ -87,3 +87,23 @@ def test_schema_round_trip_and_errors(tmp_path):
         load_schema(write(tmp_path, 'id = "a"\n[[categorical]]\nname = "c"\nvalues = ["x", "x"]\n', "d.toml"))
     with pytest.raises(SchemaError, match="lower bound must be below"):
         load_schema(write(tmp_path, 'id = "a"\n[[numeric]]\nname = "n"\nlower = 5\nupper = 1\n', "b.toml"))
+
+
+def test_money_features_are_robust_scaled_by_default(tmp_path):
+    text = (
+        'id = "c"\n'
+        '[[numeric]]\nname = "spend"\ntransform = "log1p"\nlower = 0\nupper = 1e5\nmoney = true\n'
+        '[[numeric]]\nname = "income"\nlower = 0\nupper = 1e6\nmoney = true\nscaling = "standard"\n'
+        '[[numeric]]\nname = "tips"\nmoney = true\n'  # no public bounds: no histograms possible
+        '[[numeric]]\nname = "age"\nlower = 18\nupper = 100\n'
+    )
+    schema = load_schema(write(tmp_path, text, "m.toml"))
+    spend, income, tips, age = schema.numeric
+    assert spend.robust and spend.needs_quantiles  # the default for a bounded money feature
+    assert not income.robust and not income.needs_quantiles  # opted out
+    assert not tips.robust and not tips.needs_quantiles  # standard without bounds
+    assert not age.robust and not age.needs_quantiles  # not money
+    assert schema.quantile_indices == [0]
+    assert load_schema(write(tmp_path, schema.to_toml(), "again.toml")) == schema
+    with pytest.raises(SchemaError, match="need public lower and upper bounds"):
+        load_schema(write(tmp_path, 'id = "c"\n[[numeric]]\nname = "x"\nscaling = "robust"\n', "r.toml"))

@@ -39,7 +39,8 @@ def test_budget_is_accounted_and_never_exceeded(node_frames):
     assert epsilon_from_rho(rho=total_rho, delta=1e-6) <= 1.0 + 1e-9
     assert priv["epsilon"] == pytest.approx(epsilon_from_rho(rho=total_rho, delta=1e-6))
     phases = {r["phase"] for r in priv["releases"]}
-    assert phases == {"preprocessing", "initialization", "lloyd", "profiling"}
+    # quantiles: income and monetary are money, robust-scaled from noisy histograms by default
+    assert phases == {"quantiles", "preprocessing", "initialization", "lloyd", "profiling"}
     # only sums and counts are released in Lloyd rounds under DP
     assert {r["what"] for r in priv["releases"] if r["phase"] == "lloyd"} == {"lloyd.sums", "lloyd.counts"}
 

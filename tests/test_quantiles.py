@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
+from scipy.stats import norm
 
 from common import quantiles
 from common.config import RunConfig
@@ -21,6 +22,8 @@ from server.model import build_artifact
 from server.orchestrator import Orchestrator
 from simulations.cdnow import CDNOW_AS_OF, cdnow_store_transactions, cdnow_transactions_schema, load_cdnow_transactions
 from tests.helpers import frame_nodes, numeric_nodes, transport
+
+NORMAL_IQR = 2 * float(norm.ppf(0.75))  # Q3 - Q1 of a standard normal
 
 QS = [0.2, 0.4, 0.6, 0.8]
 
@@ -121,12 +124,34 @@ def test_cdnow_winsor_limits_and_scaler(cdnow_run):
     ref = np.log1p(np.quantile(pooled["monetary"].to_numpy(float), [0.01, 0.99], method="inverted_cdf"))
     lo, hi = m.winsor_limits
     assert ref[0] - m.bin_width < lo <= ref[0] and ref[1] <= hi < ref[1] + m.bin_width
-    # the federated scaler is the pooled mean/std of the values clipped at those limits
-    clipped = np.clip(logm, lo, hi)
-    assert result.scaler.mean[2] == pytest.approx(clipped.mean(), rel=1e-12)
-    assert result.scaler.scale[2] == pytest.approx(clipped.std(), rel=1e-9)
+    # monetary is money: scaled by default by the pooled median and IQR / 1.349 (the IQR
+    # of a standard normal), each within one public bin of the pooled inverted-CDF values
+    q1, med, q3 = np.quantile(logm, [0.25, 0.5, 0.75], method="inverted_cdf")
+    assert med - m.bin_width < result.scaler.mean[2] <= med
+    assert result.scaler.scale[2] == pytest.approx((q3 - q1) / NORMAL_IQR, abs=2 * m.bin_width / NORMAL_IQR)
+    assert m.scaling == "robust" and artifact.quantiles[2]["scaling"] == "robust"
     assert artifact.run.feature_schema.numeric[2].winsor_limits == (lo, hi)
     assert artifact.quantiles[2]["name"] == "monetary"
+    # recency is not money: standard scaling, pooled mean/std
+    rec = pooled["recency_days"].to_numpy(float)
+    assert result.scaler.mean[0] == pytest.approx(rec.mean(), rel=1e-12)
+    assert result.scaler.scale[0] == pytest.approx(rec.std(), rel=1e-9)
+
+
+def test_standard_scaling_opt_out_uses_winsorized_mean_and_std():
+    # Prepare: the CDNOW schema with monetary's default robust scaling turned off
+    schema = cdnow_transactions_schema()
+    money = schema.numeric[2].model_copy(update={"scaling": "standard"})
+    schema = schema.model_copy(update={"numeric": (*schema.numeric[:2], money)})
+    nodes = frame_nodes(cdnow_store_transactions(3))
+    # Execute
+    result = Orchestrator(RunConfig(k=3, restarts=1, seed=3), schema, transport(nodes), list(nodes)).run()
+    # Assert: the scaler is the pooled mean/std of log monetary clipped at the winsor limits
+    m = next(q for q in result.quantiles if q.name == "monetary")
+    clipped = np.clip(np.log1p(pooled_rfm()["monetary"].to_numpy(float)), *m.winsor_limits)
+    assert m.scaling == "standard"
+    assert result.scaler.mean[2] == pytest.approx(clipped.mean(), rel=1e-12)
+    assert result.scaler.scale[2] == pytest.approx(clipped.std(), rel=1e-9)
 
 
 def test_robust_scaling_is_median_and_iqr():
@@ -139,9 +164,11 @@ def test_robust_scaling_is_median_and_iqr():
     nodes = numeric_nodes(x[:, None], parts)
     # Execute
     result = Orchestrator(RunConfig(k=3, restarts=1), schema, transport(nodes), list(nodes)).run()
-    # Assert: centre = median, scale = Q3 - Q1 (inverted-CDF quantiles of the pooled data)
+    # Assert: centre = median, scale = (Q3 - Q1) / (IQR of a standard normal), from the
+    # inverted-CDF quantiles of the pooled data
     q1, med, q3 = np.quantile(x, [0.25, 0.5, 0.75], method="inverted_cdf")
-    assert result.scaler.mean[0] == med and result.scaler.scale[0] == q3 - q1
+    assert result.scaler.mean[0] == med
+    assert result.scaler.scale[0] == pytest.approx((q3 - q1) / NORMAL_IQR, rel=1e-12)
 
 
 def test_quantiles_under_dp_are_released_with_noise():
