@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+DENSE_PER_SEGMENT = 5  # dense buckets wanted per segment before hyperplanes are dropped
+
 
 @dataclass(frozen=True)
 class Hyperplanes:
@@ -78,6 +80,35 @@ def local_bucket_sums(
     )
     summed = X if values is None else values
     return np.asarray(member @ summed), np.bincount(pos[hit], minlength=len(dense)).astype(np.int64)
+
+
+def truncated(planes: Hyperplanes, bits: int) -> Hyperplanes:
+    """The first `bits` hyperplanes of every table: each new bucket is the union of the
+    old buckets that agree on those planes (`coarsened_counts`)."""
+    return Hyperplanes(planes.normals[:, :bits], planes.offsets[:, :bits])
+
+
+def coarsened_counts(counts: np.ndarray, tables: int, bits: int, fewer: int) -> np.ndarray:
+    """Bucket counts of `truncated(planes, fewer)` from those of all `bits` planes: a
+    bucket code is sum(side_b * 2^b), so dropping the planes from `fewer` on adds up
+    the buckets that differ only in the high bits. Exact, no new exchange."""
+    grouped = counts.reshape(tables, 2 ** (bits - fewer), 2**fewer)
+    return grouped.sum(axis=1).ravel()
+
+
+def finest_bits(counts: np.ndarray, tables: int, bits: int, min_release: float, wanted: int) -> int:
+    """The most planes per table that still leave `wanted` dense buckets: fine buckets
+    describe the data best, but a small federation (a few hundred customers) has too
+    few customers per fine bucket for any to be released. If no count of planes gets
+    there, the one with the most dense buckets."""
+    best, most = bits, -1
+    for b in range(bits, 0, -1):  # at most 16 plane counts, not records
+        dense = int((coarsened_counts(counts, tables, bits, b) >= min_release).sum())
+        if dense >= wanted:
+            return b
+        if dense > most:
+            best, most = b, dense
+    return best
 
 
 def dense_buckets(counts: np.ndarray, min_release: int) -> np.ndarray:

@@ -278,7 +278,14 @@ class Orchestrator:
             schema=self.schema, scaler=scaler, normals=planes.normals, offsets=planes.offsets
         )
         counts = np.sum([r.counts for r in self.exchange(req, BucketCountsReply)], axis=0)
-        dense = coreset.dense_buckets(counts, self._min_count("bucket_counts", self.config.min_segment_size))
+        floor = self._min_count("bucket_counts", self.config.min_segment_size)
+        used = coreset.finest_bits(counts, tables, bits, floor, coreset.DENSE_PER_SEGMENT * max(self.config.k_values))
+        if used < bits:  # few customers: merge buckets by dropping hyperplanes
+            counts = coreset.coarsened_counts(counts, tables, bits, used)
+            planes = coreset.truncated(planes, used)
+            req = req.model_copy(update={"normals": planes.normals, "offsets": planes.offsets})
+            self.emit(Event("init", f"{used} hyperplanes per table instead of {bits}: few customers per bucket"))
+        dense = coreset.dense_buckets(counts, floor)
         sums_req = BucketSumsRequest(**{**req.model_dump(by_alias=True), "phase": "bucket_sums", "dense": dense,
                                         "clip_norm": self.dp.clip_norm if self.dp else 0.0})
         replies = self.exchange(sums_req, BucketSumsReply)

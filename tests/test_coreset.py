@@ -73,3 +73,46 @@ def test_too_few_dense_buckets_is_a_clear_error():
     core = coreset.Coreset(points=np.zeros((2, 3)), weights=np.ones(2))
     with pytest.raises(ValueError, match="dense coreset buckets"):
         coreset.seed_candidates(core, 3, 1, 0)
+
+
+def test_coarsened_counts_equal_counts_with_fewer_hyperplanes():
+    # Prepare: 4 tables of 6 planes over 2,000 points in 5 dimensions
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((2000, 5))
+    planes = coreset.draw_hyperplanes(5, 4, 6, rng)
+    full = coreset.local_bucket_counts(X, planes)
+    for fewer in (6, 4, 1):
+        # Execute: merge the fine counts on the server
+        merged = coreset.coarsened_counts(full, 4, 6, fewer)
+        # Assert: the same as hashing the records again with only the first `fewer` planes
+        direct = coreset.local_bucket_counts(X, coreset.truncated(planes, fewer))
+        np.testing.assert_array_equal(merged, direct)
+        assert merged.sum() == 4 * 2000
+
+
+def test_finest_bits_keeps_planes_until_too_few_buckets_are_dense():
+    # one table, 3 planes: 8 buckets; codes 0..7 with these counts (hand-made)
+    counts = np.array([9, 9, 9, 9, 1, 1, 1, 30])
+    # 3 planes: 1 bucket ≥ 10; 2 planes (pairs 0+4, 1+5, 2+6, 3+7): 10, 10, 10, 39 → 4 dense
+    assert coreset.finest_bits(counts, 1, 3, 10, wanted=1) == 3
+    assert coreset.finest_bits(counts, 1, 3, 10, wanted=4) == 2
+    # 1 plane: 20, 59 → 2 dense; nothing reaches 5: the plane count with the most dense (2)
+    assert coreset.finest_bits(counts, 1, 3, 10, wanted=5) == 2
+
+
+def test_a_few_hundred_customers_still_get_a_coreset():
+    """300 customers, k = 3: with 12 planes per table no bucket holds 10 customers; the
+    server drops planes until there are 5 dense buckets per segment."""
+    from common.config import RunConfig
+    from server.orchestrator import Orchestrator
+    from simulations.synthetic import generate_customers, synthetic_schema
+    from tests.helpers import frame_nodes, transport
+
+    schema = synthetic_schema()
+    nodes = frame_nodes([generate_customers(300, 1, 3)[list(schema.columns)]])
+    events = []
+    result = Orchestrator(RunConfig(k=3, min_nodes=1), schema, transport(nodes), list(nodes),
+                          on_event=events.append).run()
+    sizes = [e.message for e in events if e.message.startswith("coreset of")]
+    assert int(sizes[0].split()[2]) >= 15
+    assert result.chosen.k == 3
