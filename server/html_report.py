@@ -571,8 +571,9 @@ def render_html(model: ModelArtifact, playbook: Playbook | None = None) -> str:
         ("profiles", "Profile heatmap", "Each cell: how far the segment's mean lies from the population mean, "
          "in population standard deviations (red above, blue below). Hover a cell for the values.",
          heatmap(model, names)),
-        ("cards", "Segment by segment", "z-score of every numeric feature"
-         + (" and the playbook's actions." if playbook else "."), segment_cards(model, names, playbook)),
+        ("cards", "Segment by segment", "z-score of every numeric feature, the typical values (median and "
+         "middle half, from federated histograms) where the schema has them"
+         + (", and the playbook's actions." if playbook else "."), segment_cards(model, names, playbook)),
     ]
     mix = category_mix(model, names)
     if mix:
