@@ -18,7 +18,8 @@ from common.config import RunConfig
 from common.preprocessing import LocalTable
 from common.profiles import ProfileStats, build_profiles
 from common.schema import FeatureSchema, NumericFeature
-from common.wire import ProfileRequest, Scaler, encode
+from common import quantiles
+from common.wire import ProfileRequest, Scaler, SecureRoundRequest, encode
 from server.model import build_artifact
 from server.orchestrator import Orchestrator
 from server.report import markdown_report, readable
@@ -61,10 +62,14 @@ def quartiles_of(artifact) -> dict:
             for s in artifact.segments for n in ("income", "monetary")}
 
 
-def run(X, parts, secure=False, **cfg):
+def run(X, parts, secure=False, sent=None, **cfg):
+    """(result, artifact) of a k=3 run; `sent` (a list) collects the requests."""
     nodes = numeric_nodes(X, parts)
+    tr = transport(nodes)
     config = RunConfig(k=3, seed=1, restarts=1, secure=secure, **cfg)
-    result = Orchestrator(config, money_schema(), transport(nodes), list(nodes)).run()
+    result = Orchestrator(config, money_schema(), tr, list(nodes)).run()
+    if sent is not None:
+        sent.extend(tr.sent)
     return result, build_artifact(result, config, money_schema())
 
 
@@ -107,6 +112,13 @@ def test_toy_segment_histograms_and_quartiles_by_hand():
     assert quart.tolist() == [[1.0, 2.0, 2.0], [10.0, 10.0, 11.0]]
     for j in range(2):
         assert quart[j].tolist() == np.quantile(x[labels == j], QS, method="inverted_cdf").tolist()
+
+
+def test_noisy_segment_histograms_are_denoised_row_by_row():
+    # row 1: cumsum 3 1 1 6 5 -> running max 3 3 3 6 6 -> 3 0 0 3 0
+    # row 2: cumsum -2 -1 3 3 3 -> floored 0 0 3 3 3 -> 0 0 3 0 0 (row 1's mass does not leak in)
+    noisy = np.array([[3, -2, 0, 5, -1], [-2, 1, 4, 0, 0]])
+    assert quantiles.denoised_counts(noisy).tolist() == [[3, 0, 0, 3, 0], [0, 0, 3, 0, 0]]
 
 
 def test_small_segments_get_no_quartiles():
@@ -157,7 +169,12 @@ def test_segment_quartiles_do_not_depend_on_the_split(plain, data):
 def test_secure_segment_quartiles_equal_plaintext(plain, data):
     result, artifact = plain
     parts = np.array_split(np.random.default_rng(1).permutation(N), 3)
-    secure, secure_art = run(data, parts, secure=True)
+    sent = []
+    secure, secure_art = run(data, parts, secure=True, sent=sent)
+    # the histograms travelled masked, as one more vector of the profile round
+    (profile_round,) = [r for r in sent if isinstance(r, SecureRoundRequest) and isinstance(r.inner, ProfileRequest)]
+    assert profile_round.round.vectors["histograms"] == 3 * 2 * 256
+    assert not any(isinstance(r, ProfileRequest) for r in sent)
     np.testing.assert_array_equal(np.rint(secure.profile.histograms), result.profile.histograms)
     assert quartiles_of(secure_art) == quartiles_of(artifact)
 
