@@ -159,7 +159,7 @@ def _profile(req: ProfileRequest, data: NodeData) -> ProfileReply:
         np.add.at(scores, labels, per_customer)
     return ProfileReply(
         counts=stats.counts, sums=stats.sums, sumsq=stats.sumsq, category_counts=stats.category_counts,
-        scores=scores,
+        scores=scores, histograms=stats.histograms,
     )
 
 

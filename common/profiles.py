@@ -1,8 +1,11 @@
 """Segment profiles in original units, from per-segment sums over all nodes.
 
 Numeric profiles use the values clipped to the schema's public bounds (no transform),
-so a marketer reads "mean income 54,000" rather than a z-score. A segment smaller than
-the minimum release size is never described on its own.
+so a marketer reads "mean income 54,000" rather than a z-score. Features that take part
+in the quantile phase also get the segment's quartiles (q25, median, q75) from
+per-segment histograms (`common.segment_quantiles`): for skewed money features the
+median is the typical member, the mean is not. A segment smaller than the minimum
+release size is never described on its own.
 """
 
 from __future__ import annotations
@@ -15,27 +18,35 @@ from pydantic import BaseModel
 from common.kmeans import assign
 from common.preprocessing import LocalTable, clip_numeric, one_hot
 from common.schema import FeatureSchema
+from common.segment_quantiles import local_segment_histograms, segment_quartiles
 
 
 @dataclass(frozen=True)
 class ProfileStats:
-    """Summable per-segment sums: counts (k,), sums/sumsq (k, p), category_counts (k, q)."""
+    """Summable per-segment sums: counts (k,), sums/sumsq (k, p), category_counts (k, q),
+    histograms (k, per-segment bins of the quantile features)."""
 
     counts: np.ndarray
     sums: np.ndarray
     sumsq: np.ndarray
     category_counts: np.ndarray
     scores: np.ndarray | None = None  # (k, n_scored) sums of RFM 1-5 quintile scores
+    histograms: np.ndarray | None = None  # (k, width) customers per segment and per-segment bin
 
     def __add__(self, other: ProfileStats) -> ProfileStats:
-        scores = None if self.scores is None or other.scores is None else self.scores + other.scores
         return ProfileStats(
             self.counts + other.counts,
             self.sums + other.sums,
             self.sumsq + other.sumsq,
             self.category_counts + other.category_counts,
-            scores,
+            _add_optional(self.scores, other.scores),
+            _add_optional(self.histograms, other.histograms),
         )
+
+
+def _add_optional(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """Sum of two optional fields; None as soon as one side lacks it."""
+    return None if a is None or b is None else a + b
 
 
 class NumericProfile(BaseModel):
@@ -43,6 +54,10 @@ class NumericProfile(BaseModel):
     std: float
     population_mean: float
     z: float  # (segment mean - population mean) / population std
+    # quartiles in original units (features in the quantile phase only; older models: None)
+    q25: float | None = None
+    median: float | None = None
+    q75: float | None = None
 
 
 class SegmentProfile(BaseModel):
@@ -65,6 +80,7 @@ def local_profile_stats(
         sums=member @ values,
         sumsq=member @ np.square(values),
         category_counts=member @ one_hot(table.codes, schema),
+        histograms=local_segment_histograms(table, schema, labels, k),
     )
 
 
@@ -73,6 +89,7 @@ def build_profiles(stats: ProfileStats, schema: FeatureSchema, min_size: int) ->
     n = stats.counts.sum()
     pop_mean = stats.sums.sum(axis=0) / n
     pop_std = np.sqrt(np.maximum(stats.sumsq.sum(axis=0) / n - np.square(pop_mean), 0.0))
+    quartiles = _quartiles(stats, schema)
     out: list[SegmentProfile | None] = []
     for j, count in enumerate(stats.counts):  # loop over segments, not records
         if count < min_size:
@@ -83,13 +100,29 @@ def build_profiles(stats: ProfileStats, schema: FeatureSchema, min_size: int) ->
         z = np.divide(mean - pop_mean, pop_std, out=np.zeros_like(mean), where=pop_std > 0)
         numeric = {
             f.name: NumericProfile(
-                mean=float(mean[i]), std=float(std[i]), population_mean=float(pop_mean[i]), z=float(z[i])
+                mean=float(mean[i]), std=float(std[i]), population_mean=float(pop_mean[i]), z=float(z[i]),
+                **_segment_quartiles(quartiles, f.name, j),
             )
             for i, f in enumerate(schema.numeric)
         }
         out.append(SegmentProfile(numeric=numeric, categories=_category_shares(stats, schema, j),
                                   scores=_mean_scores(stats, schema, j)))
     return out
+
+
+def _quartiles(stats: ProfileStats, schema: FeatureSchema) -> dict[str, np.ndarray]:
+    """Feature -> (k, 3) quartiles from the summed per-segment histograms (none without)."""
+    if stats.histograms is None or stats.histograms.shape[1] == 0:
+        return {}
+    return segment_quartiles(stats.histograms, schema)
+
+
+def _segment_quartiles(quartiles: dict[str, np.ndarray], name: str, j: int) -> dict[str, float]:
+    """q25/median/q75 keyword arguments of segment j's profile of one feature (or none)."""
+    if name not in quartiles:
+        return {}
+    q25, median, q75 = (float(v) for v in quartiles[name][j])
+    return {"q25": q25, "median": median, "q75": q75}
 
 
 def _mean_scores(stats: ProfileStats, schema: FeatureSchema, j: int) -> dict[str, float]:

@@ -80,9 +80,11 @@ def denoised_counts(counts: np.ndarray) -> np.ndarray:
     cumulative sum, floored at 0), and the bin counts are their differences: every
     count is a non-negative integer and negative noise is absorbed (clipped) rather
     than every empty bin's positive noise being kept. Exact counts pass unchanged.
-    Post-processing of the released sums: no privacy cost."""
-    cum = np.maximum.accumulate(np.maximum(np.cumsum(np.rint(np.asarray(counts, dtype=float))), 0.0))
-    return np.diff(cum, prepend=0.0).astype(np.int64)
+    Post-processing of the released sums: no privacy cost. A 2-D array is one histogram
+    per row (per-segment histograms)."""
+    cum = np.cumsum(np.rint(np.asarray(counts, dtype=float)), axis=-1)
+    cum = np.maximum.accumulate(np.maximum(cum, 0.0), axis=-1)
+    return np.diff(cum, axis=-1, prepend=0.0).astype(np.int64)
 
 
 def quantile_bins(counts: np.ndarray, qs: tuple[float, ...] | list[float]) -> np.ndarray:

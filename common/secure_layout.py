@@ -17,6 +17,7 @@ import numpy as np
 from common import fixed_point
 from common.preprocessing import transform_numeric
 from common.schema import FeatureSchema
+from common.segment_quantiles import histogram_width
 from common.wire import (
     BucketCountsReply,
     BucketCountsRequest,
@@ -90,8 +91,9 @@ def layout_and_bounds(request: Request) -> tuple[Layout, dict[str, float]]:
     if isinstance(request, ProfileRequest):
         k, r = len(request.centroids), _raw_bound(s)
         n_scored = 0 if request.score_bins is None else len(request.score_bins)
-        return {"counts": (k,), "sums": (k, p), "sumsq": (k, p), "category_counts": (k, q), "scores": (k, n_scored)}, {
-            "counts": 1.0, "sums": r, "sumsq": r * r, "category_counts": 1.0, "scores": 5.0}
+        return {"counts": (k,), "sums": (k, p), "sumsq": (k, p), "category_counts": (k, q), "scores": (k, n_scored),
+                "histograms": (k, histogram_width(s))}, {
+            "counts": 1.0, "sums": r, "sumsq": r * r, "category_counts": 1.0, "scores": 5.0, "histograms": 1.0}
     if isinstance(request, HistogramRequest):  # one count per customer and feature
         return {"counts": (sum(s.numeric[i].n_bins for i in s.quantile_indices),)}, {"counts": 1.0}
     if isinstance(request, TransitionRequest):

@@ -244,6 +244,9 @@ class ProfileReply(_Msg):
     sumsq: NDArray  # (k, n_numeric)
     category_counts: NDArray  # (k, n_onehot)
     scores: NDArray | None = None  # (k, n_scored) sums of 1-5 quintile scores
+    # (k, per-segment bins of the quantile features): customers per segment and bin, for
+    # the segment quartiles; at most 256 bins per feature (`common.segment_quantiles`)
+    histograms: NDArray | None = None
 
 
 class HistogramReply(_Msg):

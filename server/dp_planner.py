@@ -44,7 +44,7 @@ QUANTILES_WEIGHT = 1.0  # federated histograms, only if a feature needs quantile
 TRANSITIONS_WEIGHT = 1.0  # warm-start transition table, only with a warm start
 MAX_SCORE = 5.0  # RFM scores are 1..5
 TAG_WEIGHTS = {"count": 1.0, "counts": 1.0, "sums": 3.0, "sumsq": 1.0, "category_counts": 1.0,
-               "scores": 1.0}
+               "scores": 1.0, "histograms": 1.0}
 PHASE_TAG_WEIGHTS = {"preprocessing": {"count": 1.0, "sums": 1.0,
                                          "sumsq": 3.0, "category_counts": 1.0}}
 CLIP_PER_ROOT_D = 1.25
@@ -111,7 +111,8 @@ class DPPlanner:
         ranging to 10,000 does not drown one ranging to 100. Histograms: a customer adds 1
         to one bin of each histogrammed feature (Δ = √features); transitions: 1 to one
         cell (Δ = 1); profile score sums: a 1..5 score per scored feature to one segment
-        (Δ = 5·√scored)."""
+        (Δ = 5·√scored); per-segment histograms (segment quartiles): 1 to one bin of each
+        quantile feature, in one segment (Δ = √features)."""
         s, plan = self.schema, self.ledger.plan
         if isinstance(request, HistogramRequest):
             delta = privacy.histogram_sensitivity(n_tables=len(request.schema_.quantile_indices))
@@ -133,6 +134,8 @@ class DPPlanner:
                 deltas["category_counts"] = n_cat
             if raw and request.score_bins is not None and len(request.score_bins):
                 deltas["scores"] = privacy.score_sum_sensitivity(n_scored=len(request.score_bins), max_score=MAX_SCORE)
+            if raw and s.quantile_indices:
+                deltas["histograms"] = privacy.histogram_sensitivity(n_tables=len(s.quantile_indices))
             phase = "profiling" if raw else "preprocessing"
             return phase, plan.rho_for(phase), deltas, weights
         box_norm = scaled_record_norm(s, request.scaler)

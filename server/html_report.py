@@ -24,7 +24,7 @@ import numpy as np
 from common.artifact import ModelArtifact, Segment, atomic_write_text
 from common.naming import SegmentName, name_model
 from common.playbook import Playbook
-from server.report import changes_text, quantile_rows, score_text
+from server.report import changes_text, median_rows, quantile_rows, readable, score_text
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
            "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
@@ -53,16 +53,12 @@ def z_colour(z: float) -> str:
 
 def _fmt(x: float) -> str:
     """Numbers for people: thousands separators, about 3 significant digits."""
-    if x is None or not math.isfinite(x):
-        return "–"
-    a = abs(x)
-    if a >= 1000:
-        return f"{x:,.0f}"
-    if a >= 100:
-        return f"{x:.0f}"
-    if a >= 10:
-        return f"{x:.1f}"
-    return f"{x:.2f}"
+    return readable(x)
+
+
+def _median_note(p) -> str:
+    """' · median 71,049' where the segment median is known (quantile-phase features)."""
+    return f" · median {_fmt(p.median)}" if p.median is not None else ""
 
 
 def _svg(width: float, height: float, body: str, label: str) -> str:
@@ -122,7 +118,7 @@ def heatmap(model: ModelArtifact, names: list[SegmentName]) -> str:
             x = label_w + c * cw
             parts.append(
                 f'<rect class="cell" x="{x}" y="{y}" width="{cw - 2}" height="{ch - 2}" fill="{z_colour(p.z)}">'
-                f'<title>{esc(nm.name)} · {esc(f)}: mean {_fmt(p.mean)} vs {_fmt(p.population_mean)} '
+                f'<title>{esc(nm.name)} · {esc(f)}: mean {_fmt(p.mean)}{_median_note(p)} vs {_fmt(p.population_mean)} '
                 f'(z {p.z:+.2f})</title></rect>')
             parts.append(_text(x + (cw - 2) / 2, y + ch / 2 + 3, f"{p.z:+.1f}", size=11, anchor="middle",
                                fill="#fff" if abs(p.z) > 0.6 * Z_LIMIT else "#222"))
@@ -155,7 +151,8 @@ def z_bars(seg: Segment, width: int = 470) -> str:
         parts.append(_text(label_w - 6, y + 13, _short(f, 16), size=11, anchor="end"))
         parts.append(f'<rect x="{x0:.1f}" y="{y + 2}" width="{max(w, 0.5):.1f}" height="{row - 5}" '
                      f'fill="{z_colour(p.z if abs(p.z) > 0.3 else p.z * 2)}" stroke="#888" stroke-width="0.3">'
-                     f'<title>{esc(f)}: {_fmt(p.mean)} vs {_fmt(p.population_mean)} (z {p.z:+.2f})</title></rect>')
+                     f'<title>{esc(f)}: mean {_fmt(p.mean)}{_median_note(p)} vs {_fmt(p.population_mean)} '
+                     f'(z {p.z:+.2f})</title></rect>')
         tx = zero + z * scale + (4 if z >= 0 else -4)
         parts.append(_text(tx, y + 13, f"{p.z:+.1f}", size=10, anchor="start" if z >= 0 else "end", fill="#555"))
     for v in (-2, 2):
@@ -344,7 +341,8 @@ def _standouts(seg: Segment, top: int = 3) -> str:
         return '<span class="muted">withheld (below the minimum segment size)</span>'
     ranked = sorted(seg.profile.numeric.items(), key=lambda kv: -abs(kv[1].z))[:top]
     items = [f'<span class="chip{" dark" if abs(p.z) > 0.6 * Z_LIMIT else ""}" style="background:{z_colour(p.z)}">'
-             f'{esc(f)} {_fmt(p.mean)} <small>vs {_fmt(p.population_mean)}</small></span>' for f, p in ranked]
+             f'{esc(f)} {_fmt(p.mean)} <small>{f"median {_fmt(p.median)} · " if p.median is not None else ""}'
+             f'vs {_fmt(p.population_mean)}</small></span>' for f, p in ranked]
     if seg.profile.scores:
         items.insert(0, f'<span class="chip cat">{esc(score_text(seg.profile.scores))}</span>')
     for col, shares in seg.profile.categories.items():
@@ -381,13 +379,27 @@ def _action_html(action) -> str:
             f'<dt>service</dt><dd>{esc(action.service_level)}</dd></dl>')
 
 
+def median_table(seg: Segment) -> str:
+    """Typical values of one segment: median and middle half next to the mean, in
+    original units, for the features with federated quartiles (empty without)."""
+    rows = "".join(
+        f'<tr class="median-row" data-feature="{esc(name)}"><td>{esc(name)}</td><td class="num median">{_fmt(med)}</td>'
+        f'<td class="num">{_fmt(q25)} – {_fmt(q75)}</td><td class="num mean">{_fmt(mean)}</td></tr>'
+        for name, med, q25, q75, mean in median_rows(seg))
+    if not rows:
+        return ""
+    return ('<table class="data medians"><thead><tr><th>typical values</th><th class="num">median</th>'
+            '<th class="num">middle half (25th–75th pct.)</th><th class="num">mean</th></tr></thead>'
+            f'<tbody>{rows}</tbody></table>')
+
+
 def segment_cards(model: ModelArtifact, names: list[SegmentName], playbook: Playbook | None) -> str:
     cards = []
     for seg, nm in zip(model.segments, names):
         head = (f'<h3><span class="swatch" style="background:{seg_colour(seg.id)}"></span>{seg.id} · {esc(nm.name)}</h3>'
                 f'<p class="muted">{seg.size:,} customers · {seg.share:.1%}'
                 + (f' · playbook key <code>{esc(nm.key)}</code>' if nm.key else "") + "</p>")
-        body = z_bars(seg) if seg.profile is not None else \
+        body = z_bars(seg) + median_table(seg) if seg.profile is not None else \
             '<p class="muted">Below the minimum release size: not described.</p>'
         action = ""
         if playbook is not None:
@@ -505,6 +517,7 @@ table.data{border-collapse:collapse;width:100%}
 table.data th,table.data td{border-bottom:1px solid var(--line);padding:7px 8px;text-align:left;vertical-align:top}
 table.data th{font-size:12px;color:var(--muted);font-weight:600;text-transform:uppercase;letter-spacing:.03em}
 .num{text-align:right!important;white-space:nowrap}
+table.medians{margin-top:8px;font-size:13px}
 .swatch{display:inline-block;width:12px;height:12px;border-radius:3px;margin-right:7px;vertical-align:-1px}
 .sharebar{display:inline-block;width:70px;height:8px;background:#eef0f4;border-radius:4px;margin-right:8px;vertical-align:1px;overflow:hidden}
 .sharebar span{display:block;height:100%}
@@ -558,8 +571,9 @@ def render_html(model: ModelArtifact, playbook: Playbook | None = None) -> str:
         ("profiles", "Profile heatmap", "Each cell: how far the segment's mean lies from the population mean, "
          "in population standard deviations (red above, blue below). Hover a cell for the values.",
          heatmap(model, names)),
-        ("cards", "Segment by segment", "z-score of every numeric feature"
-         + (" and the playbook's actions." if playbook else "."), segment_cards(model, names, playbook)),
+        ("cards", "Segment by segment", "z-score of every numeric feature, the typical values (median and "
+         "middle half, from federated histograms) where the schema has them"
+         + (", and the playbook's actions." if playbook else "."), segment_cards(model, names, playbook)),
     ]
     mix = category_mix(model, names)
     if mix:

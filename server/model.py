@@ -15,7 +15,8 @@ PHASE_RELEASES = [
     "init: per-bucket counts; per-dense-bucket sums and counts",
     "lloyd: per candidate cluster sums, counts, inertia, distance and silhouette sums",
     "profile: per segment counts, sums and sums of squares, category counts"
-    " (and sums of RFM 1-5 quintile scores when the schema scores features)",
+    " (and sums of RFM 1-5 quintile scores when the schema scores features;"
+    " customers per per-segment bin, at most 256, of each quantile-phase feature)",
     "histogram (schemas with winsorize, robust scaling - the default for money features - or scores): per feature, customers per public bin",
     "transitions (warm start): customers per (old segment, new segment)",
 ]

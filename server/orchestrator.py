@@ -381,7 +381,7 @@ class Orchestrator:
         edges = score_edge_bins(self.schema, self.quantiles) if self.schema.score_indices else None
         req = ProfileRequest(schema=self.schema, scaler=scaler, centroids=chosen.centroids, score_bins=edges)
         replies = self.exchange(req, ProfileReply)
-        stats = [ProfileStats(r.counts, r.sums, r.sumsq, r.category_counts, r.scores) for r in replies]
+        stats = [ProfileStats(r.counts, r.sums, r.sumsq, r.category_counts, r.scores, r.histograms) for r in replies]
         self.emit(Event("profile", f"profiles of {chosen.k} segments", self.rounds))
         return sum(stats[1:], stats[0])
 

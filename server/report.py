@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from rich.console import Console
@@ -20,11 +21,39 @@ def segment_table(model: ModelArtifact, top_features: int = 4) -> Table:
     return table
 
 
+def readable(x: float | None) -> str:
+    """Numbers for people: thousands separators, about 3 significant digits."""
+    if x is None or not math.isfinite(x):
+        return "–"
+    a = abs(x)
+    if a >= 1000:
+        return f"{x:,.0f}"
+    if a >= 100:
+        return f"{x:.0f}"
+    if a >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def _mean_text(p) -> str:
+    """'83,291 (median 71,049)': the segment median next to the mean where it is known."""
+    return readable(p.mean) + (f" (median {readable(p.median)})" if p.median is not None else "")
+
+
+def median_rows(seg) -> list[tuple[str, float, float, float, float]]:
+    """(feature, median, q25, q75, mean) in original units for every feature of a
+    described segment that has quartiles (the quantile-phase features)."""
+    if seg.profile is None:
+        return []
+    return [(name, p.median, p.q25, p.q75, p.mean) for name, p in seg.profile.numeric.items()
+            if p.median is not None]
+
+
 def _standouts(seg, top: int) -> str:
     if seg.profile is None:
         return "withheld (below minimum segment size)"
     ranked = sorted(seg.profile.numeric.items(), key=lambda kv: -abs(kv[1].z))[:top]
-    parts = [f"{name} {p.mean:,.4g} vs {p.population_mean:,.4g}" for name, p in ranked]
+    parts = [f"{name} {_mean_text(p)} vs {readable(p.population_mean)}" for name, p in ranked]
     if seg.profile.scores:
         parts.insert(0, score_text(seg.profile.scores))
     for col, shares in seg.profile.categories.items():
@@ -52,8 +81,6 @@ def changes_text(drift: dict) -> str:
 
 def quantile_rows(model: ModelArtifact) -> list[list[str]]:
     """Feature, quintile edges, median, winsor limits (original units) per quantile feature."""
-    import math
-
     rows = []
     for q in model.quantiles or []:
         edges = ", ".join(f"{e:,.4g}" for e in q["quintile_edges"])
@@ -111,6 +138,7 @@ def markdown_report(model: ModelArtifact) -> str:
             f"| {int(row['k'])} | {row['inertia']:,.1f} | {row['calinski_harabasz']:,.1f} | "
             f"{row['davies_bouldin']:.3f} | {row['silhouette']:.3f} |"
         )
+    lines += _median_lines(model)
     if model.quantiles:
         lines += ["", "## Global quantiles (federated histograms over public bins)", "",
                   "| feature | quintile edges | median | winsorized to | scaling |", "|---|---|---:|---|---|"]
@@ -120,6 +148,21 @@ def markdown_report(model: ModelArtifact) -> str:
     if model.run.clients_failed:
         lines += ["", "## Nodes left out", ""] + [f"- {f}" for f in model.run.clients_failed]
     return "\n".join(lines) + "\n"
+
+
+def _median_lines(model: ModelArtifact) -> list[str]:
+    """'Typical values per segment': median and middle half next to the mean (original units)."""
+    if not any(median_rows(s) for s in model.segments):
+        return []
+    lines = ["", "## Typical values per segment (medians from federated histograms)", "",
+             "| segment | feature | median | middle half (25th–75th percentile) | mean |", "|---|---|---:|---:|---:|"]
+    for seg in model.segments:
+        if seg.profile is None:
+            lines.append(f"| {seg.id} {seg.name} | – | withheld (below minimum segment size) | | |")
+        for name, med, q25, q75, mean in median_rows(seg):
+            lines.append(f"| {seg.id} {seg.name} | {name} | {readable(med)} | {readable(q25)} – {readable(q75)} | "
+                         f"{readable(mean)} |")
+    return lines
 
 
 def write_report(model: ModelArtifact, out_dir: Path) -> Path:

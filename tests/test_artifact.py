@@ -61,3 +61,39 @@ def test_shape_mismatch_rejected():
     raw["centroids"] = [[0.1, 0.2]]
     with pytest.raises(ValueError, match="centroids"):
         ModelArtifact.model_validate(raw)
+
+
+def _profiled(median: float | None) -> ModelArtifact:
+    from common.profiles import NumericProfile, SegmentProfile
+
+    quart = {} if median is None else {"q25": median / 2, "median": median, "q75": median * 2}
+    profile = SegmentProfile(numeric={"a": NumericProfile(mean=3.0, std=1.0, population_mean=2.0, z=1.0, **quart),
+                                      "b": NumericProfile(mean=1.0, std=1.0, population_mean=1.0, z=0.0)},
+                             categories={})
+    return artifact().model_copy(update={"segments": [Segment(id=0, size=5, share=0.5, name="x", profile=profile),
+                                                      Segment(id=1, size=5, share=0.5, name="y", profile=None)]})
+
+
+def test_segment_quartiles_round_trip(tmp_path):
+    path = save_artifact(_profiled(40.0), tmp_path / "model.json")
+    loaded = load_artifact(path)
+    a = loaded.segments[0].profile.numeric["a"]
+    assert (a.q25, a.median, a.q75) == (20.0, 40.0, 80.0)
+    assert loaded.segments[0].profile.numeric["b"].median is None
+
+
+def test_model_written_before_segment_quartiles_still_loads(tmp_path):
+    # Prepare: a model.json as older versions wrote it: numeric profiles hold mean, std,
+    # population_mean and z only
+    raw = json.loads(_profiled(None).model_dump_json())
+    for entry in raw["segments"][0]["profile"]["numeric"].values():
+        for key in ("q25", "median", "q75"):
+            entry.pop(key)
+    assert set(raw["segments"][0]["profile"]["numeric"]["a"]) == {"mean", "std", "population_mean", "z"}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(raw))
+    # Execute
+    loaded = load_artifact(path)
+    # Assert
+    a = loaded.segments[0].profile.numeric["a"]
+    assert a.mean == 3.0 and (a.q25, a.median, a.q75) == (None, None, None)

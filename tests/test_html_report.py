@@ -23,6 +23,7 @@ from server.html_report import (
 )
 from simulations.synthetic import generate_customers
 from tests.test_drift import synthetic_model
+from tests.test_segment_quantiles import money_data, run as money_run
 
 
 class Page(HTMLParser):
@@ -173,6 +174,44 @@ def test_write_is_atomic_and_cli_writes_the_report(model, tmp_path):
     bad.write_text('[segments.Whales]\ngoal="g"\nchannels=["x"]\ncontent="c"\noffer="o"\nservice_level="s"\n')
     res = CliRunner().invoke(cli, ["report", str(mpath), "--playbook", str(bad), "--out", str(tmp_path / "x.html")])
     assert res.exit_code == 2 and "'Whales'" in res.output and not (tmp_path / "x.html").exists()
+
+
+def _card(html: str, segment: int) -> str:
+    match = re.search(rf'<article class="card segment-card" data-segment="{segment}">(.*?)</article>', html, re.S)
+    assert match, segment
+    return match.group(1)
+
+
+def test_segment_cards_show_the_median_next_to_the_mean():
+    # Prepare: a run whose money features take part in the quantile phase; segment 1 withheld
+    data = money_data(3000, seed=2)
+    _, money = money_run(data, np.array_split(np.arange(3000), 2))
+    withheld = money.model_copy(update={"segments": [
+        s.model_copy(update={"profile": None}) if s.id == 1 else s for s in money.segments]})
+    # Execute
+    html = render_html(withheld)
+    # Assert: per described segment, one row per money feature with median, middle half and mean
+    for seg in money.segments:
+        card = _card(html, seg.id)
+        if seg.id == 1:
+            assert "median" not in card and "not described" in card
+            continue
+        for name in ("income", "monetary"):
+            p = seg.profile.numeric[name]
+            row = re.search(rf'<tr class="median-row" data-feature="{name}">(.*?)</tr>', card).group(1)
+            cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+            assert cells == [name, _fmt_ref(p.median), f"{_fmt_ref(p.q25)} – {_fmt_ref(p.q75)}", _fmt_ref(p.mean)]
+            assert p.q25 <= p.median <= p.q75
+        assert 'data-feature="age"' not in card  # no quartiles for a feature outside the quantile phase
+    chips = _parse(html).rows[0][4]  # the overview: all three features stand out, medians next to means
+    for name in ("income", "monetary"):
+        p = money.segments[0].profile.numeric[name]
+        assert f"{name} {_fmt_ref(p.mean)} median {_fmt_ref(p.median)} · vs {_fmt_ref(p.population_mean)}" in chips
+
+
+def _fmt_ref(x: float) -> str:
+    """The report's number format, written out: thousands separators above 1000."""
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}"
 
 
 def _parse(html: str) -> Page:

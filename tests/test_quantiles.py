@@ -117,6 +117,28 @@ def test_cdnow_scores_equal_pooled(cdnow_run):
             assert seg.profile.scores[f.name] == pytest.approx(ref[mine].mean(), abs=tol)
 
 
+def test_cdnow_segment_quartiles_equal_pooled_within_one_segment_bin(cdnow_run):
+    from client.assign import segment_labels
+    from common.segment_quantiles import segment_bin_width
+
+    result, artifact, pooled = cdnow_run
+    schema = cdnow_transactions_schema()
+    table = LocalTable(ids=pooled.index.to_numpy(), numeric=pooled[schema.numeric_names].to_numpy(float),
+                       codes=np.zeros((len(pooled), 0), np.int64))
+    labels = segment_labels(artifact, table)
+    for seg in artifact.segments:
+        mine = labels == seg.id
+        for f in schema.numeric:
+            ref = np.quantile(pooled.loc[mine, f.name].to_numpy(float), [0.25, 0.5, 0.75], method="inverted_cdf")
+            p = seg.profile.numeric[f.name]
+            fed = np.array([p.q25, p.median, p.q75])
+            if f.name == "recency_days":  # 730 daily bins merged 3 by 3: left edges every 3 days
+                assert (fed % 3 == 0).all() and ((ref - fed >= 0) & (ref - fed < 3)).all(), (seg.id, fed, ref)
+            else:
+                gap = np.log1p(ref) - np.log1p(fed)
+                assert ((gap >= -1e-9) & (gap < segment_bin_width(f))).all(), (seg.id, f.name, fed, ref)
+
+
 def test_cdnow_winsor_limits_and_scaler(cdnow_run):
     result, artifact, pooled = cdnow_run
     m = next(q for q in result.quantiles if q.name == "monetary")
