@@ -83,15 +83,15 @@ def quantile_rows(model: ModelArtifact) -> list[list[str]]:
     """Feature, quintile edges, median, winsor limits (original units) per quantile feature."""
     rows = []
     for q in model.quantiles or []:
-        edges = ", ".join(f"{e:,.4g}" for e in q["quintile_edges"])
+        edges = ", ".join(readable(e) for e in q["quintile_edges"])
         lim = q.get("winsor_limits")
         if lim is not None and q["name"] in model.run.feature_schema.numeric_names:
             f = model.run.feature_schema.numeric[model.run.feature_schema.numeric_names.index(q["name"])]
             back = [math.expm1(v) if f.transform == "log1p" else v for v in lim]
-            lim_text = f"{back[0]:,.4g} .. {back[1]:,.4g}"
+            lim_text = f"{readable(back[0])} .. {readable(back[1])}"
         else:
             lim_text = "-"
-        rows.append([q["name"], edges, f"{q['quantiles']['0.5']:,.4g}", lim_text, q.get("scaling", "standard")])
+        rows.append([q["name"], edges, readable(q["quantiles"]["0.5"]), lim_text, q.get("scaling", "standard")])
     return rows
 
 
