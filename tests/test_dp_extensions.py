@@ -59,17 +59,21 @@ def test_denoised_counts_by_hand():
     assert quantiles.denoised_counts(np.array([1, 0, 2, 7])).tolist() == [1, 0, 2, 7]
 
 
+def assert_release(release: dict, phase: str, delta: float, rho: float) -> None:
+    """A ledger entry with the hand-computed Δ and ρ, and σ consistent with ρ = Δ²/(2σ²)."""
+    assert release["phase"] == phase
+    assert release["sensitivity"] == pytest.approx(delta, rel=1e-12)
+    assert release["rho"] == pytest.approx(rho, rel=1e-9)
+    assert release["rho"] == pytest.approx(delta**2 / (2 * release["sigma"] ** 2), rel=1e-9)
+
+
 def test_histogram_release_ledger_by_hand(cdnow_dp):
     result, _, _ = cdnow_dp
     (hist,) = releases(result, "histogram.counts")
     n_features = 3  # recency, frequency, monetary: all scored, each adds 1 to one bin
     delta = math.sqrt(n_features)
     # weights: quantiles 1 + preprocessing 1 + initialisation 2 + Lloyd 5 + profiles 1 = 10
-    rho = total_rho_by_hand(EPS, DELTA) / 10
-    assert hist["phase"] == "quantiles"
-    assert hist["sensitivity"] == pytest.approx(delta, rel=1e-12)
-    assert hist["rho"] == pytest.approx(rho, rel=1e-9)
-    assert hist["rho"] == pytest.approx(delta**2 / (2 * hist["sigma"] ** 2), rel=1e-9)
+    assert_release(hist, "quantiles", delta, total_rho_by_hand(EPS, DELTA) / 10)
 
 
 def test_profile_score_sums_ledger_by_hand(cdnow_dp):
@@ -78,11 +82,7 @@ def test_profile_score_sums_ledger_by_hand(cdnow_dp):
     delta = 5.0 * math.sqrt(3)  # a score in 1..5 for each of 3 features, in one segment
     # profile share 1/10; within it counts 1, sums 3, sums of squares 1, scores 1, per-segment
     # histograms 1 (no categories)
-    rho = total_rho_by_hand(EPS, DELTA) / 10 / 7
-    assert scores["phase"] == "profiling"
-    assert scores["sensitivity"] == pytest.approx(delta, rel=1e-12)
-    assert scores["rho"] == pytest.approx(rho, rel=1e-9)
-    assert scores["rho"] == pytest.approx(delta**2 / (2 * scores["sigma"] ** 2), rel=1e-9)
+    assert_release(scores, "profiling", delta, total_rho_by_hand(EPS, DELTA) / 10 / 7)
     for seg in artifact.segments:
         if seg.profile is not None:
             assert all(1.0 <= v <= 5.0 for v in seg.profile.scores.values())
@@ -92,11 +92,8 @@ def test_segment_histograms_ledger_by_hand(cdnow_dp):
     result, _, _ = cdnow_dp
     (hist,) = releases(result, "profile.histograms")
     delta = math.sqrt(3)  # one count per feature (recency, frequency, monetary), in one segment
-    rho = total_rho_by_hand(EPS, DELTA) / 10 / 7  # a fifth field of the profile release, weight 1
-    assert hist["phase"] == "profiling"
-    assert hist["sensitivity"] == pytest.approx(delta, rel=1e-12)
-    assert hist["rho"] == pytest.approx(rho, rel=1e-9)
-    assert hist["rho"] == pytest.approx(delta**2 / (2 * hist["sigma"] ** 2), rel=1e-9)
+    # a further field of the profile release, weight 1
+    assert_release(hist, "profiling", delta, total_rho_by_hand(EPS, DELTA) / 10 / 7)
 
 
 def test_dp_segment_medians_near_pooled_on_the_largest_segment(cdnow_dp):
