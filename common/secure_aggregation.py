@@ -151,6 +151,7 @@ A. Shamir. How to share a secret. Communications of the ACM 22(11), 1979.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hmac
 import os
@@ -162,12 +163,13 @@ from typing import Annotated, Literal
 import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from common import fixed_point, shamir
+from common.peer_bytes import PeerBytes
 
 Rng = Callable[[int], bytes]
 """Source of random bytes, `os.urandom` by default; inject a seeded one in tests."""
@@ -354,9 +356,44 @@ def _prg(key: bytes, length: int) -> NDArray[np.uint64]:
 _CTR_FROM_ZERO = modes.CTR(bytes(16))  # every key is used for one stream only
 
 
+def _public_ctr_encryptor(key: bytes) -> CipherContext:
+    return Cipher(algorithms.AES(key), _CTR_FROM_ZERO).encryptor()
+
+
+def _ctr_encryptor_factory() -> Callable[[bytes], CipherContext]:
+    """AES-256-CTR encryptor per key, without `Cipher`'s per-call Python checks.
+
+    A node builds one context per peer and round, and `Cipher(...).encryptor()` spends
+    about as long in Python-level type and mode checks as OpenSSL spends on the key
+    schedule. Our mode is one constant CTR object, valid for AES (checked once here),
+    and `algorithms.AES` still checks every key's length; so where cryptography (>= 43)
+    exposes the context constructor that `Cipher.encryptor` calls, we call it directly.
+    It is used only if it yields the public API's keystream on a probe key; otherwise,
+    e.g. on cryptography 42, the public path is used.
+    """
+    probe = bytes(range(KEY_BYTES))
+    _CTR_FROM_ZERO.validate_for_algorithm(algorithms.AES(probe))
+    try:
+        from cryptography.hazmat.bindings._rust import openssl as rust_openssl
+
+        create = rust_openssl.ciphers.create_encryption_ctx
+
+        def direct(key: bytes) -> CipherContext:
+            return create(algorithms.AES(key), _CTR_FROM_ZERO)
+
+        zeros = bytes(64)
+        if direct(probe).update(zeros) == _public_ctr_encryptor(probe).update(zeros):
+            return direct
+    except Exception:  # any change in the private binding: use the public API
+        pass
+    return _public_ctr_encryptor
+
+
+_ctr_encryptor = _ctr_encryptor_factory()
+
+
 def _prg_bytes(key: bytes, length: int) -> bytes:
-    encryptor = Cipher(algorithms.AES(key), _CTR_FROM_ZERO).encryptor()
-    return encryptor.update(bytes(8 * length))
+    return _ctr_encryptor(key).update(bytes(8 * length))
 
 
 def _bytes_to_u64(data: bytes) -> NDArray[np.uint64]:
@@ -424,8 +461,21 @@ def escrow_pad(escrow_key: bytes, *, run_id: str, round: int, sender: int, recip
 def _escrow_pads(
     escrow_key: bytes, run_id: str, round: int, sender: int, recipients: Collection[int]
 ) -> dict[int, bytes]:
+    return dict(zip(recipients, _escrow_pad_list(escrow_key, run_id, round, sender, recipients)))
+
+
+def _escrow_pad_list(
+    escrow_key: bytes, run_id: str, round: int, sender: int, recipients: Collection[int]
+) -> list[bytes]:
+    """e_{sender->u,r} for every recipient u, in order: `_expand` with the shared info
+    prefix built once."""
     prefix = _info("pad", run_id, round, sender)
-    return {u: _expand(escrow_key, prefix + _field(u)) for u in recipients}
+    return [hmac.digest(escrow_key, prefix + f + b"\x01", "sha256") for f in _int_fields(recipients)]
+
+
+def _int_fields(values: Collection[int]) -> list[bytes]:
+    """`_field(v)` for many ints at once (8-byte values with their 4-byte length)."""
+    return [b"\x00\x00\x00\x08" + v.to_bytes(8, "big") for v in values]
 
 
 def escrow_commitment(escrow_key: bytes, *, run_id: str, round: int, node_id: int) -> bytes:
@@ -454,14 +504,32 @@ def pairwise_masks(
     dict tag -> ndarray of shape (length,), dtype uint64
     """
     order, total, _ = _layout(tags)
-    result = np.zeros(total, dtype=np.uint64)
-    for v, key in pair_keys.items():  # uint64 arithmetic wraps modulo 2^64, as the ring requires
-        stream = np.frombuffer(_prg_bytes(key, total), dtype="<u8")
-        if v > node_id:
-            np.add(result, stream, out=result)
-        else:
-            np.subtract(result, stream, out=result)
-    return _split_tags(result, order)
+    plus = [key for v, key in pair_keys.items() if v > node_id]
+    minus = [key for v, key in pair_keys.items() if v <= node_id]
+    return _split_tags(_signed_stream_sum(plus, minus, total), order)
+
+
+_STREAM_CHUNK_BYTES = 1 << 23  # keystreams summed per numpy reduction, bounds memory
+
+
+def _signed_stream_sum(plus: Sequence[bytes], minus: Sequence[bytes], length: int) -> NDArray[np.uint64]:
+    """sum PRG(k) over `plus` minus sum PRG(k) over `minus`, modulo 2^64.
+
+    The keystreams are joined into one (keys, length) matrix per chunk and reduced by
+    numpy (uint64 sums wrap modulo 2^64, as the ring requires) instead of one add per
+    key; chunks keep the matrix below `_STREAM_CHUNK_BYTES`."""
+    result = np.zeros(length, dtype=np.uint64)
+    rows = max(1, _STREAM_CHUNK_BYTES // (8 * length))
+    for keys, sign in ((plus, 1), (minus, -1)):
+        for start in range(0, len(keys), rows):
+            chunk = keys[start : start + rows]
+            data = b"".join([_prg_bytes(k, length) for k in chunk])
+            part = np.frombuffer(data, dtype="<u8").reshape(len(chunk), length).sum(axis=0, dtype=np.uint64)
+            if sign > 0:
+                np.add(result, part, out=result)
+            else:
+                np.subtract(result, part, out=result)
+    return result
 
 
 @functools.lru_cache(maxsize=4096)
@@ -499,7 +567,8 @@ class ClientState(BaseModel):
     `key_shares[v]` / `seed_shares[v]` are this node's shares of s_{v,round} /
     b_{v,round}; `enc_keys[v]` (share encryption) and `mask_roots[v]` (R_uv) are derived
     from X25519(c_u, C_v) once per run; `excluded` the nodes declared dropped, who may
-    never take part again.
+    never take part again. The per-peer values are packed (`PeerBytes`): the state is
+    reloaded on every message, and one blob per field parses much faster than a dict.
     """
 
     model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
@@ -512,14 +581,25 @@ class ClientState(BaseModel):
     roster: tuple[int, ...] = ()
     round: int = 0
     private_key: bytes = b""
-    enc_keys: dict[int, bytes] = {}
-    mask_roots: dict[int, bytes] = {}
+    enc_keys: PeerBytes = PeerBytes(width=KEY_BYTES)
+    mask_roots: PeerBytes = PeerBytes(width=KEY_BYTES)
     active: tuple[int, ...] = ()
     excluded: tuple[int, ...] = ()
     escrow_key: bytes = b""
-    key_shares: dict[int, ShareValue] = {}
+    key_shares: PeerBytes = PeerBytes(width=shamir.PACKED_SHARE_BYTES)
     seed: bytes = b""
-    seed_shares: dict[int, ShareValue] = {}
+    seed_shares: PeerBytes = PeerBytes(width=shamir.PACKED_SHARE_BYTES)
+
+    @model_validator(mode="after")
+    def _check(self) -> ClientState:
+        widths = {"enc_keys": KEY_BYTES, "mask_roots": KEY_BYTES}
+        widths |= {"key_shares": shamir.PACKED_SHARE_BYTES, "seed_shares": shamir.PACKED_SHARE_BYTES}
+        for name, width in widths.items():
+            if getattr(self, name).width != width:
+                raise ValueError(f"{name} must hold {width}-byte values")
+        if self.enc_keys.ids != self.mask_roots.ids:
+            raise ValueError("enc_keys and mask_roots must cover the same peers")
+        return self
 
 
 class SecAggClient:
@@ -533,13 +613,12 @@ class SecAggClient:
     def __init__(self, node_id: int, *, rng: Rng = os.urandom) -> None:
         self._state = ClientState(node_id=node_id)
         self._rng = rng
-        self._aead: dict[int, ChaCha20Poly1305] = {}  # per-process cache
 
     @classmethod
     def from_bytes(cls, data: bytes, *, rng: Rng = os.urandom) -> SecAggClient:
         """Restore a client saved with `to_bytes`."""
-        client = cls(0, rng=rng)
-        client._state = ClientState.model_validate_json(data)
+        client = cls.__new__(cls)
+        client._state, client._rng = ClientState.model_validate_json(data), rng
         return client
 
     def to_bytes(self) -> bytes:
@@ -593,7 +672,8 @@ class SecAggClient:
                 secret = _agree(private, pk)
                 enc_keys[v] = _hkdf(secret, _info("enc", st.run_id))
                 roots[v] = _hkdf(secret, _info("mask-root", st.run_id))
-        st.enc_keys, st.mask_roots = enc_keys, roots
+        st.enc_keys = PeerBytes.pack(enc_keys, width=KEY_BYTES)
+        st.mask_roots = PeerBytes.pack(roots, width=KEY_BYTES)
         st.active = tuple(sorted(keys))
         commitment, secrets = self._share_round_secrets(1, st.active)
         st.round, st.phase = 1, "ready"
@@ -624,42 +704,28 @@ class SecAggClient:
             raise SecAggError(
                 f"vectors {sorted(vectors)} do not match the request {sorted(request.vectors)}"
             )
-        peers = [v for v in active if v != st.node_id]
+        peers = sorted(v for v in active if v != st.node_id)
         self._expect_senders(request.secrets, peers, "round secrets")
-        head, me = _info("secrets", st.run_id, st.round), _field(st.node_id)
-        opened = {
-            v: _open_secrets(self._cipher(v), request.secrets[v], head + _field(v) + me)
-            for v in peers
-        }
-
-        parts = []
-        for tag, length in request.vectors.items():
-            x = np.asarray(vectors[tag], dtype=np.float64)
-            if x.shape != (length,):
-                raise SecAggError(f"vector {tag!r} has shape {x.shape}, expected ({length},)")
-            parts.append(x)
-        flat = fixed_point.encode(  # one range check over every tag
-            np.concatenate(parts), frac_bits=st.frac_bits, max_nodes=len(st.roster)
+        opened = self._open_round_secrets(request.secrets, peers)
+        order, total, layout = _layout(request.vectors)
+        flat = fixed_point.encode(  # one range check over every tag, in the layout's order
+            self._ordered_input(vectors, order), frac_bits=st.frac_bits, max_nodes=len(st.roster)
         )
-        encoded, start = {}, 0
-        for tag, length in request.vectors.items():
-            encoded[tag], start = flat[start : start + length], start + length
-        info = _info("pair", st.run_id, st.round, _layout(request.vectors)[2])  # = pair_key's
-        keys = {v: _expand(st.mask_roots[v], info) for v in peers}
-        masks = pairwise_masks(keys, st.node_id, tags=request.vectors)
-        b = self_masks(st.seed, run_id=st.run_id, round=st.round, tags=request.vectors)
-        masked = {
-            tag: (encoded[tag] + b[tag] + masks[tag]).astype("<u8").tobytes()
-            for tag in request.vectors
-        }
-        escrows = {v: _xor(keys[v], opened[v][2]) for v in peers}
+        info = _info("pair", st.run_id, st.round, layout) + b"\x01"  # = pair_key's
+        keys = [hmac.digest(root, info, "sha256") for root in st.mask_roots.values_for(peers)]
+        below = bisect.bisect_left(peers, st.node_id)  # u adds PRG(k_uv) for v > u
+        flat += _signed_stream_sum(keys[below:], keys[:below], total)
+        flat += _prg(_expand(st.seed, _info("self", st.run_id, st.round, layout)), total)  # = self_masks
+        masked = {tag: v.astype("<u8", copy=False).tobytes() for tag, v in _split_tags(flat, order).items()}
+        pads = opened[:, 2 * shamir.PACKED_SHARE_BYTES :]
+        escrow_blob = (np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, KEY_BYTES) ^ pads).tobytes()
+        escrows = {v: escrow_blob[KEY_BYTES * i : KEY_BYTES * (i + 1)] for i, v in enumerate(peers)}
 
-        try:  # every share opened must be well formed
-            shamir.packed_shares_from_bytes([s for o in opened.values() for s in o[:2]])
-        except ValueError as exc:
-            raise SecAggError(f"a decrypted share is malformed: {exc}") from exc
-        st.key_shares.update({v: o[0] for v, o in opened.items()})
-        st.seed_shares.update({v: o[1] for v, o in opened.items()})
+        everyone = tuple(sorted(active))
+        st.key_shares = self._with_own_share(st.key_shares, opened[:, : shamir.PACKED_SHARE_BYTES], below, everyone)
+        st.seed_shares = self._with_own_share(
+            st.seed_shares, opened[:, shamir.PACKED_SHARE_BYTES : 2 * shamir.PACKED_SHARE_BYTES], below, everyone
+        )
         st.active, st.phase = tuple(active), "masked"
         return MaskedInput(
             run_id=st.run_id, round=st.round, node_id=st.node_id, vectors=masked, escrows=escrows
@@ -686,8 +752,9 @@ class SecAggClient:
             raise SecAggError("this node was declared dropped; it takes no further part")
         if len(survivors) < st.threshold:
             raise SecAggError(f"{len(survivors)} survivors, below threshold {st.threshold}")
-        reply_seed = {v: st.seed_shares[v] for v in sorted(survivors)}
-        reply_key = {v: st.key_shares[v] for v in sorted(dropped)}
+        kept, gone = sorted(survivors), sorted(dropped)
+        reply_seed = dict(zip(kept, st.seed_shares.values_for(kept)))
+        reply_key = dict(zip(gone, st.key_shares.values_for(gone)))
         next_active, next_round = tuple(sorted(survivors)), st.round + 1
         commitment, secrets = self._share_round_secrets(next_round, next_active)
         st.excluded = tuple(sorted(set(st.excluded) | dropped))
@@ -714,41 +781,81 @@ class SecAggClient:
         """
         st = self._state
         st.escrow_key, st.seed = self._rng(KEY_BYTES), self._rng(KEY_BYTES)
-        n, t = len(st.roster), st.threshold
-        key_shares = shamir.split_secret(st.escrow_key, n=n, t=t, rng=self._rng)
-        seed_shares = shamir.split_secret(st.seed, n=n, t=t, rng=self._rng)
+        shares = shamir.split_secrets(  # (n, 2 DIGITS): digits of s, then digits of b
+            [st.escrow_key, st.seed], n=len(st.roster), t=st.threshold, rng=self._rng
+        )
+        rows = shares.astype(">u4").view(np.uint8)  # (n, 2 PACKED_SHARE_BYTES): s | b
         index = {v: i for i, v in enumerate(st.roster)}
-        key_shares = shamir.packed_shares_to_bytes(key_shares)
-        seed_shares = shamir.packed_shares_to_bytes(seed_shares)
-        aad_prefix = _info("secrets", st.run_id, round, st.node_id)
         peers = [v for v in recipients if v != st.node_id]
-        pads = _escrow_pads(st.escrow_key, st.run_id, round, st.node_id, peers)
+        pads = _escrow_pad_list(st.escrow_key, st.run_id, round, st.node_id, peers)
+        plain = np.concatenate(
+            [rows[[index[v] for v in peers]], np.frombuffer(b"".join(pads), dtype=np.uint8).reshape(-1, KEY_BYTES)],
+            axis=1,
+        ).tobytes()
+        nonces = self._rng(NONCE_BYTES * len(peers))
+        aad_prefix = _info("secrets", st.run_id, round, st.node_id)
         secrets = {}
-        for v in peers:
-            i = index[v]
-            plain = (
-                key_shares[i]
-                + seed_shares[i]
-                + pads[v]
-            )
-            secrets[v] = _seal(self._cipher(v), plain, aad_prefix + _field(v), self._rng)
-        own = index[st.node_id]
-        st.key_shares = {st.node_id: key_shares[own]}
-        st.seed_shares = {st.node_id: seed_shares[own]}
+        for i, (v, cipher, field) in enumerate(zip(peers, self._ciphers(peers), _int_fields(peers))):
+            nonce = nonces[NONCE_BYTES * i : NONCE_BYTES * (i + 1)]
+            body = plain[SECRETS_BYTES * i : SECRETS_BYTES * (i + 1)]
+            secrets[v] = nonce + cipher.encrypt(nonce, body, aad_prefix + field)
+        own, n = rows[index[st.node_id]].tobytes(), shamir.PACKED_SHARE_BYTES
+        st.key_shares = PeerBytes(width=n, ids=(st.node_id,), data=own[:n])
+        st.seed_shares = PeerBytes(width=n, ids=(st.node_id,), data=own[n:])
         commitment = escrow_commitment(st.escrow_key, run_id=st.run_id, round=round, node_id=st.node_id)
         return commitment, secrets
 
-    def _cipher(self, peer: int) -> ChaCha20Poly1305:
-        """The ChaCha20-Poly1305 cipher shared with `peer`, keyed by HKDF(X25519(c_u, C_v)).
+    def _open_round_secrets(self, secrets: Mapping[int, bytes], peers: Sequence[int]) -> NDArray[np.uint8]:
+        """Decrypt every peer's round secrets: a (len(peers), SECRETS_BYTES) matrix whose
+        rows are share of s | share of b | pad, with every share checked well formed."""
+        st = self._state
+        head, me = _info("secrets", st.run_id, st.round), _field(st.node_id)
+        try:
+            plains = [
+                cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], head + field + me)
+                for cipher, blob, field in zip(
+                    self._ciphers(peers), [secrets[v] for v in peers], _int_fields(peers)
+                )
+            ]
+        except InvalidTag as exc:
+            raise SecAggError("an encrypted share does not authenticate") from exc
+        if any(len(p) != SECRETS_BYTES for p in plains):
+            raise SecAggError("an encrypted share does not authenticate: wrong plaintext length")
+        opened = np.frombuffer(b"".join(plains), dtype=np.uint8).reshape(len(peers), SECRETS_BYTES)
+        try:  # every share opened must be well formed
+            shamir.packed_shares_from_blob(opened[:, : 2 * shamir.PACKED_SHARE_BYTES].tobytes())
+        except ValueError as exc:
+            raise SecAggError(f"a decrypted share is malformed: {exc}") from exc
+        return opened
+
+    def _ordered_input(self, vectors: Mapping[str, ArrayLike], order: list[tuple[str, int]]) -> NDArray[np.float64]:
+        """The round's vectors concatenated in the layout's (sorted) tag order."""
+        parts = []
+        for tag, length in order:
+            x = np.asarray(vectors[tag], dtype=np.float64)
+            if x.shape != (length,):
+                raise SecAggError(f"vector {tag!r} has shape {x.shape}, expected ({length},)")
+            parts.append(x)
+        return np.concatenate(parts)
+
+    def _with_own_share(
+        self, own: PeerBytes, opened: NDArray[np.uint8], position: int, everyone: tuple[int, ...]
+    ) -> PeerBytes:
+        """The peers' shares (rows of `opened`, peers in id order) with this node's own
+        share inserted at `position`, packed for `everyone` (sorted, including this node)."""
+        data = opened.tobytes()
+        cut = position * own.width
+        return PeerBytes(width=own.width, ids=everyone, data=data[:cut] + own[self._state.node_id] + data[cut:])
+
+    def _ciphers(self, peers: Sequence[int]) -> list[ChaCha20Poly1305]:
+        """The ChaCha20-Poly1305 ciphers shared with `peers`, keyed by HKDF(X25519(c_u, C_v)).
 
         The keys are agreed once per run (`share_keys`) and kept in the client state, so
         no later message repeats an X25519 agreement."""
-        if peer not in self._aead:
-            key = self._state.enc_keys.get(peer)
-            if key is None:
-                raise SecAggError(f"no share-encryption key for node {peer}")
-            self._aead[peer] = _aead(key)
-        return self._aead[peer]
+        try:
+            return [_aead(key) for key in self._state.enc_keys.values_for(peers)]
+        except KeyError as exc:
+            raise SecAggError(f"no share-encryption key for node {exc.args[0]}") from exc
 
     def _expect_phase(self, phase: str) -> None:
         if self._state.phase != phase:

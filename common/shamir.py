@@ -217,13 +217,27 @@ def split_secret(
 
     Returns an int64 array of shape (n, DIGITS); row x - 1 is party x's share.
     """
+    return split_secrets([secret], n=n, t=t, rng=rng)
+
+
+def split_secrets(
+    secrets: Sequence[bytes], *, n: int, t: int, rng: Callable[[int], bytes] = os.urandom
+) -> np.ndarray:
+    """Split several SECRET_BYTES secrets among the same `n` parties in one product.
+
+    Every digit of every secret gets its own independent random polynomial, exactly as
+    separate `split_secret` calls would; sharing them together costs one matrix product.
+    Returns an int64 array of shape (n, len(secrets) * DIGITS): row x - 1 is party x's
+    shares, secret after secret.
+    """
     if not 1 <= t <= n:
         raise ValueError(f"need 1 <= t <= n, got t={t}, n={n}")
     if n >= _MAX_PARTIES:
         raise ValueError(f"at most {_MAX_PARTIES - 1} parties")
-    coefficients = np.empty((t, DIGITS), dtype=np.int64)
-    coefficients[0] = secret_to_digits(secret)
-    coefficients[1:] = _uniform_digits((t - 1) * DIGITS, rng).reshape(t - 1, DIGITS)
+    width = len(secrets) * DIGITS
+    coefficients = np.empty((t, width), dtype=np.int64)
+    coefficients[0] = [d for secret in secrets for d in secret_to_digits(secret)]
+    coefficients[1:] = _uniform_digits((t - 1) * width, rng).reshape(t - 1, width)
     return _mulmod(_vandermonde(n, t), coefficients)
 
 
@@ -277,7 +291,15 @@ def packed_shares_from_bytes(blobs: Sequence[bytes]) -> np.ndarray:
     malformed one."""
     if any(len(b) != PACKED_SHARE_BYTES for b in blobs):
         raise ValueError(f"a share is {PACKED_SHARE_BYTES} bytes")
-    digits = np.frombuffer(b"".join(blobs), dtype=">u4").astype(np.int64).reshape(-1, DIGITS)
+    return packed_shares_from_blob(b"".join(blobs))
+
+
+def packed_shares_from_blob(data: bytes) -> np.ndarray:
+    """Parse shares packed back to back into a (rows, DIGITS) matrix, rejecting a
+    length that is not whole shares and any digit outside the field."""
+    if len(data) % PACKED_SHARE_BYTES:
+        raise ValueError(f"{len(data)} bytes is not a whole number of {PACKED_SHARE_BYTES}-byte shares")
+    digits = np.frombuffer(data, dtype=">u4").astype(np.int64).reshape(-1, DIGITS)
     if (digits >= DIGIT_PRIME).any():
         raise ValueError("share digit is not a field element")
     return digits

@@ -121,8 +121,10 @@ from common.shamir import (  # noqa: E402
     lagrange_weights,
     packed_share_from_bytes,
     packed_share_to_bytes,
+    packed_shares_from_blob,
     secret_to_digits,
     split_secret,
+    split_secrets,
 )
 
 
@@ -179,3 +181,32 @@ def test_packed_shares_round_trip_and_reject_malformed():
         packed_share_from_bytes(DIGIT_PRIME.to_bytes(4, "big") + data[4:])
     with pytest.raises(ValueError, match="do not encode"):
         digits_to_secret([DIGIT_PRIME - 1] * 9)  # beyond 2^256 - 1
+
+
+def test_split_secrets_shares_each_digit_with_its_own_polynomial():
+    # two secrets side by side: 18 digit columns; the rng's words fill the coefficients
+    # degree by degree across all 18 columns, each column evaluated by hand below
+    secrets = [bytes(range(32)), bytes(range(100, 132))]
+    words = [(11 * i + 3) % (2**31 - 1) for i in range(18 * 2)]  # t = 3: 2 rows of 18
+    stream = b"".join(w.to_bytes(4, "big") for w in words)
+    shares = split_secrets(secrets, n=5, t=3, rng=lambda k: stream[:k])
+    assert shares.shape == (5, 18)
+    digits = secret_to_digits(secrets[0]) + secret_to_digits(secrets[1])
+    for x in range(1, 6):
+        for k in range(18):
+            c = [digits[k], words[k], words[18 + k]]
+            assert shares[x - 1, k] == sum(ci * x**i for i, ci in enumerate(c)) % (2**31 - 1)
+    weights = lagrange_weights([2, 4, 5])
+    for j, secret in enumerate(secrets):
+        assert combine_shares(weights, shares[[1, 3, 4], 9 * j : 9 * (j + 1)]) == secret
+
+
+def test_packed_shares_from_blob_rejects_partial_shares_and_non_field_digits():
+    shares = split_secret(bytes(range(32)), n=4, t=2)
+    blob = b"".join(packed_share_to_bytes(row) for row in shares)
+    assert len(blob) == 4 * 36
+    assert (packed_shares_from_blob(blob) == shares).all()
+    with pytest.raises(ValueError, match="whole number"):
+        packed_shares_from_blob(blob[:-4])
+    with pytest.raises(ValueError, match="field element"):
+        packed_shares_from_blob(blob[:36] + DIGIT_PRIME.to_bytes(4, "big") + blob[40:])
