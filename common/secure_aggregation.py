@@ -509,26 +509,28 @@ def pairwise_masks(
     return _split_tags(_signed_stream_sum(plus, minus, total), order)
 
 
-_STREAM_CHUNK_BYTES = 1 << 23  # keystreams summed per numpy reduction, bounds memory
+_SHORT_STREAM_WORDS = 1024  # below this, per-key numpy calls cost more than the adds
+_STREAM_BATCH = 128  # keystreams per joined matrix
 
 
 def _signed_stream_sum(plus: Sequence[bytes], minus: Sequence[bytes], length: int) -> NDArray[np.uint64]:
-    """sum PRG(k) over `plus` minus sum PRG(k) over `minus`, modulo 2^64.
+    """sum PRG(k) over `plus` minus sum PRG(k) over `minus`, modulo 2^64 (uint64 sums
+    wrap, as the ring requires).
 
-    The keystreams are joined into one (keys, length) matrix per chunk and reduced by
-    numpy (uint64 sums wrap modulo 2^64, as the ring requires) instead of one add per
-    key; chunks keep the matrix below `_STREAM_CHUNK_BYTES`."""
+    Short streams (a Lloyd round's few hundred words) are joined into one (keys,
+    length) matrix and reduced by one numpy call instead of one add per key; long ones
+    are added one by one, which touches memory less."""
     result = np.zeros(length, dtype=np.uint64)
-    rows = max(1, _STREAM_CHUNK_BYTES // (8 * length))
-    for keys, sign in ((plus, 1), (minus, -1)):
-        for start in range(0, len(keys), rows):
-            chunk = keys[start : start + rows]
-            data = b"".join([_prg_bytes(k, length) for k in chunk])
-            part = np.frombuffer(data, dtype="<u8").reshape(len(chunk), length).sum(axis=0, dtype=np.uint64)
-            if sign > 0:
-                np.add(result, part, out=result)
-            else:
-                np.subtract(result, part, out=result)
+    for keys, combine in ((plus, np.add), (minus, np.subtract)):
+        if length <= _SHORT_STREAM_WORDS:
+            for start in range(0, len(keys), _STREAM_BATCH):
+                chunk = keys[start : start + _STREAM_BATCH]
+                data = b"".join([_prg_bytes(k, length) for k in chunk])
+                words = np.frombuffer(data, dtype="<u8").reshape(len(chunk), length)
+                combine(result, words.sum(axis=0, dtype=np.uint64), out=result)
+        else:
+            for k in keys:
+                combine(result, np.frombuffer(_prg_bytes(k, length), dtype="<u8"), out=result)
     return result
 
 
@@ -916,6 +918,9 @@ class SecAggServer:
         self._survivors: tuple[int, ...] = ()
         self._dropped: tuple[int, ...] = ()
         self._unmask: dict[int, UnmaskShares] = {}
+        # per helper: its shares of b (survivors' order) and of s (dropped order), parsed
+        # once on receipt and reused to reconstruct every secret in one product
+        self._share_digits: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- set-up
 
@@ -973,16 +978,20 @@ class SecAggServer:
         """Round exchange 1: one request per active node (tag -> vector length)."""
         self._expect_phase("ready")
         self._expect_enough(len(self.active), "active nodes")
-        requests = {}
-        for u in self.active:
-            peers = [v for v in self.active if v != u]
-            requests[u] = RoundRequest(
-                run_id=self.run_id,
-                round=self.round,
-                vectors=dict(vectors),
-                active=self.active,
-                secrets={v: self._secrets_ct[v][u] for v in peers},
-            )
+        def secrets_for(u: int) -> dict[int, bytes]:
+            return {v: self._secrets_ct[v][u] for v in self.active if v != u}
+
+        first = RoundRequest(  # validates the shared fields (tags, lengths) once
+            run_id=self.run_id,
+            round=self.round,
+            vectors=dict(vectors),
+            active=self.active,
+            secrets=secrets_for(self.active[0]),
+        )
+        # The requests differ only in the ciphertexts addressed to each node, each
+        # validated when it arrived (SetupShares, UnmaskShares): copy, not re-validate.
+        requests = {u: first.model_copy(update={"secrets": secrets_for(u)}) for u in self.active[1:]}
+        requests = {self.active[0]: first, **requests}
         self._vectors, self._masked, self._escrows = dict(vectors), {}, {}
         self.phase = "masking"
         return requests
@@ -1017,7 +1026,7 @@ class SecAggServer:
             )
         self._survivors = tuple(sorted(self._masked))
         self._dropped = tuple(v for v in self.active if v not in self._masked)
-        self._unmask, self.phase = {}, "unmasking"
+        self._unmask, self._share_digits, self.phase = {}, {}, "unmasking"
         return UnmaskRequest(
             run_id=self.run_id, round=self.round, survivors=self._survivors, dropped=self._dropped
         )
@@ -1035,12 +1044,14 @@ class SecAggServer:
         ):
             raise SecAggError(f"node {message.node_id}: shares do not match the unmask request")
         try:
-            shamir.packed_shares_from_bytes(
-                [*message.seed_shares.values(), *message.key_shares.values()]
+            seed_digits = shamir.packed_shares_from_bytes(
+                [message.seed_shares[v] for v in self._survivors]
             )
+            key_digits = shamir.packed_shares_from_bytes([message.key_shares[v] for v in self._dropped])
         except ValueError as exc:
             raise SecAggError(f"node {message.node_id}: {exc}") from exc
         self._unmask[message.node_id] = message
+        self._share_digits[message.node_id] = (seed_digits, key_digits)
 
     def finish_round(self) -> RoundResult:
         """Reconstruct the masks from t answers, unmask and decode the sums.
@@ -1056,18 +1067,8 @@ class SecAggServer:
             )
         helpers = sorted(self._unmask)[: self.threshold]
         weights = shamir.lagrange_weights([self.roster.index(w) + 1 for w in helpers])
-
-        def reveal(field: str, owner: int) -> bytes:
-            shares = shamir.packed_shares_from_bytes(
-                [getattr(self._unmask[w], field)[owner] for w in helpers]
-            )
-            try:
-                return shamir.combine_shares(weights, shares)
-            except ValueError as exc:
-                raise SecAggError(f"shares of node {owner} are inconsistent") from exc
-
-        seeds = {v: reveal("seed_shares", v) for v in self._survivors}
-        dropped_keys = {v: reveal("key_shares", v) for v in self._dropped}
+        seeds = self._reveal(weights, helpers, 0, self._survivors)
+        dropped_keys = self._reveal(weights, helpers, 1, self._dropped)
         for v, key in dropped_keys.items():
             commitment = escrow_commitment(key, run_id=self.run_id, round=self.round, node_id=v)
             if not hmac.compare_digest(commitment, self._commitments[v]):
@@ -1075,20 +1076,19 @@ class SecAggServer:
                     f"reconstructed escrow key of node {v} does not match its commitment"
                 )
 
-        totals = {t: np.zeros(n, dtype=np.uint64) for t, n in self._vectors.items()}
-        for u in self._survivors:
-            b = self_masks(seeds[u], run_id=self.run_id, round=self.round, tags=self._vectors)
-            for tag in self._vectors:
-                totals[tag] += self._masked[u][tag]
-                totals[tag] -= b[tag]
+        order, total, layout = _layout(self._vectors)
+        flat = np.zeros(total, dtype=np.uint64)
+        start = 0
+        for tag, n in order:  # sum of the y_u, tag by tag in layout order
+            stacked = np.stack([self._masked[u][tag] for u in self._survivors])
+            flat[start : start + n] = stacked.sum(axis=0, dtype=np.uint64)
+            start += n
+        self_info = _info("self", self.run_id, self.round, layout) + b"\x01"  # = self_masks'
+        seed_keys = [hmac.digest(seeds[u], self_info, "sha256") for u in self._survivors]
+        flat += _signed_stream_sum([], seed_keys, total)  # minus every PRG(b_{u,r})
         for v, key in dropped_keys.items():
-            # survivors added -(v's own masks towards them); add v's masks back to cancel.
-            # Each survivor u escrowed k_uv under e_{v->u}, which s_{v,r} now yields.
-            pads = _escrow_pads(key, self.run_id, self.round, v, self._survivors)
-            pair_keys = {u: _xor(self._escrows[u][v], pads[u]) for u in self._survivors}
-            masks = pairwise_masks(pair_keys, v, tags=self._vectors)
-            for tag in totals:
-                totals[tag] += masks[tag]
+            flat += self._dropped_masks(v, key, total)
+        totals = _split_tags(flat, order)
         sums = {
             tag: fixed_point.decode(
                 total,
@@ -1104,8 +1104,35 @@ class SecAggServer:
         self._commitments = {m.node_id: m.next_commitment for m in replies}
         self._secrets_ct = {m.node_id: dict(m.next_secrets) for m in replies}
         self.round, self.phase = self.round + 1, "ready"
-        self._masked, self._unmask, self._escrows = {}, {}, {}
+        self._masked, self._unmask, self._escrows, self._share_digits = {}, {}, {}, {}
         return result
+
+    def _reveal(
+        self, weights: np.ndarray, helpers: Sequence[int], kind: int, owners: Sequence[int]
+    ) -> dict[int, bytes]:
+        """Reconstruct the secrets of `owners` (kind 0: b of survivors, 1: s of dropped
+        nodes) from the helpers' shares, all in one matrix product."""
+        if not owners:
+            return {}
+        shares = np.stack([self._share_digits[w][kind] for w in helpers])  # (t, owners, DIGITS)
+        try:
+            return dict(zip(owners, shamir.combine_many(weights, shares)))
+        except shamir.InconsistentShares as exc:
+            raise SecAggError(f"shares of node {owners[exc.index]} are inconsistent") from exc
+
+    def _dropped_masks(self, v: int, escrow_key: bytes, total: int) -> NDArray[np.uint64]:
+        """The pairwise masks dropped node v would have added towards the survivors.
+
+        Survivors added -(v's masks towards them); adding v's masks back cancels them.
+        Each survivor u escrowed k_uv under e_{v->u}, which s_{v,r} now yields."""
+        survivors = self._survivors
+        pads = _escrow_pad_list(escrow_key, self.run_id, self.round, v, survivors)
+        escrows = b"".join([self._escrows[u][v] for u in survivors])
+        keys = np.frombuffer(escrows, dtype=np.uint8) ^ np.frombuffer(b"".join(pads), dtype=np.uint8)
+        blob = keys.tobytes()
+        pair_keys = [blob[KEY_BYTES * i : KEY_BYTES * (i + 1)] for i in range(len(survivors))]
+        below = bisect.bisect_left(survivors, v)  # v adds PRG(k_uv) for u > v
+        return _signed_stream_sum(pair_keys[below:], pair_keys[:below], total)
 
     # -- checks
 

@@ -259,6 +259,35 @@ def combine_shares(weights: np.ndarray, shares: np.ndarray) -> bytes:
     return digits_to_secret(_mulmod(weights[None, :], shares)[0].tolist())
 
 
+class InconsistentShares(ValueError):
+    """Shares that do not interpolate to a 32-byte secret; `index` says whose."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"the shares of secret {index} do not encode a secret")
+        self.index = index
+
+
+def combine_many(weights: np.ndarray, shares: np.ndarray) -> list[bytes]:
+    """Every secret from the same parties' shares in one product.
+
+    `shares` has shape (len(weights), secrets, DIGITS): party by party (in the order of
+    the weights), each party's share of every secret. Raises InconsistentShares for the
+    first secret whose digits exceed a 32-byte value.
+    """
+    shares = np.asarray(shares, dtype=np.int64)
+    t, m = len(weights), shares.shape[1] if shares.ndim == 3 else -1
+    if shares.shape != (t, m, DIGITS):
+        raise ValueError(f"need {t} x secrets x {DIGITS} shares, got {shares.shape}")
+    digits = _mulmod(weights[None, :], shares.reshape(t, m * DIGITS)).reshape(m, DIGITS)
+    secrets = []
+    for i, row in enumerate(digits.tolist()):
+        try:
+            secrets.append(digits_to_secret(row))
+        except ValueError:
+            raise InconsistentShares(i) from None
+    return secrets
+
+
 def reconstruct_secret(xs: Sequence[int], shares: np.ndarray) -> bytes:
     """The secret from the shares (rows) of parties `xs`."""
     return combine_shares(lagrange_weights(xs), shares)
@@ -289,7 +318,7 @@ def packed_shares_to_bytes(shares: np.ndarray) -> list[bytes]:
 def packed_shares_from_bytes(blobs: Sequence[bytes]) -> np.ndarray:
     """Parse many shares at once into a (len(blobs), DIGITS) matrix, rejecting any
     malformed one."""
-    if any(len(b) != PACKED_SHARE_BYTES for b in blobs):
+    if set(map(len, blobs)) - {PACKED_SHARE_BYTES}:
         raise ValueError(f"a share is {PACKED_SHARE_BYTES} bytes")
     return packed_shares_from_blob(b"".join(blobs))
 

@@ -121,6 +121,8 @@ from common.shamir import (  # noqa: E402
     lagrange_weights,
     packed_share_from_bytes,
     packed_share_to_bytes,
+    InconsistentShares,
+    combine_many,
     packed_shares_from_blob,
     secret_to_digits,
     split_secret,
@@ -210,3 +212,23 @@ def test_packed_shares_from_blob_rejects_partial_shares_and_non_field_digits():
         packed_shares_from_blob(blob[:-4])
     with pytest.raises(ValueError, match="field element"):
         packed_shares_from_blob(blob[:36] + DIGIT_PRIME.to_bytes(4, "big") + blob[40:])
+
+
+def test_combine_many_reconstructs_each_secret_and_names_an_inconsistent_one():
+    rng = np.random.default_rng(5)
+    secrets = [rng.bytes(32) for _ in range(4)]
+    shares = [split_secret(secret, n=6, t=3, rng=rng.bytes) for secret in secrets]
+    parties = [2, 5, 6]
+    stacked = np.stack([np.stack([s[x - 1] for s in shares]) for x in parties])  # (3, 4, 9)
+
+    assert combine_many(lagrange_weights(parties), stacked) == secrets
+
+    # reconstructing f(0) from other points of the same polynomials agrees digit by digit
+    for j, s in enumerate(shares):
+        assert combine_shares(lagrange_weights([1, 3, 4]), s[[0, 2, 3]]) == secrets[j]
+    # all digits p - 1 interpolate to a value beyond 2^256 - 1: not a secret
+    bad = stacked.copy()
+    bad[:, 2, :] = DIGIT_PRIME - 1  # constant polynomial p - 1 in every digit
+    with pytest.raises(InconsistentShares) as info:
+        combine_many(lagrange_weights(parties), bad)
+    assert info.value.index == 2
