@@ -54,6 +54,10 @@ class PeerBytes(BaseModel):
     def _index(self) -> dict[int, int]:
         return {v: i for i, v in enumerate(self.ids)}
 
+    def position(self, node: int) -> int:
+        """The index of `node`'s value in `data` (in units of `width`)."""
+        return self._index[node]
+
     def __getitem__(self, node: int) -> bytes:
         start = self._index[node] * self.width
         return self.data[start : start + self.width]

@@ -541,6 +541,13 @@ def _aead(key: bytes) -> ChaCha20Poly1305:
     return ChaCha20Poly1305(key)
 
 
+@functools.lru_cache(maxsize=256)
+def _aead_table(keys: bytes) -> tuple[ChaCha20Poly1305, ...]:
+    """The ciphers of a node's packed share-encryption keys (32 bytes each), kept for the
+    process: one cache look-up per message instead of one per peer."""
+    return tuple(_aead(keys[i : i + KEY_BYTES]) for i in range(0, len(keys), KEY_BYTES))
+
+
 def _seal(cipher: ChaCha20Poly1305, plain: bytes, aad: bytes, rng: Rng) -> bytes:
     nonce = rng(NONCE_BYTES)
     return nonce + cipher.encrypt(nonce, plain, aad)
@@ -854,8 +861,10 @@ class SecAggClient:
 
         The keys are agreed once per run (`share_keys`) and kept in the client state, so
         no later message repeats an X25519 agreement."""
+        keys = self._state.enc_keys
+        table = _aead_table(keys.data)
         try:
-            return [_aead(key) for key in self._state.enc_keys.values_for(peers)]
+            return [table[keys.position(v)] for v in peers]
         except KeyError as exc:
             raise SecAggError(f"no share-encryption key for node {exc.args[0]}") from exc
 

@@ -159,12 +159,25 @@ PACKED_SHARE_BYTES = 4 * DIGITS
 _MAX_PARTIES = 1 << 16  # keeps the split matrix products below below 2^63
 
 
+_EXACT_FLOAT_TERMS = 64
+"""Inner dimensions up to this sum exactly in float64: 64 products below 2^31 * 2^16
+stay below 2^53, so every partial sum is an integer float64 represents exactly."""
+
+
 def _mulmod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(a @ b) mod DIGIT_PRIME for int64 matrices with entries in [0, p) and an inner
-    dimension below 2^16: b is split into 16-bit halves so no int64 sum overflows."""
+    dimension below 2^16: b is split into 16-bit halves so no int64 sum overflows.
+
+    Up to `_EXACT_FLOAT_TERMS` terms the two products run in float64 (BLAS, several
+    times faster than numpy's integer matmul) and are still exact."""
     p = DIGIT_PRIME
-    lo = (a @ (b & 0xFFFF)) % p  # each product < 2^47, fewer than 2^16 of them
-    hi = (a @ (b >> 16)) % p
+    if a.shape[-1] <= _EXACT_FLOAT_TERMS:
+        af = a.astype(np.float64)
+        lo = (af @ (b & 0xFFFF).astype(np.float64)).astype(np.int64) % p
+        hi = (af @ (b >> 16).astype(np.float64)).astype(np.int64) % p
+    else:
+        lo = (a @ (b & 0xFFFF)) % p  # each product < 2^47, fewer than 2^16 of them
+        hi = (a @ (b >> 16)) % p
     return (hi * (1 << 16) + lo) % p
 
 

@@ -122,6 +122,7 @@ from common.shamir import (  # noqa: E402
     packed_share_from_bytes,
     packed_share_to_bytes,
     InconsistentShares,
+    _mulmod,
     combine_many,
     packed_shares_from_blob,
     secret_to_digits,
@@ -232,3 +233,13 @@ def test_combine_many_reconstructs_each_secret_and_names_an_inconsistent_one():
     with pytest.raises(InconsistentShares) as info:
         combine_many(lagrange_weights(parties), bad)
     assert info.value.index == 2
+
+
+@pytest.mark.parametrize("t", [1, 26, 64, 65, 200])  # float64 path up to 64 terms, int64 beyond
+def test_mulmod_is_exact_at_the_extremes(t):
+    rng = np.random.default_rng(t)
+    a = rng.integers(0, DIGIT_PRIME, size=(7, t))
+    b = rng.integers(0, DIGIT_PRIME, size=(t, 5))
+    a[0], b[:, 0] = DIGIT_PRIME - 1, DIGIT_PRIME - 1  # the largest products
+    expected = [[sum(int(x) * int(y) for x, y in zip(row, col)) % DIGIT_PRIME for col in b.T] for row in a]
+    assert _mulmod(a, b).tolist() == expected
