@@ -54,9 +54,10 @@ class PeerBytes(BaseModel):
     def _index(self) -> dict[int, int]:
         return {v: i for i, v in enumerate(self.ids)}
 
-    def position(self, node: int) -> int:
-        """The index of `node`'s value in `data` (in units of `width`)."""
-        return self._index[node]
+    def positions(self, nodes: Sequence[int]) -> list[int]:
+        """The indices of the values of `nodes` in `data`, in units of `width`."""
+        index = self._index
+        return [index[v] for v in nodes]
 
     def __getitem__(self, node: int) -> bytes:
         start = self._index[node] * self.width
@@ -83,5 +84,5 @@ class PeerBytes(BaseModel):
 
     def values_for(self, nodes: Sequence[int]) -> list[bytes]:
         """The values of `nodes`, in that order (KeyError for an unknown node)."""
-        w, index, data = self.width, self._index, self.data
-        return [data[index[v] * w : index[v] * w + w] for v in nodes]
+        w, data = self.width, self.data
+        return [data[i * w : i * w + w] for i in self.positions(nodes)]

@@ -356,12 +356,16 @@ def _prg(key: bytes, length: int) -> NDArray[np.uint64]:
 _CTR_FROM_ZERO = modes.CTR(bytes(16))  # every key is used for one stream only
 
 
-def _public_ctr_encryptor(key: bytes) -> CipherContext:
-    return Cipher(algorithms.AES(key), _CTR_FROM_ZERO).encryptor()
+Keystreams = Callable[[Sequence[bytes], int], list[bytes]]
 
 
-def _ctr_encryptor_factory() -> Callable[[bytes], CipherContext]:
-    """AES-256-CTR encryptor per key, without `Cipher`'s per-call Python checks.
+def _public_keystreams(keys: Sequence[bytes], n_bytes: int) -> list[bytes]:
+    zeros = bytes(n_bytes)
+    return [Cipher(algorithms.AES(k), _CTR_FROM_ZERO).encryptor().update(zeros) for k in keys]
+
+
+def _keystreams_factory() -> Keystreams:
+    """`n_bytes` of AES-256-CTR keystream per key, without `Cipher`'s per-call checks.
 
     A node builds one context per peer and round, and `Cipher(...).encryptor()` spends
     about as long in Python-level type and mode checks as OpenSSL spends on the key
@@ -376,24 +380,25 @@ def _ctr_encryptor_factory() -> Callable[[bytes], CipherContext]:
     try:
         from cryptography.hazmat.bindings._rust import openssl as rust_openssl
 
-        create = rust_openssl.ciphers.create_encryption_ctx
+        create, aes, mode = rust_openssl.ciphers.create_encryption_ctx, algorithms.AES, _CTR_FROM_ZERO
 
-        def direct(key: bytes) -> CipherContext:
-            return create(algorithms.AES(key), _CTR_FROM_ZERO)
+        def direct(keys: Sequence[bytes], n_bytes: int) -> list[bytes]:
+            zeros = bytes(n_bytes)
+            return [create(aes(k), mode).update(zeros) for k in keys]
 
-        zeros = bytes(64)
-        if direct(probe).update(zeros) == _public_ctr_encryptor(probe).update(zeros):
+        if direct([probe], 64) == _public_keystreams([probe], 64):
             return direct
     except Exception:  # any change in the private binding: use the public API
         pass
-    return _public_ctr_encryptor
+    return _public_keystreams
 
 
-_ctr_encryptor = _ctr_encryptor_factory()
+_keystreams = _keystreams_factory()
 
 
 def _prg_bytes(key: bytes, length: int) -> bytes:
-    return _ctr_encryptor(key).update(bytes(8 * length))
+    """`length` uint64 words of keystream under `key`, as bytes."""
+    return _keystreams([key], 8 * length)[0]
 
 
 def _bytes_to_u64(data: bytes) -> NDArray[np.uint64]:
@@ -525,7 +530,7 @@ def _signed_stream_sum(plus: Sequence[bytes], minus: Sequence[bytes], length: in
         if length <= _SHORT_STREAM_WORDS:
             for start in range(0, len(keys), _STREAM_BATCH):
                 chunk = keys[start : start + _STREAM_BATCH]
-                data = b"".join([_prg_bytes(k, length) for k in chunk])
+                data = b"".join(_keystreams(chunk, 8 * length))
                 words = np.frombuffer(data, dtype="<u8").reshape(len(chunk), length)
                 combine(result, words.sum(axis=0, dtype=np.uint64), out=result)
         else:
@@ -828,7 +833,7 @@ class SecAggClient:
             ]
         except InvalidTag as exc:
             raise SecAggError("an encrypted share does not authenticate") from exc
-        if any(len(p) != SECRETS_BYTES for p in plains):
+        if set(map(len, plains)) - {SECRETS_BYTES}:
             raise SecAggError("an encrypted share does not authenticate: wrong plaintext length")
         opened = np.frombuffer(b"".join(plains), dtype=np.uint8).reshape(len(peers), SECRETS_BYTES)
         try:  # every share opened must be well formed
@@ -864,7 +869,7 @@ class SecAggClient:
         keys = self._state.enc_keys
         table = _aead_table(keys.data)
         try:
-            return [table[keys.position(v)] for v in peers]
+            return [table[i] for i in keys.positions(peers)]
         except KeyError as exc:
             raise SecAggError(f"no share-encryption key for node {exc.args[0]}") from exc
 

@@ -17,6 +17,7 @@ def test_round_trip_through_json_keeps_every_value():
     assert dict(restored.items()) == values
     assert restored[42] == b"BBBB" and 3000 in restored and 8 not in restored
     assert restored.values_for([3000, 7]) == [b"CDEF", b"AAAA"]
+    assert restored.positions([3000, 7]) == [2, 0]
     assert list(restored) == [7, 42, 3000] and len(restored) == 3
     assert restored.get(8) is None
 
