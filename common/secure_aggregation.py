@@ -70,9 +70,9 @@ sum y_u - sum PRG(b_{u,r}) + sum_{v in D_r} (the pairwise masks v would have add
 towards S_r). The nodes that answered form A_{r+1}; any other node has left the run
 for good.
 
-Per node and round this costs two Shamir splits, n - 1 authenticated encryptions and
-n - 1 decryptions, about 3(n - 1) HMAC-SHA256 and n - 1 AES-CTR keystreams of the
-round's length; no public-key operation. The n - 1 X25519 agreements happen once per
+Per node and round this costs one Shamir split of both secrets (one matrix product),
+n - 1 authenticated encryptions and n - 1 decryptions, about 2(n - 1) HMAC-SHA256 and
+n - 1 AES-CTR keystreams of the round's length; no public-key operation. The n - 1 X25519 agreements happen once per
 run.
 
 Guarantees and why
@@ -460,13 +460,7 @@ def pair_key(root: bytes, *, run_id: str, round: int, tags: Mapping[str, int]) -
 def escrow_pad(escrow_key: bytes, *, run_id: str, round: int, sender: int, recipient: int) -> bytes:
     """e_{v->u,r} = HKDF-Expand(s_{v,r}, "pad" | run_id | r | v | u): the one-time pad that v
     sends u (encrypted) and u puts over its escrowed pair key k_{uv,r}."""
-    return _escrow_pads(escrow_key, run_id, round, sender, [recipient])[recipient]
-
-
-def _escrow_pads(
-    escrow_key: bytes, run_id: str, round: int, sender: int, recipients: Collection[int]
-) -> dict[int, bytes]:
-    return dict(zip(recipients, _escrow_pad_list(escrow_key, run_id, round, sender, recipients)))
+    return _escrow_pad_list(escrow_key, run_id, round, sender, [recipient])[0]
 
 
 def _escrow_pad_list(
@@ -486,10 +480,6 @@ def _int_fields(values: Collection[int]) -> list[bytes]:
 def escrow_commitment(escrow_key: bytes, *, run_id: str, round: int, node_id: int) -> bytes:
     """HKDF-Expand(s_{v,r}, "commit" | ...): lets the server check a reconstructed s_{v,r}."""
     return _expand(escrow_key, _info("commit", run_id, round, node_id))
-
-
-def _xor(a: bytes, b: bytes) -> bytes:
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
 def pairwise_masks(
@@ -551,23 +541,6 @@ def _aead_table(keys: bytes) -> tuple[ChaCha20Poly1305, ...]:
     """The ciphers of a node's packed share-encryption keys (32 bytes each), kept for the
     process: one cache look-up per message instead of one per peer."""
     return tuple(_aead(keys[i : i + KEY_BYTES]) for i in range(0, len(keys), KEY_BYTES))
-
-
-def _seal(cipher: ChaCha20Poly1305, plain: bytes, aad: bytes, rng: Rng) -> bytes:
-    nonce = rng(NONCE_BYTES)
-    return nonce + cipher.encrypt(nonce, plain, aad)
-
-
-def _open_secrets(cipher: ChaCha20Poly1305, blob: bytes, aad: bytes) -> tuple[bytes, bytes, bytes]:
-    """(share of s, share of b, pad) from one authenticated ciphertext."""
-    try:
-        plain = cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
-        if len(plain) != SECRETS_BYTES:
-            raise ValueError("wrong plaintext length")
-        n = shamir.PACKED_SHARE_BYTES
-        return plain[:n], plain[n : 2 * n], plain[2 * n :]
-    except (InvalidTag, ValueError) as exc:
-        raise SecAggError("an encrypted share does not authenticate") from exc
 
 
 # ----------------------------------------------------------------------------- client

@@ -321,13 +321,6 @@ def packed_share_from_bytes(data: bytes) -> np.ndarray:
     return digits
 
 
-def packed_shares_to_bytes(shares: np.ndarray) -> list[bytes]:
-    """Every row of a share matrix as PACKED_SHARE_BYTES bytes (one conversion)."""
-    data = np.asarray(shares, dtype=np.int64).astype(">u4").tobytes()
-    n = PACKED_SHARE_BYTES
-    return [data[i : i + n] for i in range(0, len(data), n)]
-
-
 def packed_shares_from_bytes(blobs: Sequence[bytes]) -> np.ndarray:
     """Parse many shares at once into a (len(blobs), DIGITS) matrix, rejecting any
     malformed one."""
