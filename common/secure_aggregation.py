@@ -1034,7 +1034,11 @@ class SecAggServer:
             seed_digits = shamir.packed_shares_from_bytes(
                 [message.seed_shares[v] for v in self._survivors]
             )
-            key_digits = shamir.packed_shares_from_bytes([message.key_shares[v] for v in self._dropped])
+            key_digits = (  # usually nobody dropped
+                shamir.packed_shares_from_bytes([message.key_shares[v] for v in self._dropped])
+                if self._dropped
+                else np.empty((0, shamir.DIGITS), dtype=np.int64)
+            )
         except ValueError as exc:
             raise SecAggError(f"node {message.node_id}: {exc}") from exc
         self._unmask[message.node_id] = message

@@ -171,10 +171,10 @@ def _mulmod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Up to `_EXACT_FLOAT_TERMS` terms the two products run in float64 (BLAS, several
     times faster than numpy's integer matmul) and are still exact."""
     p = DIGIT_PRIME
-    if a.shape[-1] <= _EXACT_FLOAT_TERMS:
-        af = a.astype(np.float64)
-        lo = (af @ (b & 0xFFFF).astype(np.float64)).astype(np.int64) % p
-        hi = (af @ (b >> 16).astype(np.float64)).astype(np.int64) % p
+    if a.shape[-1] <= _EXACT_FLOAT_TERMS:  # both halves in one product
+        halves = np.concatenate([b & 0xFFFF, b >> 16], axis=1).astype(np.float64)
+        both = (a.astype(np.float64) @ halves).astype(np.int64) % p
+        lo, hi = both[:, : b.shape[1]], both[:, b.shape[1] :]
     else:
         lo = (a @ (b & 0xFFFF)) % p  # each product < 2^47, fewer than 2^16 of them
         hi = (a @ (b >> 16)) % p
