@@ -220,7 +220,8 @@ def _broadcast(req: SecureBroadcastRequest, data: NodeData, state: dict, node_id
 
 def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id: int) -> Reply:
     reply = _HANDLERS[type(req.inner)](req.inner, data)
-    vectors = {t: v for t, v in flatten(reply, reply_layout(req.inner), req.scales).items() if t in req.round.vectors}
+    flat = flatten(reply, reply_layout(req.inner), req.scales)
+    vectors = {t: v for t, v in flat.items() if t in req.round.vectors}
     rng = np.random.default_rng(int.from_bytes(os.urandom(16), "little")) if req.noise else None
     for tag, std in req.noise.items():  # this node's share of the DP noise
         std = np.asarray(std, dtype=float) / req.scales[tag]  # a scalar or one per entry

@@ -72,8 +72,8 @@ for good.
 
 Per node and round this costs one Shamir split of both secrets (one matrix product),
 n - 1 authenticated encryptions and n - 1 decryptions, about 2(n - 1) HMAC-SHA256 and
-n - 1 AES-CTR keystreams of the round's length; no public-key operation. The n - 1 X25519 agreements happen once per
-run.
+n - 1 AES-CTR keystreams of the round's length; no public-key operation. The n - 1
+X25519 agreements happen once per run.
 
 Guarantees and why
 ------------------
@@ -508,7 +508,9 @@ _SHORT_STREAM_WORDS = 1024  # below this, per-key numpy calls cost more than the
 _STREAM_BATCH = 128  # keystreams per joined matrix
 
 
-def _signed_stream_sum(plus: Sequence[bytes], minus: Sequence[bytes], length: int) -> NDArray[np.uint64]:
+def _signed_stream_sum(
+    plus: Sequence[bytes], minus: Sequence[bytes], length: int
+) -> NDArray[np.uint64]:
     """sum PRG(k) over `plus` minus sum PRG(k) over `minus`, modulo 2^64 (uint64 sums
     wrap, as the ring requires).
 
@@ -702,17 +704,17 @@ class SecAggClient:
         keys = [hmac.digest(root, info, "sha256") for root in st.mask_roots.values_for(peers)]
         below = bisect.bisect_left(peers, st.node_id)  # u adds PRG(k_uv) for v > u
         flat += _signed_stream_sum(keys[below:], keys[:below], total)
-        flat += _prg(_expand(st.seed, _info("self", st.run_id, st.round, layout)), total)  # = self_masks
-        masked = {tag: v.astype("<u8", copy=False).tobytes() for tag, v in _split_tags(flat, order).items()}
+        self_key = _expand(st.seed, _info("self", st.run_id, st.round, layout))  # = self_masks'
+        flat += _prg(self_key, total)
+        masked = {tag: v.astype("<u8").tobytes() for tag, v in _split_tags(flat, order).items()}
         pads = opened[:, 2 * shamir.PACKED_SHARE_BYTES :]
-        escrow_blob = (np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, KEY_BYTES) ^ pads).tobytes()
+        key_rows = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, KEY_BYTES)
+        escrow_blob = (key_rows ^ pads).tobytes()
         escrows = {v: escrow_blob[KEY_BYTES * i : KEY_BYTES * (i + 1)] for i, v in enumerate(peers)}
 
-        everyone = tuple(sorted(active))
-        st.key_shares = self._with_own_share(st.key_shares, opened[:, : shamir.PACKED_SHARE_BYTES], below, everyone)
-        st.seed_shares = self._with_own_share(
-            st.seed_shares, opened[:, shamir.PACKED_SHARE_BYTES : 2 * shamir.PACKED_SHARE_BYTES], below, everyone
-        )
+        everyone, n = tuple(sorted(active)), shamir.PACKED_SHARE_BYTES
+        st.key_shares = self._with_own_share(st.key_shares, opened[:, :n], below, everyone)
+        st.seed_shares = self._with_own_share(st.seed_shares, opened[:, n : 2 * n], below, everyone)
         st.active, st.phase = tuple(active), "masked"
         return MaskedInput(
             run_id=st.run_id, round=st.round, node_id=st.node_id, vectors=masked, escrows=escrows
@@ -775,10 +777,8 @@ class SecAggClient:
         index = {v: i for i, v in enumerate(st.roster)}
         peers = [v for v in recipients if v != st.node_id]
         pads = _escrow_pad_list(st.escrow_key, st.run_id, round, st.node_id, peers)
-        plain = np.concatenate(
-            [rows[[index[v] for v in peers]], np.frombuffer(b"".join(pads), dtype=np.uint8).reshape(-1, KEY_BYTES)],
-            axis=1,
-        ).tobytes()
+        pad_rows = np.frombuffer(b"".join(pads), dtype=np.uint8).reshape(-1, KEY_BYTES)
+        plain = np.concatenate([rows[[index[v] for v in peers]], pad_rows], axis=1).tobytes()
         nonces = self._rng(NONCE_BYTES * len(peers))
         aad_prefix = _info("secrets", st.run_id, round, st.node_id)
         secrets = {}
@@ -792,7 +792,9 @@ class SecAggClient:
         commitment = escrow_commitment(st.escrow_key, run_id=st.run_id, round=round, node_id=st.node_id)
         return commitment, secrets
 
-    def _open_round_secrets(self, secrets: Mapping[int, bytes], peers: Sequence[int]) -> NDArray[np.uint8]:
+    def _open_round_secrets(
+        self, secrets: Mapping[int, bytes], peers: Sequence[int]
+    ) -> NDArray[np.uint8]:
         """Decrypt every peer's round secrets: a (len(peers), SECRETS_BYTES) matrix whose
         rows are share of s | share of b | pad, with every share checked well formed."""
         st = self._state
@@ -815,7 +817,9 @@ class SecAggClient:
             raise SecAggError(f"a decrypted share is malformed: {exc}") from exc
         return opened
 
-    def _ordered_input(self, vectors: Mapping[str, ArrayLike], order: list[tuple[str, int]]) -> NDArray[np.float64]:
+    def _ordered_input(
+        self, vectors: Mapping[str, ArrayLike], order: list[tuple[str, int]]
+    ) -> NDArray[np.float64]:
         """The round's vectors concatenated in the layout's (sorted) tag order."""
         parts = []
         for tag, length in order:
@@ -830,9 +834,9 @@ class SecAggClient:
     ) -> PeerBytes:
         """The peers' shares (rows of `opened`, peers in id order) with this node's own
         share inserted at `position`, packed for `everyone` (sorted, including this node)."""
-        data = opened.tobytes()
-        cut = position * own.width
-        return PeerBytes(width=own.width, ids=everyone, data=data[:cut] + own[self._state.node_id] + data[cut:])
+        data, cut = opened.tobytes(), position * own.width
+        data = data[:cut] + own[self._state.node_id] + data[cut:]
+        return PeerBytes(width=own.width, ids=everyone, data=data)
 
     def _ciphers(self, peers: Sequence[int]) -> list[ChaCha20Poly1305]:
         """The ChaCha20-Poly1305 ciphers shared with `peers`, keyed by HKDF(X25519(c_u, C_v)).

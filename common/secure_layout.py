@@ -94,7 +94,8 @@ def reply_layout(request: Request) -> Layout:
     if isinstance(request, ProfileRequest):
         k = len(request.centroids)
         n_scored = 0 if request.score_bins is None else len(request.score_bins)
-        return {"counts": (k,), "sums": (k, p), "sumsq": (k, p), "category_counts": (k, q), "scores": (k, n_scored)}
+        per_customer = {"sums": (k, p), "sumsq": (k, p), "category_counts": (k, q)}
+        return {"counts": (k,), **per_customer, "scores": (k, n_scored)}
     if isinstance(request, HistogramRequest):  # one count per customer and feature
         return {"counts": (sum(s.numeric[i].n_bins for i in s.quantile_indices),)}
     if isinstance(request, TransitionRequest):
@@ -106,7 +107,8 @@ def reply_layout(request: Request) -> Layout:
         tables, bits, _ = request.normals.shape
         return {"counts": (tables * 2**bits,)}
     total = int(sum(request.sizes))
-    return {"sums": (total, d), "counts": (total,), "inertia": (total,), "dist": (total,), "silhouette": (total,)}
+    per_cluster = {"counts": (total,), "inertia": (total,), "dist": (total,), "silhouette": (total,)}
+    return {"sums": (total, d), **per_cluster}
 
 
 def reply_bounds(request: Request) -> dict[str, float]:

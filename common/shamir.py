@@ -333,7 +333,9 @@ def packed_shares_from_blob(data: bytes) -> np.ndarray:
     """Parse shares packed back to back into a (rows, DIGITS) matrix, rejecting a
     length that is not whole shares and any digit outside the field."""
     if len(data) % PACKED_SHARE_BYTES:
-        raise ValueError(f"{len(data)} bytes is not a whole number of {PACKED_SHARE_BYTES}-byte shares")
+        raise ValueError(
+            f"{len(data)} bytes is not a whole number of {PACKED_SHARE_BYTES}-byte shares"
+        )
     digits = np.frombuffer(data, dtype=">u4").astype(np.int64).reshape(-1, DIGITS)
     if (digits >= DIGIT_PRIME).any():
         raise ValueError("share digit is not a field element")
