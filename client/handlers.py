@@ -23,7 +23,7 @@ from common.fixed_point import FixedPointOverflowError
 from common.privacy import clip_rows
 from common.schema import FeatureSchema
 from common.secure_aggregation import SecAggClient, SecAggError
-from common.secure_layout import flatten, layout_and_bounds
+from common.secure_layout import flatten, reply_layout
 from common.wire import (
     BucketCountsReply,
     BucketCountsRequest,
@@ -220,9 +220,9 @@ def _broadcast(req: SecureBroadcastRequest, data: NodeData, state: dict, node_id
 
 def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id: int) -> Reply:
     reply = _HANDLERS[type(req.inner)](req.inner, data)
-    layout, _ = layout_and_bounds(req.inner)
-    vectors = {t: v for t, v in flatten(reply, layout, req.scales).items() if t in req.round.vectors}
-    rng = np.random.default_rng(int.from_bytes(os.urandom(16), "little"))
+    flat = flatten(reply, reply_layout(req.inner), req.scales)
+    vectors = {t: v for t, v in flat.items() if t in req.round.vectors}
+    rng = np.random.default_rng(int.from_bytes(os.urandom(16), "little")) if req.noise else None
     for tag, std in req.noise.items():  # this node's share of the DP noise
         std = np.asarray(std, dtype=float) / req.scales[tag]  # a scalar or one per entry
         vectors[tag] = vectors[tag] + rng.normal(0.0, 1.0, vectors[tag].shape) * std

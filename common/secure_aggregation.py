@@ -70,10 +70,10 @@ sum y_u - sum PRG(b_{u,r}) + sum_{v in D_r} (the pairwise masks v would have add
 towards S_r). The nodes that answered form A_{r+1}; any other node has left the run
 for good.
 
-Per node and round this costs two Shamir splits, n - 1 authenticated encryptions and
-n - 1 decryptions, about 3(n - 1) HMAC-SHA256 and n - 1 AES-CTR keystreams of the
-round's length; no public-key operation. The n - 1 X25519 agreements happen once per
-run.
+Per node and round this costs one Shamir split of both secrets (one matrix product),
+n - 1 authenticated encryptions and n - 1 decryptions, about 2(n - 1) HMAC-SHA256 and
+n - 1 AES-CTR keystreams of the round's length; no public-key operation. The n - 1
+X25519 agreements happen once per run.
 
 Guarantees and why
 ------------------
@@ -151,6 +151,7 @@ A. Shamir. How to share a secret. Communications of the ACM 22(11), 1979.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hmac
 import os
@@ -162,12 +163,13 @@ from typing import Annotated, Literal
 import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from common import fixed_point, shamir
+from common.peer_bytes import PeerBytes
 
 Rng = Callable[[int], bytes]
 """Source of random bytes, `os.urandom` by default; inject a seeded one in tests."""
@@ -354,9 +356,15 @@ def _prg(key: bytes, length: int) -> NDArray[np.uint64]:
 _CTR_FROM_ZERO = modes.CTR(bytes(16))  # every key is used for one stream only
 
 
+def _keystreams(keys: Sequence[bytes], n_bytes: int) -> list[bytes]:
+    """`n_bytes` of AES-256-CTR keystream per key (each key is used for one stream only)."""
+    zeros = bytes(n_bytes)
+    return [Cipher(algorithms.AES(k), _CTR_FROM_ZERO).encryptor().update(zeros) for k in keys]
+
+
 def _prg_bytes(key: bytes, length: int) -> bytes:
-    encryptor = Cipher(algorithms.AES(key), _CTR_FROM_ZERO).encryptor()
-    return encryptor.update(bytes(8 * length))
+    """`length` uint64 words of keystream under `key`, as bytes."""
+    return _keystreams([key], 8 * length)[0]
 
 
 def _bytes_to_u64(data: bytes) -> NDArray[np.uint64]:
@@ -418,23 +426,26 @@ def pair_key(root: bytes, *, run_id: str, round: int, tags: Mapping[str, int]) -
 def escrow_pad(escrow_key: bytes, *, run_id: str, round: int, sender: int, recipient: int) -> bytes:
     """e_{v->u,r} = HKDF-Expand(s_{v,r}, "pad" | run_id | r | v | u): the one-time pad that v
     sends u (encrypted) and u puts over its escrowed pair key k_{uv,r}."""
-    return _escrow_pads(escrow_key, run_id, round, sender, [recipient])[recipient]
+    return _escrow_pad_list(escrow_key, run_id, round, sender, [recipient])[0]
 
 
-def _escrow_pads(
+def _escrow_pad_list(
     escrow_key: bytes, run_id: str, round: int, sender: int, recipients: Collection[int]
-) -> dict[int, bytes]:
+) -> list[bytes]:
+    """e_{sender->u,r} for every recipient u, in order: `_expand` with the shared info
+    prefix built once."""
     prefix = _info("pad", run_id, round, sender)
-    return {u: _expand(escrow_key, prefix + _field(u)) for u in recipients}
+    return [hmac.digest(escrow_key, prefix + f + b"\x01", "sha256") for f in _int_fields(recipients)]
+
+
+def _int_fields(values: Collection[int]) -> list[bytes]:
+    """`_field(v)` for many ints at once (8-byte values with their 4-byte length)."""
+    return [b"\x00\x00\x00\x08" + v.to_bytes(8, "big") for v in values]
 
 
 def escrow_commitment(escrow_key: bytes, *, run_id: str, round: int, node_id: int) -> bytes:
     """HKDF-Expand(s_{v,r}, "commit" | ...): lets the server check a reconstructed s_{v,r}."""
     return _expand(escrow_key, _info("commit", run_id, round, node_id))
-
-
-def _xor(a: bytes, b: bytes) -> bytes:
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
 def pairwise_masks(
@@ -454,14 +465,36 @@ def pairwise_masks(
     dict tag -> ndarray of shape (length,), dtype uint64
     """
     order, total, _ = _layout(tags)
-    result = np.zeros(total, dtype=np.uint64)
-    for v, key in pair_keys.items():  # uint64 arithmetic wraps modulo 2^64, as the ring requires
-        stream = np.frombuffer(_prg_bytes(key, total), dtype="<u8")
-        if v > node_id:
-            np.add(result, stream, out=result)
+    plus = [key for v, key in pair_keys.items() if v > node_id]
+    minus = [key for v, key in pair_keys.items() if v <= node_id]
+    return _split_tags(_signed_stream_sum(plus, minus, total), order)
+
+
+_SHORT_STREAM_WORDS = 1024  # below this, per-key numpy calls cost more than the adds
+_STREAM_BATCH = 128  # keystreams per joined matrix
+
+
+def _signed_stream_sum(
+    plus: Sequence[bytes], minus: Sequence[bytes], length: int
+) -> NDArray[np.uint64]:
+    """sum PRG(k) over `plus` minus sum PRG(k) over `minus`, modulo 2^64 (uint64 sums
+    wrap, as the ring requires).
+
+    Short streams (a Lloyd round's few hundred words) are joined into one (keys,
+    length) matrix and reduced by one numpy call instead of one add per key; long ones
+    are added one by one, which touches memory less."""
+    result = np.zeros(length, dtype=np.uint64)
+    for keys, combine in ((plus, np.add), (minus, np.subtract)):
+        if length <= _SHORT_STREAM_WORDS:
+            for start in range(0, len(keys), _STREAM_BATCH):
+                chunk = keys[start : start + _STREAM_BATCH]
+                data = b"".join(_keystreams(chunk, 8 * length))
+                words = np.frombuffer(data, dtype="<u8").reshape(len(chunk), length)
+                combine(result, words.sum(axis=0, dtype=np.uint64), out=result)
         else:
-            np.subtract(result, stream, out=result)
-    return _split_tags(result, order)
+            for k in keys:
+                combine(result, np.frombuffer(_prg_bytes(k, length), dtype="<u8"), out=result)
+    return result
 
 
 @functools.lru_cache(maxsize=4096)
@@ -471,21 +504,11 @@ def _aead(key: bytes) -> ChaCha20Poly1305:
     return ChaCha20Poly1305(key)
 
 
-def _seal(cipher: ChaCha20Poly1305, plain: bytes, aad: bytes, rng: Rng) -> bytes:
-    nonce = rng(NONCE_BYTES)
-    return nonce + cipher.encrypt(nonce, plain, aad)
-
-
-def _open_secrets(cipher: ChaCha20Poly1305, blob: bytes, aad: bytes) -> tuple[bytes, bytes, bytes]:
-    """(share of s, share of b, pad) from one authenticated ciphertext."""
-    try:
-        plain = cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
-        if len(plain) != SECRETS_BYTES:
-            raise ValueError("wrong plaintext length")
-        n = shamir.PACKED_SHARE_BYTES
-        return plain[:n], plain[n : 2 * n], plain[2 * n :]
-    except (InvalidTag, ValueError) as exc:
-        raise SecAggError("an encrypted share does not authenticate") from exc
+@functools.lru_cache(maxsize=256)
+def _aead_table(keys: bytes) -> tuple[ChaCha20Poly1305, ...]:
+    """The ciphers of a node's packed share-encryption keys (32 bytes each), kept for the
+    process: one cache look-up per message instead of one per peer."""
+    return tuple(_aead(keys[i : i + KEY_BYTES]) for i in range(0, len(keys), KEY_BYTES))
 
 
 # ----------------------------------------------------------------------------- client
@@ -499,7 +522,8 @@ class ClientState(BaseModel):
     `key_shares[v]` / `seed_shares[v]` are this node's shares of s_{v,round} /
     b_{v,round}; `enc_keys[v]` (share encryption) and `mask_roots[v]` (R_uv) are derived
     from X25519(c_u, C_v) once per run; `excluded` the nodes declared dropped, who may
-    never take part again.
+    never take part again. The per-peer values are packed (`PeerBytes`): the state is
+    reloaded on every message, and one blob per field parses much faster than a dict.
     """
 
     model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
@@ -512,14 +536,25 @@ class ClientState(BaseModel):
     roster: tuple[int, ...] = ()
     round: int = 0
     private_key: bytes = b""
-    enc_keys: dict[int, bytes] = {}
-    mask_roots: dict[int, bytes] = {}
+    enc_keys: PeerBytes = PeerBytes(width=KEY_BYTES)
+    mask_roots: PeerBytes = PeerBytes(width=KEY_BYTES)
     active: tuple[int, ...] = ()
     excluded: tuple[int, ...] = ()
     escrow_key: bytes = b""
-    key_shares: dict[int, ShareValue] = {}
+    key_shares: PeerBytes = PeerBytes(width=shamir.PACKED_SHARE_BYTES)
     seed: bytes = b""
-    seed_shares: dict[int, ShareValue] = {}
+    seed_shares: PeerBytes = PeerBytes(width=shamir.PACKED_SHARE_BYTES)
+
+    @model_validator(mode="after")
+    def _check(self) -> ClientState:
+        widths = {"enc_keys": KEY_BYTES, "mask_roots": KEY_BYTES}
+        widths |= {"key_shares": shamir.PACKED_SHARE_BYTES, "seed_shares": shamir.PACKED_SHARE_BYTES}
+        for name, width in widths.items():
+            if getattr(self, name).width != width:
+                raise ValueError(f"{name} must hold {width}-byte values")
+        if self.enc_keys.ids != self.mask_roots.ids:
+            raise ValueError("enc_keys and mask_roots must cover the same peers")
+        return self
 
 
 class SecAggClient:
@@ -533,13 +568,12 @@ class SecAggClient:
     def __init__(self, node_id: int, *, rng: Rng = os.urandom) -> None:
         self._state = ClientState(node_id=node_id)
         self._rng = rng
-        self._aead: dict[int, ChaCha20Poly1305] = {}  # per-process cache
 
     @classmethod
     def from_bytes(cls, data: bytes, *, rng: Rng = os.urandom) -> SecAggClient:
         """Restore a client saved with `to_bytes`."""
-        client = cls(0, rng=rng)
-        client._state = ClientState.model_validate_json(data)
+        client = cls.__new__(cls)
+        client._state, client._rng = ClientState.model_validate_json(data), rng
         return client
 
     def to_bytes(self) -> bytes:
@@ -593,7 +627,8 @@ class SecAggClient:
                 secret = _agree(private, pk)
                 enc_keys[v] = _hkdf(secret, _info("enc", st.run_id))
                 roots[v] = _hkdf(secret, _info("mask-root", st.run_id))
-        st.enc_keys, st.mask_roots = enc_keys, roots
+        st.enc_keys = PeerBytes.pack(enc_keys, width=KEY_BYTES)
+        st.mask_roots = PeerBytes.pack(roots, width=KEY_BYTES)
         st.active = tuple(sorted(keys))
         commitment, secrets = self._share_round_secrets(1, st.active)
         st.round, st.phase = 1, "ready"
@@ -624,42 +659,28 @@ class SecAggClient:
             raise SecAggError(
                 f"vectors {sorted(vectors)} do not match the request {sorted(request.vectors)}"
             )
-        peers = [v for v in active if v != st.node_id]
+        peers = sorted(v for v in active if v != st.node_id)
         self._expect_senders(request.secrets, peers, "round secrets")
-        head, me = _info("secrets", st.run_id, st.round), _field(st.node_id)
-        opened = {
-            v: _open_secrets(self._cipher(v), request.secrets[v], head + _field(v) + me)
-            for v in peers
-        }
-
-        parts = []
-        for tag, length in request.vectors.items():
-            x = np.asarray(vectors[tag], dtype=np.float64)
-            if x.shape != (length,):
-                raise SecAggError(f"vector {tag!r} has shape {x.shape}, expected ({length},)")
-            parts.append(x)
-        flat = fixed_point.encode(  # one range check over every tag
-            np.concatenate(parts), frac_bits=st.frac_bits, max_nodes=len(st.roster)
+        opened = self._open_round_secrets(request.secrets, peers)
+        order, total, layout = _layout(request.vectors)
+        flat = fixed_point.encode(  # one range check over every tag, in the layout's order
+            self._ordered_input(vectors, order), frac_bits=st.frac_bits, max_nodes=len(st.roster)
         )
-        encoded, start = {}, 0
-        for tag, length in request.vectors.items():
-            encoded[tag], start = flat[start : start + length], start + length
-        info = _info("pair", st.run_id, st.round, _layout(request.vectors)[2])  # = pair_key's
-        keys = {v: _expand(st.mask_roots[v], info) for v in peers}
-        masks = pairwise_masks(keys, st.node_id, tags=request.vectors)
-        b = self_masks(st.seed, run_id=st.run_id, round=st.round, tags=request.vectors)
-        masked = {
-            tag: (encoded[tag] + b[tag] + masks[tag]).astype("<u8").tobytes()
-            for tag in request.vectors
-        }
-        escrows = {v: _xor(keys[v], opened[v][2]) for v in peers}
+        info = _info("pair", st.run_id, st.round, layout) + b"\x01"  # = pair_key's
+        keys = [hmac.digest(root, info, "sha256") for root in st.mask_roots.values_for(peers)]
+        below = bisect.bisect_left(peers, st.node_id)  # u adds PRG(k_uv) for v > u
+        flat += _signed_stream_sum(keys[below:], keys[:below], total)
+        self_key = _expand(st.seed, _info("self", st.run_id, st.round, layout))  # = self_masks'
+        flat += _prg(self_key, total)
+        masked = {tag: v.astype("<u8").tobytes() for tag, v in _split_tags(flat, order).items()}
+        pads = opened[:, 2 * shamir.PACKED_SHARE_BYTES :]
+        key_rows = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, KEY_BYTES)
+        escrow_blob = (key_rows ^ pads).tobytes()
+        escrows = {v: escrow_blob[KEY_BYTES * i : KEY_BYTES * (i + 1)] for i, v in enumerate(peers)}
 
-        try:  # every share opened must be well formed
-            shamir.packed_shares_from_bytes([s for o in opened.values() for s in o[:2]])
-        except ValueError as exc:
-            raise SecAggError(f"a decrypted share is malformed: {exc}") from exc
-        st.key_shares.update({v: o[0] for v, o in opened.items()})
-        st.seed_shares.update({v: o[1] for v, o in opened.items()})
+        everyone, n = tuple(sorted(active)), shamir.PACKED_SHARE_BYTES
+        st.key_shares = self._with_own_share(st.key_shares, opened[:, :n], below, everyone)
+        st.seed_shares = self._with_own_share(st.seed_shares, opened[:, n : 2 * n], below, everyone)
         st.active, st.phase = tuple(active), "masked"
         return MaskedInput(
             run_id=st.run_id, round=st.round, node_id=st.node_id, vectors=masked, escrows=escrows
@@ -686,8 +707,9 @@ class SecAggClient:
             raise SecAggError("this node was declared dropped; it takes no further part")
         if len(survivors) < st.threshold:
             raise SecAggError(f"{len(survivors)} survivors, below threshold {st.threshold}")
-        reply_seed = {v: st.seed_shares[v] for v in sorted(survivors)}
-        reply_key = {v: st.key_shares[v] for v in sorted(dropped)}
+        kept, gone = sorted(survivors), sorted(dropped)
+        reply_seed = dict(zip(kept, st.seed_shares.values_for(kept)))
+        reply_key = dict(zip(gone, st.key_shares.values_for(gone)))
         next_active, next_round = tuple(sorted(survivors)), st.round + 1
         commitment, secrets = self._share_round_secrets(next_round, next_active)
         st.excluded = tuple(sorted(set(st.excluded) | dropped))
@@ -714,41 +736,85 @@ class SecAggClient:
         """
         st = self._state
         st.escrow_key, st.seed = self._rng(KEY_BYTES), self._rng(KEY_BYTES)
-        n, t = len(st.roster), st.threshold
-        key_shares = shamir.split_secret(st.escrow_key, n=n, t=t, rng=self._rng)
-        seed_shares = shamir.split_secret(st.seed, n=n, t=t, rng=self._rng)
+        shares = shamir.split_secrets(  # (n, 2 DIGITS): digits of s, then digits of b
+            [st.escrow_key, st.seed], n=len(st.roster), t=st.threshold, rng=self._rng
+        )
+        rows = shares.astype(">u4").view(np.uint8)  # (n, 2 PACKED_SHARE_BYTES): s | b
         index = {v: i for i, v in enumerate(st.roster)}
-        key_shares = shamir.packed_shares_to_bytes(key_shares)
-        seed_shares = shamir.packed_shares_to_bytes(seed_shares)
-        aad_prefix = _info("secrets", st.run_id, round, st.node_id)
         peers = [v for v in recipients if v != st.node_id]
-        pads = _escrow_pads(st.escrow_key, st.run_id, round, st.node_id, peers)
+        pads = _escrow_pad_list(st.escrow_key, st.run_id, round, st.node_id, peers)
+        pad_rows = np.frombuffer(b"".join(pads), dtype=np.uint8).reshape(-1, KEY_BYTES)
+        plain = np.concatenate([rows[[index[v] for v in peers]], pad_rows], axis=1).tobytes()
+        nonces = self._rng(NONCE_BYTES * len(peers))
+        aad_prefix = _info("secrets", st.run_id, round, st.node_id)
         secrets = {}
-        for v in peers:
-            i = index[v]
-            plain = (
-                key_shares[i]
-                + seed_shares[i]
-                + pads[v]
-            )
-            secrets[v] = _seal(self._cipher(v), plain, aad_prefix + _field(v), self._rng)
-        own = index[st.node_id]
-        st.key_shares = {st.node_id: key_shares[own]}
-        st.seed_shares = {st.node_id: seed_shares[own]}
+        for i, (v, cipher, field) in enumerate(zip(peers, self._ciphers(peers), _int_fields(peers))):
+            nonce = nonces[NONCE_BYTES * i : NONCE_BYTES * (i + 1)]
+            body = plain[SECRETS_BYTES * i : SECRETS_BYTES * (i + 1)]
+            secrets[v] = nonce + cipher.encrypt(nonce, body, aad_prefix + field)
+        own, n = rows[index[st.node_id]].tobytes(), shamir.PACKED_SHARE_BYTES
+        st.key_shares = PeerBytes(width=n, ids=(st.node_id,), data=own[:n])
+        st.seed_shares = PeerBytes(width=n, ids=(st.node_id,), data=own[n:])
         commitment = escrow_commitment(st.escrow_key, run_id=st.run_id, round=round, node_id=st.node_id)
         return commitment, secrets
 
-    def _cipher(self, peer: int) -> ChaCha20Poly1305:
-        """The ChaCha20-Poly1305 cipher shared with `peer`, keyed by HKDF(X25519(c_u, C_v)).
+    def _open_round_secrets(
+        self, secrets: Mapping[int, bytes], peers: Sequence[int]
+    ) -> NDArray[np.uint8]:
+        """Decrypt every peer's round secrets: a (len(peers), SECRETS_BYTES) matrix whose
+        rows are share of s | share of b | pad, with every share checked well formed."""
+        st = self._state
+        head, me = _info("secrets", st.run_id, st.round), _field(st.node_id)
+        try:
+            plains = [
+                cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], head + field + me)
+                for cipher, blob, field in zip(
+                    self._ciphers(peers), [secrets[v] for v in peers], _int_fields(peers)
+                )
+            ]
+        except InvalidTag as exc:
+            raise SecAggError("an encrypted share does not authenticate") from exc
+        if set(map(len, plains)) - {SECRETS_BYTES}:
+            raise SecAggError("an encrypted share does not authenticate: wrong plaintext length")
+        opened = np.frombuffer(b"".join(plains), dtype=np.uint8).reshape(len(peers), SECRETS_BYTES)
+        try:  # every share opened must be well formed
+            shamir.packed_shares_from_blob(opened[:, : 2 * shamir.PACKED_SHARE_BYTES].tobytes())
+        except ValueError as exc:
+            raise SecAggError(f"a decrypted share is malformed: {exc}") from exc
+        return opened
+
+    def _ordered_input(
+        self, vectors: Mapping[str, ArrayLike], order: list[tuple[str, int]]
+    ) -> NDArray[np.float64]:
+        """The round's vectors concatenated in the layout's (sorted) tag order."""
+        parts = []
+        for tag, length in order:
+            x = np.asarray(vectors[tag], dtype=np.float64)
+            if x.shape != (length,):
+                raise SecAggError(f"vector {tag!r} has shape {x.shape}, expected ({length},)")
+            parts.append(x)
+        return np.concatenate(parts)
+
+    def _with_own_share(
+        self, own: PeerBytes, opened: NDArray[np.uint8], position: int, everyone: tuple[int, ...]
+    ) -> PeerBytes:
+        """The peers' shares (rows of `opened`, peers in id order) with this node's own
+        share inserted at `position`, packed for `everyone` (sorted, including this node)."""
+        data, cut = opened.tobytes(), position * own.width
+        data = data[:cut] + own[self._state.node_id] + data[cut:]
+        return PeerBytes(width=own.width, ids=everyone, data=data)
+
+    def _ciphers(self, peers: Sequence[int]) -> list[ChaCha20Poly1305]:
+        """The ChaCha20-Poly1305 ciphers shared with `peers`, keyed by HKDF(X25519(c_u, C_v)).
 
         The keys are agreed once per run (`share_keys`) and kept in the client state, so
         no later message repeats an X25519 agreement."""
-        if peer not in self._aead:
-            key = self._state.enc_keys.get(peer)
-            if key is None:
-                raise SecAggError(f"no share-encryption key for node {peer}")
-            self._aead[peer] = _aead(key)
-        return self._aead[peer]
+        keys = self._state.enc_keys
+        table = _aead_table(keys.data)
+        try:
+            return [table[i] for i in keys.positions(peers)]
+        except KeyError as exc:
+            raise SecAggError(f"no share-encryption key for node {exc.args[0]}") from exc
 
     def _expect_phase(self, phase: str) -> None:
         if self._state.phase != phase:
@@ -809,6 +875,9 @@ class SecAggServer:
         self._survivors: tuple[int, ...] = ()
         self._dropped: tuple[int, ...] = ()
         self._unmask: dict[int, UnmaskShares] = {}
+        # per helper: its shares of b (survivors' order) and of s (dropped order), parsed
+        # once on receipt and reused to reconstruct every secret in one product
+        self._share_digits: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- set-up
 
@@ -866,16 +935,20 @@ class SecAggServer:
         """Round exchange 1: one request per active node (tag -> vector length)."""
         self._expect_phase("ready")
         self._expect_enough(len(self.active), "active nodes")
-        requests = {}
-        for u in self.active:
-            peers = [v for v in self.active if v != u]
-            requests[u] = RoundRequest(
-                run_id=self.run_id,
-                round=self.round,
-                vectors=dict(vectors),
-                active=self.active,
-                secrets={v: self._secrets_ct[v][u] for v in peers},
-            )
+        def secrets_for(u: int) -> dict[int, bytes]:
+            return {v: self._secrets_ct[v][u] for v in self.active if v != u}
+
+        first = RoundRequest(  # validates the shared fields (tags, lengths) once
+            run_id=self.run_id,
+            round=self.round,
+            vectors=dict(vectors),
+            active=self.active,
+            secrets=secrets_for(self.active[0]),
+        )
+        # The requests differ only in the ciphertexts addressed to each node, each
+        # validated when it arrived (SetupShares, UnmaskShares): copy, not re-validate.
+        requests = {u: first.model_copy(update={"secrets": secrets_for(u)}) for u in self.active[1:]}
+        requests = {self.active[0]: first, **requests}
         self._vectors, self._masked, self._escrows = dict(vectors), {}, {}
         self.phase = "masking"
         return requests
@@ -910,7 +983,7 @@ class SecAggServer:
             )
         self._survivors = tuple(sorted(self._masked))
         self._dropped = tuple(v for v in self.active if v not in self._masked)
-        self._unmask, self.phase = {}, "unmasking"
+        self._unmask, self._share_digits, self.phase = {}, {}, "unmasking"
         return UnmaskRequest(
             run_id=self.run_id, round=self.round, survivors=self._survivors, dropped=self._dropped
         )
@@ -928,12 +1001,18 @@ class SecAggServer:
         ):
             raise SecAggError(f"node {message.node_id}: shares do not match the unmask request")
         try:
-            shamir.packed_shares_from_bytes(
-                [*message.seed_shares.values(), *message.key_shares.values()]
+            seed_digits = shamir.packed_shares_from_bytes(
+                [message.seed_shares[v] for v in self._survivors]
+            )
+            key_digits = (  # usually nobody dropped
+                shamir.packed_shares_from_bytes([message.key_shares[v] for v in self._dropped])
+                if self._dropped
+                else np.empty((0, shamir.DIGITS), dtype=np.int64)
             )
         except ValueError as exc:
             raise SecAggError(f"node {message.node_id}: {exc}") from exc
         self._unmask[message.node_id] = message
+        self._share_digits[message.node_id] = (seed_digits, key_digits)
 
     def finish_round(self) -> RoundResult:
         """Reconstruct the masks from t answers, unmask and decode the sums.
@@ -949,18 +1028,8 @@ class SecAggServer:
             )
         helpers = sorted(self._unmask)[: self.threshold]
         weights = shamir.lagrange_weights([self.roster.index(w) + 1 for w in helpers])
-
-        def reveal(field: str, owner: int) -> bytes:
-            shares = shamir.packed_shares_from_bytes(
-                [getattr(self._unmask[w], field)[owner] for w in helpers]
-            )
-            try:
-                return shamir.combine_shares(weights, shares)
-            except ValueError as exc:
-                raise SecAggError(f"shares of node {owner} are inconsistent") from exc
-
-        seeds = {v: reveal("seed_shares", v) for v in self._survivors}
-        dropped_keys = {v: reveal("key_shares", v) for v in self._dropped}
+        seeds = self._reveal(weights, helpers, 0, self._survivors)
+        dropped_keys = self._reveal(weights, helpers, 1, self._dropped)
         for v, key in dropped_keys.items():
             commitment = escrow_commitment(key, run_id=self.run_id, round=self.round, node_id=v)
             if not hmac.compare_digest(commitment, self._commitments[v]):
@@ -968,20 +1037,19 @@ class SecAggServer:
                     f"reconstructed escrow key of node {v} does not match its commitment"
                 )
 
-        totals = {t: np.zeros(n, dtype=np.uint64) for t, n in self._vectors.items()}
-        for u in self._survivors:
-            b = self_masks(seeds[u], run_id=self.run_id, round=self.round, tags=self._vectors)
-            for tag in self._vectors:
-                totals[tag] += self._masked[u][tag]
-                totals[tag] -= b[tag]
+        order, total, layout = _layout(self._vectors)
+        flat = np.zeros(total, dtype=np.uint64)
+        start = 0
+        for tag, n in order:  # sum of the y_u, tag by tag in layout order
+            stacked = np.stack([self._masked[u][tag] for u in self._survivors])
+            flat[start : start + n] = stacked.sum(axis=0, dtype=np.uint64)
+            start += n
+        self_info = _info("self", self.run_id, self.round, layout) + b"\x01"  # = self_masks'
+        seed_keys = [hmac.digest(seeds[u], self_info, "sha256") for u in self._survivors]
+        flat += _signed_stream_sum([], seed_keys, total)  # minus every PRG(b_{u,r})
         for v, key in dropped_keys.items():
-            # survivors added -(v's own masks towards them); add v's masks back to cancel.
-            # Each survivor u escrowed k_uv under e_{v->u}, which s_{v,r} now yields.
-            pads = _escrow_pads(key, self.run_id, self.round, v, self._survivors)
-            pair_keys = {u: _xor(self._escrows[u][v], pads[u]) for u in self._survivors}
-            masks = pairwise_masks(pair_keys, v, tags=self._vectors)
-            for tag in totals:
-                totals[tag] += masks[tag]
+            flat += self._dropped_masks(v, key, total)
+        totals = _split_tags(flat, order)
         sums = {
             tag: fixed_point.decode(
                 total,
@@ -997,8 +1065,35 @@ class SecAggServer:
         self._commitments = {m.node_id: m.next_commitment for m in replies}
         self._secrets_ct = {m.node_id: dict(m.next_secrets) for m in replies}
         self.round, self.phase = self.round + 1, "ready"
-        self._masked, self._unmask, self._escrows = {}, {}, {}
+        self._masked, self._unmask, self._escrows, self._share_digits = {}, {}, {}, {}
         return result
+
+    def _reveal(
+        self, weights: np.ndarray, helpers: Sequence[int], kind: int, owners: Sequence[int]
+    ) -> dict[int, bytes]:
+        """Reconstruct the secrets of `owners` (kind 0: b of survivors, 1: s of dropped
+        nodes) from the helpers' shares, all in one matrix product."""
+        if not owners:
+            return {}
+        shares = np.stack([self._share_digits[w][kind] for w in helpers])  # (t, owners, DIGITS)
+        try:
+            return dict(zip(owners, shamir.combine_many(weights, shares)))
+        except shamir.InconsistentShares as exc:
+            raise SecAggError(f"shares of node {owners[exc.index]} are inconsistent") from exc
+
+    def _dropped_masks(self, v: int, escrow_key: bytes, total: int) -> NDArray[np.uint64]:
+        """The pairwise masks dropped node v would have added towards the survivors.
+
+        Survivors added -(v's masks towards them); adding v's masks back cancels them.
+        Each survivor u escrowed k_uv under e_{v->u}, which s_{v,r} now yields."""
+        survivors = self._survivors
+        pads = _escrow_pad_list(escrow_key, self.run_id, self.round, v, survivors)
+        escrows = b"".join([self._escrows[u][v] for u in survivors])
+        keys = np.frombuffer(escrows, dtype=np.uint8) ^ np.frombuffer(b"".join(pads), dtype=np.uint8)
+        blob = keys.tobytes()
+        pair_keys = [blob[KEY_BYTES * i : KEY_BYTES * (i + 1)] for i in range(len(survivors))]
+        below = bisect.bisect_left(survivors, v)  # v adds PRG(k_uv) for u > v
+        return _signed_stream_sum(pair_keys[below:], pair_keys[:below], total)
 
     # -- checks
 

@@ -82,33 +82,52 @@ def _scaled_bound(schema: FeatureSchema, scaler: Scaler) -> float:
 
 def layout_and_bounds(request: Request) -> tuple[Layout, dict[str, float]]:
     """Reply field shapes and per-customer bounds per entry, from the request alone."""
+    return reply_layout(request), reply_bounds(request)
+
+
+def reply_layout(request: Request) -> Layout:
+    """Reply field shapes, from the request alone: all a node needs to flatten its reply
+    (the bounds, which cost a pass through the schema's transforms, serve the server)."""
     s = request.schema_
     p, q, d = len(s.numeric), s.n_encoded - len(s.numeric), s.n_encoded
     if isinstance(request, PrepareRequest):
-        t = _transformed_bound(s)
-        return {"count": (), "sums": (p,), "sumsq": (p,), "category_counts": (q,)}, {
-            "count": 1.0, "sums": t, "sumsq": t * t, "category_counts": 1.0}
+        return {"count": (), "sums": (p,), "sumsq": (p,), "category_counts": (q,)}
     if isinstance(request, ProfileRequest):
-        k, r = len(request.centroids), _raw_bound(s)
+        k = len(request.centroids)
         n_scored = 0 if request.score_bins is None else len(request.score_bins)
-        return {"counts": (k,), "sums": (k, p), "sumsq": (k, p), "category_counts": (k, q), "scores": (k, n_scored),
-                "histograms": (k, histogram_width(s))}, {
-            "counts": 1.0, "sums": r, "sumsq": r * r, "category_counts": 1.0, "scores": 5.0, "histograms": 1.0}
+        per_customer = {"sums": (k, p), "sumsq": (k, p), "category_counts": (k, q)}
+        return {"counts": (k,), **per_customer, "scores": (k, n_scored), "histograms": (k, histogram_width(s))}
     if isinstance(request, HistogramRequest):  # one count per customer and feature
-        return {"counts": (sum(s.numeric[i].n_bins for i in s.quantile_indices),)}, {"counts": 1.0}
+        return {"counts": (sum(s.numeric[i].n_bins for i in s.quantile_indices),)}
     if isinstance(request, TransitionRequest):
-        return {"counts": (len(request.old_centroids), len(request.centroids))}, {"counts": 1.0}
-    b = _scaled_bound(s, request.scaler)
+        return {"counts": (len(request.old_centroids), len(request.centroids))}
     if isinstance(request, BucketSumsRequest):
         m = len(request.dense)
-        return {"sums": (m, d), "counts": (m,)}, {"sums": b, "counts": 1.0}
+        return {"sums": (m, d), "counts": (m,)}
     if isinstance(request, BucketCountsRequest):
         tables, bits, _ = request.normals.shape
-        return {"counts": (tables * 2**bits,)}, {"counts": 1.0}
+        return {"counts": (tables * 2**bits,)}
     total = int(sum(request.sizes))
-    far = 4.0 * d * b * b  # squared distance between two points of the box
-    return {"sums": (total, d), "counts": (total,), "inertia": (total,), "dist": (total,), "silhouette": (total,)}, {
-        "sums": b, "counts": 1.0, "inertia": far, "dist": math.sqrt(far), "silhouette": 1.0}
+    per_cluster = {"counts": (total,), "inertia": (total,), "dist": (total,), "silhouette": (total,)}
+    return {"sums": (total, d), **per_cluster}
+
+
+def reply_bounds(request: Request) -> dict[str, float]:
+    """Public bound on what one customer adds to each entry of each reply field."""
+    s = request.schema_
+    if isinstance(request, PrepareRequest):
+        t = _transformed_bound(s)
+        return {"count": 1.0, "sums": t, "sumsq": t * t, "category_counts": 1.0}
+    if isinstance(request, ProfileRequest):
+        r = _raw_bound(s)
+        return {"counts": 1.0, "sums": r, "sumsq": r * r, "category_counts": 1.0, "scores": 5.0, "histograms": 1.0}
+    if isinstance(request, BucketSumsRequest):  # before its base class BucketCountsRequest
+        return {"sums": _scaled_bound(s, request.scaler), "counts": 1.0}
+    if isinstance(request, (HistogramRequest, TransitionRequest, BucketCountsRequest)):
+        return {"counts": 1.0}
+    b = _scaled_bound(s, request.scaler)
+    far = 4.0 * s.n_encoded * b * b  # squared distance between two points of the box
+    return {"sums": b, "counts": 1.0, "inertia": far, "dist": math.sqrt(far), "silhouette": 1.0}
 
 
 def tag_scales(bounds: dict[str, float], *, max_records: int, frac_bits: int, max_nodes: int) -> dict[str, float]:
@@ -146,5 +165,5 @@ def unflatten(reply_type: type, sums: dict[str, np.ndarray], layout: Layout, sca
 
 def vector_lengths(layout: Layout) -> dict[str, int]:
     """Tag -> flat length of every non-empty field; a scalar field is a vector of one."""
-    lengths = {tag: int(np.prod(shape, dtype=np.int64)) for tag, shape in layout.items()}
+    lengths = {tag: math.prod(shape) for tag, shape in layout.items()}
     return {tag: n for tag, n in lengths.items() if n > 0}

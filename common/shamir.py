@@ -159,12 +159,25 @@ PACKED_SHARE_BYTES = 4 * DIGITS
 _MAX_PARTIES = 1 << 16  # keeps the split matrix products below below 2^63
 
 
+_EXACT_FLOAT_TERMS = 64
+"""Inner dimensions up to this sum exactly in float64: 64 products below 2^31 * 2^16
+stay below 2^53, so every partial sum is an integer float64 represents exactly."""
+
+
 def _mulmod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(a @ b) mod DIGIT_PRIME for int64 matrices with entries in [0, p) and an inner
-    dimension below 2^16: b is split into 16-bit halves so no int64 sum overflows."""
+    dimension below 2^16: b is split into 16-bit halves so no int64 sum overflows.
+
+    Up to `_EXACT_FLOAT_TERMS` terms the two products run in float64 (BLAS, several
+    times faster than numpy's integer matmul) and are still exact."""
     p = DIGIT_PRIME
-    lo = (a @ (b & 0xFFFF)) % p  # each product < 2^47, fewer than 2^16 of them
-    hi = (a @ (b >> 16)) % p
+    if a.shape[-1] <= _EXACT_FLOAT_TERMS:  # both halves in one product
+        halves = np.concatenate([b & 0xFFFF, b >> 16], axis=1).astype(np.float64)
+        both = (a.astype(np.float64) @ halves).astype(np.int64) % p
+        lo, hi = both[:, : b.shape[1]], both[:, b.shape[1] :]
+    else:
+        lo = (a @ (b & 0xFFFF)) % p  # each product < 2^47, fewer than 2^16 of them
+        hi = (a @ (b >> 16)) % p
     return (hi * (1 << 16) + lo) % p
 
 
@@ -217,13 +230,27 @@ def split_secret(
 
     Returns an int64 array of shape (n, DIGITS); row x - 1 is party x's share.
     """
+    return split_secrets([secret], n=n, t=t, rng=rng)
+
+
+def split_secrets(
+    secrets: Sequence[bytes], *, n: int, t: int, rng: Callable[[int], bytes] = os.urandom
+) -> np.ndarray:
+    """Split several SECRET_BYTES secrets among the same `n` parties in one product.
+
+    Every digit of every secret gets its own independent random polynomial, exactly as
+    separate `split_secret` calls would; sharing them together costs one matrix product.
+    Returns an int64 array of shape (n, len(secrets) * DIGITS): row x - 1 is party x's
+    shares, secret after secret.
+    """
     if not 1 <= t <= n:
         raise ValueError(f"need 1 <= t <= n, got t={t}, n={n}")
     if n >= _MAX_PARTIES:
         raise ValueError(f"at most {_MAX_PARTIES - 1} parties")
-    coefficients = np.empty((t, DIGITS), dtype=np.int64)
-    coefficients[0] = secret_to_digits(secret)
-    coefficients[1:] = _uniform_digits((t - 1) * DIGITS, rng).reshape(t - 1, DIGITS)
+    width = len(secrets) * DIGITS
+    coefficients = np.empty((t, width), dtype=np.int64)
+    coefficients[0] = [d for secret in secrets for d in secret_to_digits(secret)]
+    coefficients[1:] = _uniform_digits((t - 1) * width, rng).reshape(t - 1, width)
     return _mulmod(_vandermonde(n, t), coefficients)
 
 
@@ -243,6 +270,35 @@ def combine_shares(weights: np.ndarray, shares: np.ndarray) -> bytes:
     if shares.shape != (len(weights), DIGITS):
         raise ValueError(f"need {len(weights)} shares of {DIGITS} digits, got {shares.shape}")
     return digits_to_secret(_mulmod(weights[None, :], shares)[0].tolist())
+
+
+class InconsistentShares(ValueError):
+    """Shares that do not interpolate to a 32-byte secret; `index` says whose."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"the shares of secret {index} do not encode a secret")
+        self.index = index
+
+
+def combine_many(weights: np.ndarray, shares: np.ndarray) -> list[bytes]:
+    """Every secret from the same parties' shares in one product.
+
+    `shares` has shape (len(weights), secrets, DIGITS): party by party (in the order of
+    the weights), each party's share of every secret. Raises InconsistentShares for the
+    first secret whose digits exceed a 32-byte value.
+    """
+    shares = np.asarray(shares, dtype=np.int64)
+    t, m = len(weights), shares.shape[1] if shares.ndim == 3 else -1
+    if shares.shape != (t, m, DIGITS):
+        raise ValueError(f"need {t} x secrets x {DIGITS} shares, got {shares.shape}")
+    digits = _mulmod(weights[None, :], shares.reshape(t, m * DIGITS)).reshape(m, DIGITS)
+    secrets = []
+    for i, row in enumerate(digits.tolist()):
+        try:
+            secrets.append(digits_to_secret(row))
+        except ValueError:
+            raise InconsistentShares(i) from None
+    return secrets
 
 
 def reconstruct_secret(xs: Sequence[int], shares: np.ndarray) -> bytes:
@@ -265,19 +321,22 @@ def packed_share_from_bytes(data: bytes) -> np.ndarray:
     return digits
 
 
-def packed_shares_to_bytes(shares: np.ndarray) -> list[bytes]:
-    """Every row of a share matrix as PACKED_SHARE_BYTES bytes (one conversion)."""
-    data = np.asarray(shares, dtype=np.int64).astype(">u4").tobytes()
-    n = PACKED_SHARE_BYTES
-    return [data[i : i + n] for i in range(0, len(data), n)]
-
-
 def packed_shares_from_bytes(blobs: Sequence[bytes]) -> np.ndarray:
     """Parse many shares at once into a (len(blobs), DIGITS) matrix, rejecting any
     malformed one."""
-    if any(len(b) != PACKED_SHARE_BYTES for b in blobs):
+    if set(map(len, blobs)) - {PACKED_SHARE_BYTES}:
         raise ValueError(f"a share is {PACKED_SHARE_BYTES} bytes")
-    digits = np.frombuffer(b"".join(blobs), dtype=">u4").astype(np.int64).reshape(-1, DIGITS)
+    return packed_shares_from_blob(b"".join(blobs))
+
+
+def packed_shares_from_blob(data: bytes) -> np.ndarray:
+    """Parse shares packed back to back into a (rows, DIGITS) matrix, rejecting a
+    length that is not whole shares and any digit outside the field."""
+    if len(data) % PACKED_SHARE_BYTES:
+        raise ValueError(
+            f"{len(data)} bytes is not a whole number of {PACKED_SHARE_BYTES}-byte shares"
+        )
+    digits = np.frombuffer(data, dtype=">u4").astype(np.int64).reshape(-1, DIGITS)
     if (digits >= DIGIT_PRIME).any():
         raise ValueError("share digit is not a field element")
     return digits

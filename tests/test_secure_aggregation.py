@@ -419,6 +419,30 @@ def test_removing_any_one_masked_input_breaks_the_sum():
         assert np.median(np.abs(wrong - (true_sum - inputs[u]["x"]))) > 1e6
 
 
+@pytest.mark.parametrize("length", [1, 180, 1024, 1025, 5000])  # batched up to 1024 words
+def test_pairwise_masks_match_stream_by_stream_reference(length):
+    rng = np.random.default_rng(length)
+    keys = {v: rng.bytes(32) for v in (3, 9, 20, 41, 77)}
+
+    masks = pairwise_masks(keys, 20, tags={"x": length})["x"]
+
+    expected = np.zeros(length, dtype=np.uint64)
+    for v, key in keys.items():  # node 20 adds streams of larger ids, subtracts smaller
+        expected = expected + aes_ctr_words(key, length) if v > 20 else expected - aes_ctr_words(key, length)
+    assert_array_equal(masks, expected)
+
+
+def test_batched_keystreams_equal_aes_ctr_per_key():
+    from common import secure_aggregation as sa
+
+    keys = [np.random.default_rng(i).bytes(32) for i in range(4)]
+    assert [np.frombuffer(k, dtype="<u8").tolist() for k in sa._keystreams(keys, 80)] == [
+        aes_ctr_words(key, 10).tolist() for key in keys
+    ]
+    with pytest.raises(ValueError):  # the key length is still checked
+        sa._keystreams([bytes(31)], 16)
+
+
 def test_pairwise_masks_cancel_between_two_nodes():
     server, clients = set_up(NODES, 3, seed=20)
     # both ends derive the pair's root from their own X25519 key and the other's public key

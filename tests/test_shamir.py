@@ -121,8 +121,13 @@ from common.shamir import (  # noqa: E402
     lagrange_weights,
     packed_share_from_bytes,
     packed_share_to_bytes,
+    InconsistentShares,
+    _mulmod,
+    combine_many,
+    packed_shares_from_blob,
     secret_to_digits,
     split_secret,
+    split_secrets,
 )
 
 
@@ -179,3 +184,62 @@ def test_packed_shares_round_trip_and_reject_malformed():
         packed_share_from_bytes(DIGIT_PRIME.to_bytes(4, "big") + data[4:])
     with pytest.raises(ValueError, match="do not encode"):
         digits_to_secret([DIGIT_PRIME - 1] * 9)  # beyond 2^256 - 1
+
+
+def test_split_secrets_shares_each_digit_with_its_own_polynomial():
+    # two secrets side by side: 18 digit columns; the rng's words fill the coefficients
+    # degree by degree across all 18 columns, each column evaluated by hand below
+    secrets = [bytes(range(32)), bytes(range(100, 132))]
+    words = [(11 * i + 3) % (2**31 - 1) for i in range(18 * 2)]  # t = 3: 2 rows of 18
+    stream = b"".join(w.to_bytes(4, "big") for w in words)
+    shares = split_secrets(secrets, n=5, t=3, rng=lambda k: stream[:k])
+    assert shares.shape == (5, 18)
+    digits = secret_to_digits(secrets[0]) + secret_to_digits(secrets[1])
+    for x in range(1, 6):
+        for k in range(18):
+            c = [digits[k], words[k], words[18 + k]]
+            assert shares[x - 1, k] == sum(ci * x**i for i, ci in enumerate(c)) % (2**31 - 1)
+    weights = lagrange_weights([2, 4, 5])
+    for j, secret in enumerate(secrets):
+        assert combine_shares(weights, shares[[1, 3, 4], 9 * j : 9 * (j + 1)]) == secret
+
+
+def test_packed_shares_from_blob_rejects_partial_shares_and_non_field_digits():
+    shares = split_secret(bytes(range(32)), n=4, t=2)
+    blob = b"".join(packed_share_to_bytes(row) for row in shares)
+    assert len(blob) == 4 * 36
+    assert (packed_shares_from_blob(blob) == shares).all()
+    with pytest.raises(ValueError, match="whole number"):
+        packed_shares_from_blob(blob[:-4])
+    with pytest.raises(ValueError, match="field element"):
+        packed_shares_from_blob(blob[:36] + DIGIT_PRIME.to_bytes(4, "big") + blob[40:])
+
+
+def test_combine_many_reconstructs_each_secret_and_names_an_inconsistent_one():
+    rng = np.random.default_rng(5)
+    secrets = [rng.bytes(32) for _ in range(4)]
+    shares = [split_secret(secret, n=6, t=3, rng=rng.bytes) for secret in secrets]
+    parties = [2, 5, 6]
+    stacked = np.stack([np.stack([s[x - 1] for s in shares]) for x in parties])  # (3, 4, 9)
+
+    assert combine_many(lagrange_weights(parties), stacked) == secrets
+
+    # reconstructing f(0) from other points of the same polynomials agrees digit by digit
+    for j, s in enumerate(shares):
+        assert combine_shares(lagrange_weights([1, 3, 4]), s[[0, 2, 3]]) == secrets[j]
+    # all digits p - 1 interpolate to a value beyond 2^256 - 1: not a secret
+    bad = stacked.copy()
+    bad[:, 2, :] = DIGIT_PRIME - 1  # constant polynomial p - 1 in every digit
+    with pytest.raises(InconsistentShares) as info:
+        combine_many(lagrange_weights(parties), bad)
+    assert info.value.index == 2
+
+
+@pytest.mark.parametrize("t", [1, 26, 64, 65, 200])  # float64 path up to 64 terms, int64 beyond
+def test_mulmod_is_exact_at_the_extremes(t):
+    rng = np.random.default_rng(t)
+    a = rng.integers(0, DIGIT_PRIME, size=(7, t))
+    b = rng.integers(0, DIGIT_PRIME, size=(t, 5))
+    a[0], b[:, 0] = DIGIT_PRIME - 1, DIGIT_PRIME - 1  # the largest products
+    expected = [[sum(int(x) * int(y) for x, y in zip(row, col)) % DIGIT_PRIME for col in b.T] for row in a]
+    assert _mulmod(a, b).tolist() == expected
