@@ -58,7 +58,7 @@ def simulate(
     marks: dict[str, float] = {}
 
     def timed(event: Event) -> None:
-        if event.phase == "prepare" and event.round == 1:  # first replies are in
+        if event.round >= 1:  # the first exchange's replies are in (histograms or prepare)
             marks.setdefault("first_reply", time.perf_counter())
         on_event(event)
 
