@@ -116,6 +116,37 @@ def dense_buckets(counts: np.ndarray, min_release: int) -> np.ndarray:
     return np.flatnonzero(counts >= min_release).astype(np.int64)
 
 
+def reliable_buckets(sizes: np.ndarray, min_size: float, k: int) -> np.ndarray:
+    """Mask of the buckets to seed from: those of at least `min_size` customers (under DP,
+    3σ of the noise on the released sizes: smaller ones are mostly noise). If that leaves
+    fewer than k, the k largest with a positive size instead: a run with a small budget
+    then starts from noisier means rather than failing (post-processing of released sizes)."""
+    keep = sizes >= min_size
+    if keep.sum() >= k:
+        return keep
+    largest = np.argsort(-sizes, kind="stable")[:k]
+    keep = np.zeros(len(sizes), dtype=bool)
+    keep[largest[sizes[largest] > 0]] = True
+    return keep
+
+
+def padded(core: Coreset, k: int, rng: np.random.Generator) -> Coreset:
+    """At least k points: a coreset with fewer (a tiny DP budget that leaves a few noisy
+    buckets) gets extra points drawn around its weighted mean, with its spread (unit
+    spread in the scaled space if it has none) and its smallest weight, so k-means++ can
+    seed k centroids and the Lloyd rounds move them; server-side, from aggregates only."""
+    missing = k - len(core.points)
+    if missing <= 0:
+        return core
+    w = core.weights / core.weights.sum() if len(core.points) else np.ones(0)
+    d = core.points.shape[1]
+    centre = w @ core.points if len(core.points) else np.zeros(d)
+    spread = np.sqrt(w @ np.square(core.points - centre).sum(axis=1) / d) if len(core.points) else 0.0
+    extra = centre + rng.standard_normal((missing, d)) * (spread if spread > 0 else 1.0)
+    weight = core.weights.min() if len(core.points) else 1.0
+    return Coreset(np.vstack([core.points, extra]), np.concatenate([core.weights, np.full(missing, weight)]))
+
+
 def build_coreset(sums: np.ndarray, counts: np.ndarray) -> Coreset:
     """Bucket means weighted by bucket sizes (counts of the dense buckets only)."""
     return Coreset(points=sums / counts[:, None], weights=counts.astype(float))

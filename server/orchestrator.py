@@ -292,9 +292,14 @@ class Orchestrator:
         # counts come again with the sums, so a node lost in between leaves no bias
         sums = np.sum([r.sums for r in replies], axis=0)
         sizes = np.sum([r.counts for r in replies], axis=0)
-        keep = sizes >= self._min_count("bucket_sums", 1)  # DP: drop buckets that are mostly noise
+        keep = coreset.reliable_buckets(sizes, self._min_count("bucket_sums", 1), max(self.config.k_values))
         core = coreset.build_coreset(sums[keep], sizes[keep])
         self.emit(Event("init", f"coreset of {len(dense)} dense buckets", self.rounds))
+        k_max = max(self.config.k_values)
+        if len(core.points) < k_max:
+            self.emit(Event("init", f"only {len(core.points)} coreset points for k={k_max}: the other seeds are "
+                                    "drawn around them (a larger budget or more customers give a better start)"))
+            core = coreset.padded(core, k_max, self.rng)
         return core
 
     def seed(self, core: coreset.Coreset) -> list[Candidate]:

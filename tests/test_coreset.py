@@ -116,3 +116,24 @@ def test_a_few_hundred_customers_still_get_a_coreset():
     sizes = [e.message for e in events if e.message.startswith("coreset of")]
     assert int(sizes[0].split()[2]) >= 15
     assert result.chosen.k == 3
+
+
+def test_reliable_buckets_fall_back_to_the_k_largest():
+    sizes = np.array([500.0, 20.0, -3.0, 300.0, 90.0])
+    # enough buckets above the noise floor: exactly those
+    assert coreset.reliable_buckets(sizes, 80.0, 3).tolist() == [True, False, False, True, True]
+    # too few: the 4 largest with a positive size instead
+    assert coreset.reliable_buckets(sizes, 400.0, 4).tolist() == [True, True, False, True, True]
+    # never a bucket whose noisy size is not positive
+    assert coreset.reliable_buckets(sizes, 400.0, 5).tolist() == [True, True, False, True, True]
+
+
+def test_padded_coreset_keeps_its_points_and_adds_weighted_extras():
+    core = coreset.Coreset(points=np.array([[0.0, 0.0], [4.0, 0.0]]), weights=np.array([30.0, 10.0]))
+    out = coreset.padded(core, 5, np.random.default_rng(0))
+    assert_allclose(out.points[:2], core.points)
+    assert out.weights.tolist() == [30.0, 10.0, 10.0, 10.0, 10.0]
+    assert out.points.shape == (5, 2) and np.all(np.isfinite(out.points))
+    assert coreset.padded(core, 2, np.random.default_rng(0)) is core  # nothing missing
+    # k-means++ can now seed 5 centroids where it could not before
+    assert len(coreset.seed_candidates(out, 5, 1, 0)[0]) == 5
