@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 SCHEMA_VERSION = 1
 DEFAULT_BINS = 4096  # public histogram bins per feature: log1p(1..500) integers each get their own
 RFM_DERIVED = ("recency_days", "frequency", "monetary", "avg_order_value", "tenure_days")
+RFM_MONEY = ("monetary", "avg_order_value")  # derived amounts: money unless the schema says not
 
 
 class SchemaError(ValueError):
@@ -38,7 +39,7 @@ class NumericFeature(BaseModel):
     # "auto": robust for money features with public bounds (skewed amounts: one big spender
     # must not set the scale), standard otherwise
     scaling: Literal["auto", "standard", "robust"] = "auto"
-    money: bool = False  # a currency amount (spend, income, order value)
+    money: bool | None = None  # a currency amount (spend, income, order value); None: not said
     score: Literal["none", "high", "low"] = "none"  # RFM 1-5 quintile score; "low": low values score 5
     # set by the server from the federated quantiles (transformed scale), never by users
     winsor_limits: tuple[float, float] | None = None
@@ -63,7 +64,7 @@ class NumericFeature(BaseModel):
         """Scaled by median/IQR from federated quantiles: asked for, or by default for a
         money feature whose public bounds allow histograms (without bounds: standard)."""
         bounded = self.lower is not None and self.upper is not None
-        return self.scaling == "robust" or (self.scaling == "auto" and self.money and bounded)
+        return self.scaling == "robust" or (self.scaling == "auto" and bool(self.money) and bounded)
 
     @property
     def needs_quantiles(self) -> bool:
@@ -115,6 +116,22 @@ class FeatureSchema(BaseModel):
     categorical: tuple[CategoricalFeature, ...] = ()
     allow_extra_columns: bool = False
     transactions: TransactionsSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_money(cls, data: object) -> object:
+        """In a transactions schema, the derived `monetary` and `avg_order_value` are
+        money (robust scaling by default) unless a feature says `money = false`."""
+        if not isinstance(data, dict) or data.get("transactions") is None:
+            return data
+        numeric = []
+        for f in data.get("numeric", ()):  # loop over features, not records
+            if isinstance(f, NumericFeature) and f.name in RFM_MONEY and f.money is None:
+                f = f.model_copy(update={"money": True})
+            elif isinstance(f, dict) and f.get("name") in RFM_MONEY and f.get("money") is None:
+                f = {**f, "money": True}
+            numeric.append(f)
+        return {**data, "numeric": tuple(numeric)}
 
     @model_validator(mode="after")
     def _check(self) -> FeatureSchema:
@@ -202,8 +219,8 @@ class FeatureSchema(BaseModel):
                 lines.append(f"bins = {f.bins}")
             if f.winsorize is not None:
                 lines.append(f"winsorize = [{f.winsorize[0]!r}, {f.winsorize[1]!r}]")
-            if f.money:
-                lines.append("money = true")
+            if f.money is not None:
+                lines.append(f"money = {str(f.money).lower()}")
             if f.scaling != "auto":
                 lines.append(f"scaling = {_q(f.scaling)}")
             if f.score != "none":

@@ -107,3 +107,21 @@ def test_money_features_are_robust_scaled_by_default(tmp_path):
     assert load_schema(write(tmp_path, schema.to_toml(), "again.toml")) == schema
     with pytest.raises(SchemaError, match="need public lower and upper bounds"):
         load_schema(write(tmp_path, 'id = "c"\n[[numeric]]\nname = "x"\nscaling = "robust"\n', "r.toml"))
+
+
+def test_transactions_schema_derived_amounts_are_money_unless_said_otherwise(tmp_path):
+    text = (
+        'id = "c"\n[transactions]\ndate = "d"\namount = "a"\n'
+        '[[numeric]]\nname = "monetary"\ntransform = "log1p"\nlower = 0\nupper = 1e5\n'
+        '[[numeric]]\nname = "avg_order_value"\nlower = 0\nupper = 1e4\nmoney = false\n'
+        '[[numeric]]\nname = "frequency"\nlower = 1\nupper = 500\n'
+    )
+    schema = load_schema(write(tmp_path, text, "tx.toml"))
+    monetary, aov, frequency = schema.numeric
+    assert monetary.money is True and monetary.robust  # derived spend: money by default
+    assert aov.money is False and not aov.robust  # the schema said not
+    assert frequency.money is None and not frequency.robust  # a count, not an amount
+    assert load_schema(write(tmp_path, schema.to_toml(), "again.toml")) == schema
+    # the same columns in a customer table (no [transactions]) are not guessed at
+    plain = load_schema(write(tmp_path, 'id = "c"\n[[numeric]]\nname = "monetary"\nlower = 0\nupper = 9\n', "c.toml"))
+    assert plain.numeric[0].money is None and not plain.numeric[0].robust
