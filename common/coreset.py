@@ -138,12 +138,14 @@ def padded(core: Coreset, k: int, rng: np.random.Generator) -> Coreset:
     missing = k - len(core.points)
     if missing <= 0:
         return core
-    w = core.weights / core.weights.sum() if len(core.points) else np.ones(0)
     d = core.points.shape[1]
-    centre = w @ core.points if len(core.points) else np.zeros(d)
-    spread = np.sqrt(w @ np.square(core.points - centre).sum(axis=1) / d) if len(core.points) else 0.0
+    centre, spread, weight = np.zeros(d), 0.0, 1.0
+    if len(core.points):
+        w = core.weights / core.weights.sum()
+        centre = w @ core.points
+        spread = float(np.sqrt(w @ np.square(core.points - centre).sum(axis=1) / d))
+        weight = core.weights.min()
     extra = centre + rng.standard_normal((missing, d)) * (spread if spread > 0 else 1.0)
-    weight = core.weights.min() if len(core.points) else 1.0
     return Coreset(np.vstack([core.points, extra]), np.concatenate([core.weights, np.full(missing, weight)]))
 
 

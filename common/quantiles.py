@@ -88,11 +88,14 @@ def denoised_counts(counts: np.ndarray) -> np.ndarray:
 
 
 def quantile_bins(counts: np.ndarray, qs: tuple[float, ...] | list[float]) -> np.ndarray:
-    """Bin of the inverted-CDF quantile: the first bin whose cumulative count >= q·n."""
-    cum = np.cumsum(counts)
-    n = cum[-1]
-    target = np.asarray(qs, dtype=float) * n
-    return np.minimum(np.searchsorted(cum, target, side="left"), len(counts) - 1).astype(np.int64)
+    """Bin of the inverted-CDF quantile: the first bin whose cumulative count >= q·n
+    (counts >= 0, e.g. `denoised_counts`). Shape (len(qs),); a 2-D array is one
+    histogram per row (per-segment histograms), shape (rows, len(qs))."""
+    counts = np.asarray(counts)
+    cum = np.cumsum(counts, axis=-1)
+    target = np.asarray(qs, dtype=float) * cum[..., -1:]
+    below = (cum[..., None, :] < target[..., :, None]).sum(axis=-1)  # cum is non-decreasing
+    return np.minimum(below, counts.shape[-1] - 1).astype(np.int64)
 
 
 def scores(bins: np.ndarray, edge_bins: np.ndarray, direction: str) -> np.ndarray:

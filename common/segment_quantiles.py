@@ -74,23 +74,13 @@ def split_segment_histograms(histograms: np.ndarray, schema: FeatureSchema) -> l
     return np.split(np.asarray(histograms), np.cumsum(widths)[:-1], axis=1) if widths else []
 
 
-def quartile_bins(counts: np.ndarray, qs: tuple[float, ...] = QUARTILES) -> np.ndarray:
-    """Per row of `counts` (k, bins), the bin of each inverted-CDF quantile: the first bin
-    whose cumulative count reaches q·n (as `quantiles.quantile_bins`, for all rows at
-    once). Shape (k, len(qs))."""
-    cum = np.cumsum(counts, axis=1)
-    target = np.asarray(qs, dtype=float)[None, :] * cum[:, -1:]
-    below = (cum[:, None, :] < target[:, :, None]).sum(axis=2)  # cum is non-decreasing
-    return np.minimum(below, counts.shape[1] - 1).astype(np.int64)
-
-
 def feature_quartiles(feature: NumericFeature, counts: np.ndarray) -> np.ndarray:
     """q25, median, q75 per segment in original units, from one feature's summed
     per-segment counts (k, per-segment bins); possibly DP-noised counts are first made a
     valid histogram per segment (`quantiles.denoised_counts`, post-processing).
     Shape (k, 3)."""
     low, high, bins = quantiles.grid(feature)
-    fine = quartile_bins(quantiles.denoised_counts(counts)) * merge_factor(bins)
+    fine = quantiles.quantile_bins(quantiles.denoised_counts(counts), QUARTILES) * merge_factor(bins)
     edges = quantiles.bin_edge(fine, low, high, bins)
     return np.expm1(edges) if feature.transform == "log1p" else edges
 

@@ -269,7 +269,7 @@ def combine_shares(weights: np.ndarray, shares: np.ndarray) -> bytes:
     shares = np.asarray(shares, dtype=np.int64)
     if shares.shape != (len(weights), DIGITS):
         raise ValueError(f"need {len(weights)} shares of {DIGITS} digits, got {shares.shape}")
-    return digits_to_secret(_mulmod(weights[None, :], shares)[0].tolist())
+    return combine_many(weights, shares[:, None, :])[0]
 
 
 class InconsistentShares(ValueError):
@@ -315,10 +315,7 @@ def packed_share_from_bytes(data: bytes) -> np.ndarray:
     """Parse one share of a byte secret, rejecting malformed input."""
     if len(data) != PACKED_SHARE_BYTES:
         raise ValueError(f"a share is {PACKED_SHARE_BYTES} bytes, got {len(data)}")
-    digits = np.frombuffer(data, dtype=">u4").astype(np.int64)
-    if (digits >= DIGIT_PRIME).any():
-        raise ValueError("share digit is not a field element")
-    return digits
+    return packed_shares_from_blob(data)[0]
 
 
 def packed_shares_from_bytes(blobs: Sequence[bytes]) -> np.ndarray:

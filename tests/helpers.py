@@ -6,6 +6,7 @@ import uuid
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from client.data import validate_frame
 from client.handlers import NodeData
@@ -39,7 +40,7 @@ def transport(nodes: dict[int, NodeData]) -> LocalTransport:
     return LocalTransport(nodes)
 
 
-NORMAL_IQR = 1.3489795003921634  # Q3 - Q1 of a standard normal (2 * Φ⁻¹(0.75))
+NORMAL_IQR = 2 * float(norm.ppf(0.75))  # Q3 - Q1 of a standard normal
 
 
 def pooled_scaler_reference(raw: np.ndarray, schema: FeatureSchema) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

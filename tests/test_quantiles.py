@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
-from scipy.stats import norm
 
 from common import quantiles
 from common.config import RunConfig
@@ -21,9 +20,7 @@ from common.schema import FeatureSchema, NumericFeature
 from server.model import build_artifact
 from server.orchestrator import Orchestrator
 from simulations.cdnow import CDNOW_AS_OF, cdnow_store_transactions, cdnow_transactions_schema, load_cdnow_transactions
-from tests.helpers import frame_nodes, numeric_nodes, transport
-
-NORMAL_IQR = 2 * float(norm.ppf(0.75))  # Q3 - Q1 of a standard normal
+from tests.helpers import NORMAL_IQR, frame_nodes, numeric_nodes, transport
 
 QS = [0.2, 0.4, 0.6, 0.8]
 
