@@ -279,28 +279,34 @@ class Orchestrator:
         )
         counts = np.sum([r.counts for r in self.exchange(req, BucketCountsReply)], axis=0)
         floor = self._min_count("bucket_counts", self.config.min_segment_size)
-        used = coreset.finest_bits(counts, tables, bits, floor, coreset.DENSE_PER_SEGMENT * max(self.config.k_values))
-        if used < bits:  # few customers: merge buckets by dropping hyperplanes
-            counts = coreset.coarsened_counts(counts, tables, bits, used)
-            planes = coreset.truncated(planes, used)
-            req = req.model_copy(update={"normals": planes.normals, "offsets": planes.offsets})
-            self.emit(Event("init", f"{used} hyperplanes per table instead of {bits}: few customers per bucket"))
+        k_max = max(self.config.k_values)
+        planes, counts = self._fewer_planes(planes, counts, floor, k_max)
         dense = coreset.dense_buckets(counts, floor)
-        sums_req = BucketSumsRequest(**{**req.model_dump(by_alias=True), "phase": "bucket_sums", "dense": dense,
-                                        "clip_norm": self.dp.clip_norm if self.dp else 0.0})
+        sums_req = BucketSumsRequest(schema=self.schema, scaler=scaler, normals=planes.normals, offsets=planes.offsets,
+                                     dense=dense, clip_norm=self.dp.clip_norm if self.dp else 0.0)
         replies = self.exchange(sums_req, BucketSumsReply)
         # counts come again with the sums, so a node lost in between leaves no bias
         sums = np.sum([r.sums for r in replies], axis=0)
         sizes = np.sum([r.counts for r in replies], axis=0)
-        keep = coreset.reliable_buckets(sizes, self._min_count("bucket_sums", 1), max(self.config.k_values))
+        keep = coreset.reliable_buckets(sizes, self._min_count("bucket_sums", 1), k_max)
         core = coreset.build_coreset(sums[keep], sizes[keep])
         self.emit(Event("init", f"coreset of {len(dense)} dense buckets", self.rounds))
-        k_max = max(self.config.k_values)
         if len(core.points) < k_max:
             self.emit(Event("init", f"only {len(core.points)} coreset points for k={k_max}: the other seeds are "
                                     "drawn around them (a larger budget or more customers give a better start)"))
             core = coreset.padded(core, k_max, self.rng)
         return core
+
+    def _fewer_planes(self, planes: coreset.Hyperplanes, counts: np.ndarray, floor: float,
+                      k_max: int) -> tuple[coreset.Hyperplanes, np.ndarray]:
+        """Few customers per bucket: drop hyperplanes (merging bucket counts exactly, no
+        new exchange) until `DENSE_PER_SEGMENT` dense buckets per segment remain."""
+        tables, bits, _ = planes.normals.shape
+        used = coreset.finest_bits(counts, tables, bits, floor, coreset.DENSE_PER_SEGMENT * k_max)
+        if used == bits:
+            return planes, counts
+        self.emit(Event("init", f"{used} hyperplanes per table instead of {bits}: few customers per bucket"))
+        return coreset.truncated(planes, used), coreset.coarsened_counts(counts, tables, bits, used)
 
     def seed(self, core: coreset.Coreset) -> list[Candidate]:
         """Candidates per k from weighted k-means on the coreset (server-side, aggregates);
