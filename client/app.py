@@ -10,10 +10,10 @@ import logging
 from flwr.app import ConfigRecord, Context, Message
 from flwr.clientapp import ClientApp
 
-from client.handlers import handle
-from client.records import from_content, to_content
-from client.source import label_after_profile, node_data
-from common.wire import NodeFailure, ProfileRequest, SecureRoundRequest, WireError, decode_request, encode
+from fedseg.client.handlers import handle
+from fedseg.client.records import from_content, to_content
+from fedseg.client.source import label_after_profile, node_data
+from fedseg.common.wire import NodeFailure, ProfileRequest, SecureRoundRequest, WireError, decode_request, encode
 
 
 STATE_RECORD = "fedseg-state"  # secure-aggregation keys, kept on the node between messages

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from client.data import load_table
-from common.artifact import ModelArtifact, atomic_write_text
-from common.kmeans import assign
-from common.preprocessing import LocalTable, encode_table
+from fedseg.client.data import load_table
+from fedseg.common.artifact import ModelArtifact, atomic_write_text
+from fedseg.common.kmeans import assign
+from fedseg.common.preprocessing import LocalTable, encode_table
 
 
 def segment_labels(model: ModelArtifact, table: LocalTable) -> np.ndarray:

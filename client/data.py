@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.preprocessing import LocalTable
-from common.rfm import rfm_from_transactions
-from common.schema import FeatureSchema
+from fedseg.common.preprocessing import LocalTable
+from fedseg.common.rfm import rfm_from_transactions
+from fedseg.common.schema import FeatureSchema
 
 _SHOW_ROWS = 5
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from client.data import DataError, validate_frame
-from common.preprocessing import LocalTable
-from common.schema import FeatureSchema
+from fedseg.client.data import DataError, validate_frame
+from fedseg.common.preprocessing import LocalTable
+from fedseg.common.schema import FeatureSchema
 
 CONNECT_TIMEOUT_S = 10
 

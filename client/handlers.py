@@ -15,16 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from client.data import DataError
-from common import coreset, kmeans, quantiles
-from common.preprocessing import LocalTable, encode_table, local_prepare_stats
-from common.profiles import local_profile_stats
-from common.fixed_point import FixedPointOverflowError
-from common.privacy import clip_rows
-from common.schema import FeatureSchema
-from common.secure_aggregation import SecAggClient, SecAggError
-from common.secure_layout import flatten, reply_layout
-from common.wire import (
+from fedseg.client.data import DataError
+from fedseg.common import coreset, kmeans, quantiles
+from fedseg.common.preprocessing import LocalTable, encode_table, local_prepare_stats
+from fedseg.common.profiles import local_profile_stats
+from fedseg.common.fixed_point import FixedPointOverflowError
+from fedseg.common.privacy import clip_rows
+from fedseg.common.schema import FeatureSchema
+from fedseg.common.secure_aggregation import SecAggClient, SecAggError
+from fedseg.common.secure_layout import flatten, reply_layout
+from fedseg.common.wire import (
     BucketCountsReply,
     BucketCountsRequest,
     BucketSumsReply,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flwr.app import ConfigRecord, RecordDict
 
-from common.wire import WireError
+from fedseg.common.wire import WireError
 
 MESSAGE_TYPE = "query.fedseg"
 RECORD = "fedseg"

@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from client.data import DataError, load_table, validate_frame
-from client.handlers import NodeData
-from common.preprocessing import LocalTable
-from common.schema import FeatureSchema
+from fedseg.client.data import DataError, load_table, validate_frame
+from fedseg.client.handlers import NodeData
+from fedseg.common.preprocessing import LocalTable
+from fedseg.common.schema import FeatureSchema
 
 
 DB_KEYS = ("db-url", "db-url-env", "db-table", "db-query")
@@ -89,7 +89,7 @@ def _database(node_config: Mapping[str, Any]) -> NodeData:
             raise DataError("node config: give exactly one of db-table or db-query with db-url")
     except DataError as exc:
         return _failing(str(exc))
-    from client.db import load_db_table  # SQLAlchemy only for database nodes
+    from fedseg.client.db import load_db_table  # SQLAlchemy only for database nodes
 
     import hashlib
 
@@ -101,7 +101,7 @@ def _database(node_config: Mapping[str, Any]) -> NodeData:
 def describe_source(node_config: Mapping[str, Any]) -> str:
     """One line naming where this node's table comes from (no password)."""
     if any(node_config.get(k) for k in DB_KEYS):
-        from client.db import parse_url, shown
+        from fedseg.client.db import parse_url, shown
 
         try:
             url = shown(parse_url(database_url(node_config)))
@@ -120,12 +120,12 @@ def write_node_labels(node_config: Mapping[str, Any], id_column: str, ids, label
     import numpy as np
     import pandas as pd
 
-    from common.artifact import atomic_write_text
+    from fedseg.common.artifact import atomic_write_text
 
     if node_config.get("labels-path") and node_config.get("labels-table"):
         raise DataError("node config: give either labels-path or labels-table, not both")
     if node_config.get("labels-table"):
-        from client.db import write_labels_table
+        from fedseg.client.db import write_labels_table
 
         table = str(node_config["labels-table"])
         write_labels_table(database_url(node_config), table, id_column, ids, labels)
@@ -155,7 +155,7 @@ def _synthetic(partition: int, partitions: int, run_config: Mapping[str, Any]) -
     seed = int(run_config.get("seed", 42))
 
     def load(schema: FeatureSchema) -> LocalTable:
-        from simulations.synthetic import generate_customers  # built-in demo data only
+        from fedseg.common.synthetic import generate_customers  # built-in demo data only
 
         frame = generate_customers(customers, partitions, seed)
         departments = sorted(frame["department"].unique())
@@ -177,7 +177,7 @@ def label_after_profile(node_config: Mapping[str, Any], request: Any, data: Node
     leave the node; a failure to write them does not change the reply."""
     if not any(node_config.get(k) for k in LABEL_KEYS):
         return None
-    from common.kmeans import assign
+    from fedseg.common.kmeans import assign
 
     table = data.table(request.schema_)
     labels = assign(data.matrix(request.schema_, request.scaler), request.centroids)

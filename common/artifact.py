@@ -11,8 +11,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from common.profiles import SegmentProfile
-from common.schema import FeatureSchema
+from fedseg.common.profiles import SegmentProfile
+from fedseg.common.schema import FeatureSchema
 
 FORMAT = "fedseg-model/1"
 

@@ -23,8 +23,8 @@ import numpy as np
 from pydantic import BaseModel
 from scipy.optimize import linear_sum_assignment
 
-from common.artifact import FORMAT, ModelArtifact
-from common.naming import name_model
+from fedseg.common.artifact import FORMAT, ModelArtifact
+from fedseg.common.naming import name_model
 
 Status = Literal["stable", "growing", "shrinking", "moved", "vanished", "appeared"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel
 
-from common.kmeans import ClusterStats
+from fedseg.common.kmeans import ClusterStats
 
 
 class Criteria(BaseModel):

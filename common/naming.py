@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.profiles import SegmentProfile, describe
+from fedseg.common.profiles import SegmentProfile, describe
 
 if TYPE_CHECKING:  # pragma: no cover
-    from common.artifact import ModelArtifact
+    from fedseg.common.artifact import ModelArtifact
 
 SEGMENT_KEYS: tuple[str, ...] = (
     "Champions",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from common.naming import SEGMENT_KEYS, NamingConfig, SegmentName
+from fedseg.common.naming import SEGMENT_KEYS, NamingConfig, SegmentName
 
 DEFAULT_PLAYBOOK = "playbook.toml"
 
@@ -74,7 +74,7 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
 def load_playbook(path: str | Path | None = None) -> Playbook:
     """Read a playbook file; without a path, the default one shipped with fedseg."""
     if path is None:
-        resource = files("common").joinpath(DEFAULT_PLAYBOOK)
+        resource = files("fedseg.common").joinpath(DEFAULT_PLAYBOOK)
         return parse_playbook(resource.read_text(encoding="utf-8"), f"<default {DEFAULT_PLAYBOOK}>")
     path = Path(path)
     try:

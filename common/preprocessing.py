@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.schema import FeatureSchema
+from fedseg.common.schema import FeatureSchema
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel
 
-from common.kmeans import assign
-from common.preprocessing import LocalTable, clip_numeric, one_hot
-from common.schema import FeatureSchema
-from common.segment_quantiles import local_segment_histograms, segment_quartiles
+from fedseg.common.kmeans import assign
+from fedseg.common.preprocessing import LocalTable, clip_numeric, one_hot
+from fedseg.common.schema import FeatureSchema
+from fedseg.common.segment_quantiles import local_segment_histograms, segment_quartiles
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel
 
-from common.preprocessing import LocalTable, transform_numeric
-from common.schema import FeatureSchema, NumericFeature
+from fedseg.common.preprocessing import LocalTable, transform_numeric
+from fedseg.common.schema import FeatureSchema, NumericFeature
 
 QUINTILES = (0.2, 0.4, 0.6, 0.8)
 NORMAL_IQR = 1.3489795003921634  # Q3 - Q1 of a standard normal: IQR / this estimates the std

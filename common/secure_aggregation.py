@@ -168,8 +168,8 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from common import fixed_point, shamir
-from common.peer_bytes import PeerBytes
+from fedseg.common import fixed_point, shamir
+from fedseg.common.peer_bytes import PeerBytes
 
 Rng = Callable[[int], bytes]
 """Source of random bytes, `os.urandom` by default; inject a seeded one in tests."""

@@ -14,11 +14,11 @@ import math
 
 import numpy as np
 
-from common import fixed_point
-from common.preprocessing import transform_numeric
-from common.schema import FeatureSchema
-from common.segment_quantiles import histogram_width
-from common.wire import (
+from fedseg.common import fixed_point
+from fedseg.common.preprocessing import transform_numeric
+from fedseg.common.schema import FeatureSchema
+from fedseg.common.segment_quantiles import histogram_width
+from fedseg.common.wire import (
     BucketCountsReply,
     BucketCountsRequest,
     BucketSumsReply,

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import quantiles
-from common.preprocessing import LocalTable
-from common.schema import FeatureSchema, NumericFeature
+from fedseg.common import quantiles
+from fedseg.common.preprocessing import LocalTable
+from fedseg.common.schema import FeatureSchema, NumericFeature
 
 MAX_SEGMENT_BINS = 256
 QUARTILES = (0.25, 0.5, 0.75)

@@ -22,8 +22,8 @@ from pydantic import (
     ValidationError,
 )
 
-from common import secure_aggregation as sa
-from common.schema import FeatureSchema
+from fedseg.common import secure_aggregation as sa
+from fedseg.common.schema import FeatureSchema
 
 PROTOCOL = "fedseg-wire/1"
 _DTYPES = {"float64": "<f8", "int64": "<i8"}

@@ -11,15 +11,15 @@ from typing import Any
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
-from common.artifact import ModelArtifact, load_artifact, save_artifact
-from common.config import RunConfig
-from common.schema import FeatureSchema, load_schema
-from server.flower_transport import GridTransport, wait_for_nodes
-from server.model import build_artifact
-from server.orchestrator import Event, Orchestrator
-from common.playbook import load_playbook
-from server.html_report import write_html_report
-from server.report import write_report
+from fedseg.common.artifact import ModelArtifact, load_artifact, save_artifact
+from fedseg.common.config import RunConfig
+from fedseg.common.schema import FeatureSchema, load_schema
+from fedseg.server.flower_transport import GridTransport, wait_for_nodes
+from fedseg.server.model import build_artifact
+from fedseg.server.orchestrator import Event, Orchestrator
+from fedseg.common.playbook import load_playbook
+from fedseg.server.html_report import write_html_report
+from fedseg.server.report import write_report
 
 log = logging.getLogger("fedseg")
 
@@ -32,7 +32,7 @@ def schema_from_run_config(run_config: Mapping[str, Any]) -> FeatureSchema:
     """The schema file the run config names, or the built-in synthetic schema."""
     if run_config.get("schema"):
         return load_schema(str(run_config["schema"]))
-    from simulations.synthetic import synthetic_schema
+    from fedseg.common.synthetic import synthetic_schema
 
     return synthetic_schema()
 

@@ -20,11 +20,11 @@ import math
 
 import numpy as np
 
-from common import privacy
-from common.config import RunConfig
-from common.preprocessing import PrepareStats, transform_numeric
-from common.schema import FeatureSchema
-from common.wire import (
+from fedseg.common import privacy
+from fedseg.common.config import RunConfig
+from fedseg.common.preprocessing import PrepareStats, transform_numeric
+from fedseg.common.schema import FeatureSchema
+from fedseg.common.wire import (
     BucketCountsRequest,
     BucketSumsRequest,
     HistogramRequest,

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common.artifact import ModelArtifact, Segment, atomic_write_text
-from common.naming import SegmentName, name_model
-from common.playbook import Playbook
-from server.report import changes_text, median_rows, quantile_rows, readable, score_text
+from fedseg.common.artifact import ModelArtifact, Segment, atomic_write_text
+from fedseg.common.naming import SegmentName, name_model
+from fedseg.common.playbook import Playbook
+from fedseg.server.report import changes_text, median_rows, quantile_rows, readable, score_text
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
            "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")

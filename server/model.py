@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from common.artifact import ModelArtifact, RunInfo, ScalerOut, Segment
-from common.config import RunConfig
-from common.naming import name_profiles
-from common.profiles import build_profiles, describe
-from common.schema import FeatureSchema
-from server.orchestrator import RunResult
+from fedseg.common.artifact import ModelArtifact, RunInfo, ScalerOut, Segment
+from fedseg.common.config import RunConfig
+from fedseg.common.naming import name_profiles
+from fedseg.common.profiles import build_profiles, describe
+from fedseg.common.schema import FeatureSchema
+from fedseg.server.orchestrator import RunResult
 
 
 PHASE_RELEASES = [

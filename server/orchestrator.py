@@ -14,13 +14,13 @@ from typing import Protocol
 
 import numpy as np
 
-from common import coreset, kmeans
-from common.config import RunConfig
-from common.metrics import Criteria, choose_k, criteria
-from common.preprocessing import PrepareStats, scaler_from_stats
-from common.profiles import ProfileStats
-from common.schema import FeatureSchema
-from common.wire import (
+from fedseg.common import coreset, kmeans
+from fedseg.common.config import RunConfig
+from fedseg.common.metrics import Criteria, choose_k, criteria
+from fedseg.common.preprocessing import PrepareStats, scaler_from_stats
+from fedseg.common.profiles import ProfileStats
+from fedseg.common.schema import FeatureSchema
+from fedseg.common.wire import (
     BucketCountsReply,
     BucketCountsRequest,
     BucketSumsReply,
@@ -39,13 +39,13 @@ from common.wire import (
     TransitionReply,
     ValidateRequest,
 )
-from common.secure_aggregation import SecAggError
-from common.secure_layout import BoundsMissing, require_bounds
-from common.artifact import ModelArtifact
-from common.quantiles import FeatureQuantiles, robust_scaler, score_edge_bins
-from server import quantile_phase, warm_start
-from server.dp_planner import DPPlanner
-from server.secure_channel import SecureAggregationFailed, SecureChannel
+from fedseg.common.secure_aggregation import SecAggError
+from fedseg.common.secure_layout import BoundsMissing, require_bounds
+from fedseg.common.artifact import ModelArtifact
+from fedseg.common.quantiles import FeatureQuantiles, robust_scaler, score_edge_bins
+from fedseg.server import quantile_phase, warm_start
+from fedseg.server.dp_planner import DPPlanner
+from fedseg.server.secure_channel import SecureAggregationFailed, SecureChannel
 
 
 class RunError(RuntimeError):

@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from common import quantiles
-from common.schema import FeatureSchema
-from common.wire import HistogramReply, HistogramRequest
+from fedseg.common import quantiles
+from fedseg.common.schema import FeatureSchema
+from fedseg.common.wire import HistogramReply, HistogramRequest
 
 
 def with_as_of(schema: FeatureSchema, as_of: str) -> FeatureSchema:

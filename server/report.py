@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from common.artifact import ModelArtifact, atomic_write_text
+from fedseg.common.artifact import ModelArtifact, atomic_write_text
 
 
 def segment_table(model: ModelArtifact, top_features: int = 4) -> Table:

@@ -12,10 +12,10 @@ import math
 import os
 from collections.abc import Callable, Mapping
 
-from common.config import RunConfig
-from common.secure_aggregation import SecAggError, SecAggServer
-from common.secure_layout import REPLY_TYPES, layout_and_bounds, tag_scales, unflatten, vector_lengths
-from common.wire import (
+from fedseg.common.config import RunConfig
+from fedseg.common.secure_aggregation import SecAggError, SecAggServer
+from fedseg.common.secure_layout import REPLY_TYPES, layout_and_bounds, tag_scales, unflatten, vector_lengths
+from fedseg.common.wire import (
     Reply,
     Request,
     SecureBroadcastRequest,

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from common.artifact import ModelArtifact
-from common.schema import FeatureSchema
-from common.wire import Scaler, TransitionRequest
+from fedseg.common.artifact import ModelArtifact
+from fedseg.common.schema import FeatureSchema
+from fedseg.common.wire import Scaler, TransitionRequest
 
 
 class WarmStartError(ValueError):

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.rfm import rfm_from_transactions
-from common.schema import FeatureSchema, NumericFeature, TransactionsSpec
+from fedseg.common.rfm import rfm_from_transactions
+from fedseg.common.schema import FeatureSchema, NumericFeature, TransactionsSpec
 
 CDNOW_FILE = ("datasets", "CDNOW_master.txt")
 N_STORES = 5

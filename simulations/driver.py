@@ -16,12 +16,12 @@ from pathlib import Path
 import pandas as pd
 from pyarrow import ArrowException
 
-from client.app import make_client_app
-from common.artifact import ModelArtifact
-from common.config import RunConfig
-from common.schema import FeatureSchema
-from server.app import log_event, make_server_app
-from server.orchestrator import Event, RunError
+from fedseg.client.app import make_client_app
+from fedseg.common.artifact import ModelArtifact
+from fedseg.common.config import RunConfig
+from fedseg.common.schema import FeatureSchema
+from fedseg.server.app import log_event, make_server_app
+from fedseg.server.orchestrator import Event, RunError
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")

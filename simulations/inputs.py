@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from client.data import DataError, read_frame
-from common.schema import FeatureSchema, load_schema
+from fedseg.client.data import DataError, read_frame
+from fedseg.common.schema import FeatureSchema, load_schema
 
 
 def simulation_inputs(
@@ -22,10 +22,10 @@ def simulation_inputs(
     seed: int,
 ) -> tuple[list[pd.DataFrame], FeatureSchema, str]:
     """Node frames, their schema and a one-line description of the data."""
-    from simulations.partition import partition as split
+    from fedseg.simulations.partition import partition as split
 
     if data is None:
-        from simulations.synthetic import generate_customers, synthetic_schema
+        from fedseg.common.synthetic import generate_customers, synthetic_schema
 
         frame = generate_customers(customers, 5 if partition is None else max(clients, 1), seed)
         schema = _schema(schema_path, features, id_column) if (schema_path or features) else synthetic_schema()
@@ -58,7 +58,7 @@ def cdnow_inputs(
 ) -> tuple[list[pd.DataFrame], FeatureSchema, str]:
     """CDNOW purchases, one store per node; the nodes derive RFM (schema
     `cdnow_transactions_schema`: R/F/M quintile scores, monetary winsorized)."""
-    from simulations.cdnow import cdnow_store_transactions, cdnow_transactions_schema
+    from fedseg.simulations.cdnow import cdnow_store_transactions, cdnow_transactions_schema
 
     if data or schema_path or features or partition:
         raise ValueError("--cdnow brings its own data, schema and split (--stores N); drop "

@@ -1,6 +1,6 @@
 """Real Flower deployment processes on 127.0.0.1, started and stopped by PID.
 
-Shared by the end-to-end deployment test and `simulations.bench_deploy`: a process
+Shared by the end-to-end deployment test and `benchmarks.bench_deploy`: a process
 registry that stops every process it started (and their children, found through /proc)
 by PID, the `flwr`/`fedseg` commands next to this Python, and a copy of the app for
 `flwr run` (so the working tree is never touched; `flwr run` may rewrite pyproject.toml).
@@ -109,7 +109,7 @@ def flwr(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.Com
 
 
 def fedseg(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "fedseg.cli.main", *args], capture_output=True, text=True,
                           env=env, timeout=timeout, stdin=subprocess.DEVNULL, cwd=REPO)
 
 
@@ -136,7 +136,7 @@ def copy_app(root: Path) -> Path:
     app = root / "app"
     app.mkdir()
     shutil.copy2(REPO / "pyproject.toml", app / "pyproject.toml")
-    for package in ("common", "client", "server", "simulations"):
+    for package in ("fedseg", "common", "client", "server"):
         shutil.copytree(REPO / package, app / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return app
 

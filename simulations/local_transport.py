@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from client.handlers import NodeData, handle
-from common.wire import Reply, Request, decode_reply, decode_request, encode
+from fedseg.client.handlers import NodeData, handle
+from fedseg.common.wire import Reply, Request, decode_reply, decode_request, encode
 
 
 class LocalTransport:

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from client.data import validate_frame
-from client.handlers import NodeData
-from common.preprocessing import LocalTable
-from common.schema import FeatureSchema
-from simulations.local_transport import LocalTransport
+from fedseg.client.data import validate_frame
+from fedseg.client.handlers import NodeData
+from fedseg.common.preprocessing import LocalTable
+from fedseg.common.schema import FeatureSchema
+from fedseg.simulations.local_transport import LocalTransport
 
 
 def numeric_nodes(X: np.ndarray, parts: list[np.ndarray], prefix: str = "t") -> dict[int, NodeData]:

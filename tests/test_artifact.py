@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from common.artifact import ArtifactError, ModelArtifact, RunInfo, ScalerOut, Segment, load_artifact, save_artifact
-from common.schema import FeatureSchema
+from fedseg.common.artifact import ArtifactError, ModelArtifact, RunInfo, ScalerOut, Segment, load_artifact, save_artifact
+from fedseg.common.schema import FeatureSchema
 
 SCHEMA = FeatureSchema.numeric_only("id", ["a", "b"])
 
@@ -64,7 +64,7 @@ def test_shape_mismatch_rejected():
 
 
 def _profiled(median: float | None) -> ModelArtifact:
-    from common.profiles import NumericProfile, SegmentProfile
+    from fedseg.common.profiles import NumericProfile, SegmentProfile
 
     quart = {} if median is None else {"q25": median / 2, "median": median, "q75": median * 2}
     profile = SegmentProfile(numeric={"a": NumericProfile(mean=3.0, std=1.0, population_mean=2.0, z=1.0, **quart),

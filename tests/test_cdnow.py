@@ -13,9 +13,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from client.data import validate_frame
-from simulations.cdnow import cdnow_customers, cdnow_path, cdnow_rfm_schema, load_cdnow_transactions, store_of
-from simulations.partition import partition
+from fedseg.client.data import validate_frame
+from fedseg.simulations.cdnow import cdnow_customers, cdnow_path, cdnow_rfm_schema, load_cdnow_transactions, store_of
+from fedseg.simulations.partition import partition
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from common.artifact import load_artifact
-from server.cli import cli
-from simulations.cdnow import CDNOW_AS_OF, load_cdnow_transactions
+from fedseg.common.artifact import load_artifact
+from fedseg.cli.main import cli
+from fedseg.simulations.cdnow import CDNOW_AS_OF, load_cdnow_transactions
 
 
 def pooled_rfm() -> pd.DataFrame:

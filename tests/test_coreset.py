@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
-from common import coreset, kmeans
+from fedseg.common import coreset, kmeans
 
 
 def test_bucket_ids_by_hand():
@@ -103,9 +103,9 @@ def test_finest_bits_keeps_planes_until_too_few_buckets_are_dense():
 def test_a_few_hundred_customers_still_get_a_coreset():
     """300 customers, k = 3: with 12 planes per table no bucket holds 10 customers; the
     server drops planes until there are 5 dense buckets per segment."""
-    from common.config import RunConfig
-    from server.orchestrator import Orchestrator
-    from simulations.synthetic import generate_customers, synthetic_schema
+    from fedseg.common.config import RunConfig
+    from fedseg.server.orchestrator import Orchestrator
+    from fedseg.common.synthetic import generate_customers, synthetic_schema
     from tests.helpers import frame_nodes, transport
 
     schema = synthetic_schema()

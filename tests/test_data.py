@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from client.data import DataError, load_table
-from common.schema import CategoricalFeature, FeatureSchema, NumericFeature, SchemaError, load_schema
+from fedseg.client.data import DataError, load_table
+from fedseg.common.schema import CategoricalFeature, FeatureSchema, NumericFeature, SchemaError, load_schema
 
 SCHEMA = FeatureSchema(
     id="customer_id",

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from client.data import DataError, load_table
-from client.source import describe_source, node_data, write_node_labels
-from simulations.synthetic import generate_customers, synthetic_schema
+from fedseg.client.data import DataError, load_table
+from fedseg.client.source import describe_source, node_data, write_node_labels
+from fedseg.common.synthetic import generate_customers, synthetic_schema
 
 SCHEMA = synthetic_schema()
 
@@ -219,7 +219,7 @@ def pg_table(postgres_url, customers):
     """The customers in a fresh PostgreSQL schema (typed columns), dropped at the end."""
     import sqlalchemy as sa
 
-    from client.db import parse_url
+    from fedseg.client.db import parse_url
 
     engine = sa.create_engine(parse_url(postgres_url))
     schema = f"fedseg_test_{uuid.uuid4().hex[:8]}"
@@ -258,7 +258,7 @@ def test_postgres_bad_input_is_a_clear_message(postgres_url, pg_table):
     assert "the query returned no rows" in empty
     failed = _error({"db-url": postgres_url, "db-query": "SELECT * FROM no_such_relation"})
     assert "the query failed" in failed and "no_such_relation" in failed
-    from client.db import parse_url
+    from fedseg.client.db import parse_url
 
     url = parse_url(postgres_url)
     wrong = url.set(password="wrong-password").render_as_string(hide_password=False)
@@ -271,7 +271,7 @@ def test_postgres_bad_input_is_a_clear_message(postgres_url, pg_table):
 def test_postgres_labels_written_back(postgres_url, pg_table):
     import sqlalchemy as sa
 
-    from client.db import parse_url
+    from fedseg.client.db import parse_url
 
     config = {"db-url": postgres_url, "labels-table": f"{pg_table}.segments"}
     write_node_labels(config, "customer_id", np.array(["x", "y"]), np.array([1, 0]))
@@ -286,10 +286,10 @@ def test_postgres_labels_written_back(postgres_url, pg_table):
 
 def test_in_run_label_write_back_matches_the_model(sqlite_db, tmp_path):
     """`label_after_profile` on the final request writes the nearest-centroid labels."""
-    from client.source import label_after_profile
-    from common.kmeans import assign
-    from common.preprocessing import encode_table, local_prepare_stats, scaler_from_stats
-    from common.wire import ProfileRequest, Scaler
+    from fedseg.client.source import label_after_profile
+    from fedseg.common.kmeans import assign
+    from fedseg.common.preprocessing import encode_table, local_prepare_stats, scaler_from_stats
+    from fedseg.common.wire import ProfileRequest, Scaler
 
     config = {"db-url": str(sqlite_db), "db-table": "customers", "labels-path": str(tmp_path / "labels.csv")}
     data = node_data(config, {})

@@ -23,15 +23,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from client.data import load_table
-from common.artifact import load_artifact
-from common.preprocessing import LocalTable, encode_table
-from server.security import make_certificates, make_node_keys
+from fedseg.client.data import load_table
+from fedseg.common.artifact import load_artifact
+from fedseg.common.preprocessing import LocalTable, encode_table
+from fedseg.server.security import make_certificates, make_node_keys
 from tests.helpers import pooled_scaler_reference
-from simulations.local_deployment import (
+from fedseg.simulations.local_deployment import (
     BIN, REPO, Processes, copy_app, fedseg, flwr, free_port, json_of, superlink_command, supernode_command, wait_for_port,
 )
-from simulations.synthetic import generate_customers, synthetic_schema, write_departments
+from fedseg.common.synthetic import generate_customers, synthetic_schema, write_departments
 
 CUSTOMERS = 3000
 K = 3
@@ -265,7 +265,7 @@ def test_node_killed_mid_run_does_not_stop_the_run(deployment):
     """A second run with a fifth node, SIGKILLed by PID after it answered twice."""
     import re
 
-    from server.deploy_cli import register_key
+    from fedseg.cli.deploy import register_key
 
     root, procs, port, env = deployment["root"], deployment["procs"], deployment["port"], deployment["env"]
     keys = make_node_keys(root / "victim-keys", "victim")
@@ -345,7 +345,7 @@ def test_cli_connection_check_and_label_node(tmp_path, monkeypatch):
 
     from typer.testing import CliRunner
 
-    from server.cli import cli
+    from fedseg.cli.main import cli
 
     monkeypatch.setenv("FLWR_HOME", str(tmp_path / "home"))
     runner = CliRunner()
@@ -371,10 +371,10 @@ def test_cli_connection_check_and_label_node(tmp_path, monkeypatch):
     done = runner.invoke(cli, ["check-node", "--schema", str(schema_path), "--node-config", f'db-url="{db}" db-table="nope"'])
     assert done.exit_code == 2 and "no such table" in done.output, done.output
 
-    from common.artifact import save_artifact
-    from common.config import RunConfig
-    from server.model import build_artifact
-    from server.orchestrator import Orchestrator
+    from fedseg.common.artifact import save_artifact
+    from fedseg.common.config import RunConfig
+    from fedseg.server.model import build_artifact
+    from fedseg.server.orchestrator import Orchestrator
     from tests.helpers import frame_nodes, transport
 
     config = RunConfig(k=3, min_nodes=1)

@@ -10,21 +10,21 @@ import math
 import numpy as np
 import pytest
 
-from client.assign import segment_labels
-from client.data import validate_frame
-from common import quantiles
-from common.config import RunConfig
-from common.preprocessing import LocalTable
-from common.segment_quantiles import segment_bin_width
-from common.privacy import epsilon_from_rho
-from common.wire import (
+from fedseg.client.assign import segment_labels
+from fedseg.client.data import validate_frame
+from fedseg.common import quantiles
+from fedseg.common.config import RunConfig
+from fedseg.common.preprocessing import LocalTable
+from fedseg.common.segment_quantiles import segment_bin_width
+from fedseg.common.privacy import epsilon_from_rho
+from fedseg.common.wire import (
     HistogramRequest, ReadyReply, SecureKeysReply, SecureMaskedReply, SecureRoundRequest, SecureSharesReply,
     SecureUnmaskReply, TransitionRequest, decode_reply,
 )
-from server.model import build_artifact
-from server.orchestrator import Orchestrator
-from simulations.cdnow import cdnow_store_transactions, cdnow_transactions_schema
-from simulations.synthetic import generate_customers, synthetic_schema
+from fedseg.server.model import build_artifact
+from fedseg.server.orchestrator import Orchestrator
+from fedseg.simulations.cdnow import cdnow_store_transactions, cdnow_transactions_schema
+from fedseg.common.synthetic import generate_customers, synthetic_schema
 from tests.helpers import frame_nodes, transport
 from tests.test_quantiles import QS, pooled_rfm
 

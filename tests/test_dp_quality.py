@@ -9,17 +9,17 @@ import math
 import numpy as np
 import pytest
 
-from client.handlers import NodeData, handle
-from common import kmeans
-from common.config import RunConfig
-from common.preprocessing import LocalTable, PrepareStats, local_prepare_stats, scaler_from_stats, transform_numeric
-from common.privacy import clip_rows, clipped_sum_sensitivity
-from common.wire import LloydRequest, PrepareRequest, Scaler
-from server import dp_planner
-from server.dp_planner import DPPlanner, scaled_record_norm
-from server.orchestrator import Candidate, Orchestrator
-from simulations.local_transport import LocalTransport
-from simulations.synthetic import generate_customers, synthetic_schema
+from fedseg.client.handlers import NodeData, handle
+from fedseg.common import kmeans
+from fedseg.common.config import RunConfig
+from fedseg.common.preprocessing import LocalTable, PrepareStats, local_prepare_stats, scaler_from_stats, transform_numeric
+from fedseg.common.privacy import clip_rows, clipped_sum_sensitivity
+from fedseg.common.wire import LloydRequest, PrepareRequest, Scaler
+from fedseg.server import dp_planner
+from fedseg.server.dp_planner import DPPlanner, scaled_record_norm
+from fedseg.server.orchestrator import Candidate, Orchestrator
+from fedseg.simulations.local_transport import LocalTransport
+from fedseg.common.synthetic import generate_customers, synthetic_schema
 from tests.helpers import frame_nodes, numeric_schema
 
 SCHEMA = synthetic_schema()

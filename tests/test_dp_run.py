@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from client.data import validate_frame
-from client.handlers import handle
-from common.config import ConfigError, RunConfig
-from common.wire import LloydRequest
-from common.privacy import epsilon_from_rho
-from server.orchestrator import Orchestrator
-from simulations.local_transport import LocalTransport
-from simulations.synthetic import generate_customers, synthetic_schema
+from fedseg.client.data import validate_frame
+from fedseg.client.handlers import handle
+from fedseg.common.config import ConfigError, RunConfig
+from fedseg.common.wire import LloydRequest
+from fedseg.common.privacy import epsilon_from_rho
+from fedseg.server.orchestrator import Orchestrator
+from fedseg.simulations.local_transport import LocalTransport
+from fedseg.common.synthetic import generate_customers, synthetic_schema
 from tests.helpers import frame_nodes
 
 SCHEMA = synthetic_schema()

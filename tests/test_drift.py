@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from common.artifact import ModelArtifact, RunInfo, ScalerOut, Segment, save_artifact
-from common.config import RunConfig
-from common.drift import DriftError, drift, old_centroids_in_new_space
-from server.cli import cli
-from server.model import build_artifact
-from server.orchestrator import Orchestrator
-from simulations.synthetic import generate_customers, synthetic_schema
+from fedseg.common.artifact import ModelArtifact, RunInfo, ScalerOut, Segment, save_artifact
+from fedseg.common.config import RunConfig
+from fedseg.common.drift import DriftError, drift, old_centroids_in_new_space
+from fedseg.cli.main import cli
+from fedseg.server.model import build_artifact
+from fedseg.server.orchestrator import Orchestrator
+from fedseg.common.synthetic import generate_customers, synthetic_schema
 from tests.helpers import frame_nodes, numeric_schema, transport
 
 

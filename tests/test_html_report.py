@@ -14,14 +14,14 @@ import pytest
 from sklearn.decomposition import PCA
 from typer.testing import CliRunner
 
-from common.artifact import save_artifact
-from common.naming import name_model
-from common.playbook import load_playbook, parse_playbook
-from server.cli import cli
-from server.html_report import (
+from fedseg.common.artifact import save_artifact
+from fedseg.common.naming import name_model
+from fedseg.common.playbook import load_playbook, parse_playbook
+from fedseg.cli.main import cli
+from fedseg.server.html_report import (
     ChromiumError, centroid_projection, find_chromium, render_html, write_html_report, z_colour,
 )
-from simulations.synthetic import generate_customers
+from fedseg.common.synthetic import generate_customers
 from tests.test_drift import synthetic_model
 from tests.test_segment_quantiles import money_data, run as money_run
 

@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
-from common import kmeans
+from fedseg.common import kmeans
 
 
 def federated_lloyd(parts: list[np.ndarray], C0: np.ndarray, max_iter: int = 300) -> np.ndarray:

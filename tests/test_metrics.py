@@ -8,8 +8,8 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 
-from common import kmeans
-from common.metrics import Criteria, choose_k, criteria
+from fedseg.common import kmeans
+from fedseg.common.metrics import Criteria, choose_k, criteria
 
 
 @pytest.mark.parametrize("k", [2, 4, 7])

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from client.data import validate_frame
-from common.naming import SEGMENT_KEYS, NamingConfig, NamingError, name_profiles, rfm_key
-from common.playbook import PlaybookError, load_playbook, parse_playbook
-from common.preprocessing import clip_numeric, one_hot
-from common.profiles import NumericProfile, ProfileStats, SegmentProfile, build_profiles
-from simulations.synthetic import SEGMENTS, generate_customers, synthetic_schema
+from fedseg.client.data import validate_frame
+from fedseg.common.naming import SEGMENT_KEYS, NamingConfig, NamingError, name_profiles, rfm_key
+from fedseg.common.playbook import PlaybookError, load_playbook, parse_playbook
+from fedseg.common.preprocessing import clip_numeric, one_hot
+from fedseg.common.profiles import NumericProfile, ProfileStats, SegmentProfile, build_profiles
+from fedseg.common.synthetic import SEGMENTS, generate_customers, synthetic_schema
 
 
 def prof(z: dict[str, float], means: dict[str, float] | None = None, cats=None) -> SegmentProfile:

@@ -9,13 +9,13 @@ from numpy.testing import assert_allclose
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
-from client.handlers import handle
-from common.config import RunConfig
-from common.coreset import draw_hyperplanes
-from common.wire import (
+from fedseg.client.handlers import handle
+from fedseg.common.config import RunConfig
+from fedseg.common.coreset import draw_hyperplanes
+from fedseg.common.wire import (
     BucketCountsRequest, BucketSumsRequest, LloydRequest, PrepareRequest, ProfileRequest, Scaler, encode,
 )
-from server.orchestrator import Event, Orchestrator, RunError
+from fedseg.server.orchestrator import Event, Orchestrator, RunError
 from tests.helpers import frame_nodes, numeric_nodes, numeric_schema, transport
 
 X, TRUTH = make_blobs(6000, 5, centers=5, cluster_std=2.5, random_state=7)

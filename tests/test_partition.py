@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulations.partition import PARTITION_ALIASES, PartitionSpec, parse_partition, partition
+from fedseg.simulations.partition import PARTITION_ALIASES, PartitionSpec, parse_partition, partition
 
 
 def table(n: int = 3000, seed: int = 0) -> pd.DataFrame:

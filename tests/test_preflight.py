@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
-from server.cli import cli
-from server.preflight import PreflightError, check_ca, check_private_key, check_superlink
-from server.security import make_certificates, make_node_keys
+from fedseg.cli.main import cli
+from fedseg.server.preflight import PreflightError, check_ca, check_private_key, check_superlink
+from fedseg.server.security import make_certificates, make_node_keys
 
 
 @contextmanager

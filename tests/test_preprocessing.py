@@ -6,8 +6,8 @@ import numpy as np
 from numpy.testing import assert_allclose
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from common.preprocessing import LocalTable, encode_table, local_prepare_stats, scaler_from_stats
-from common.schema import CategoricalFeature, FeatureSchema, NumericFeature
+from fedseg.common.preprocessing import LocalTable, encode_table, local_prepare_stats, scaler_from_stats
+from fedseg.common.schema import CategoricalFeature, FeatureSchema, NumericFeature
 
 SCHEMA = FeatureSchema(
     id="id",

@@ -18,7 +18,7 @@ from numpy.testing import assert_allclose
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from common.privacy import (
+from fedseg.common.privacy import (
     BudgetPlan,
     PrivacyBudgetExceeded,
     PrivacyLedger,

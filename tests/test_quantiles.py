@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from common import quantiles
-from common.config import RunConfig
-from common.preprocessing import LocalTable
-from common.schema import FeatureSchema, NumericFeature
-from server.model import build_artifact
-from server.orchestrator import Orchestrator
-from simulations.cdnow import CDNOW_AS_OF, cdnow_store_transactions, cdnow_transactions_schema, load_cdnow_transactions
+from fedseg.common import quantiles
+from fedseg.common.config import RunConfig
+from fedseg.common.preprocessing import LocalTable
+from fedseg.common.schema import FeatureSchema, NumericFeature
+from fedseg.server.model import build_artifact
+from fedseg.server.orchestrator import Orchestrator
+from fedseg.simulations.cdnow import CDNOW_AS_OF, cdnow_store_transactions, cdnow_transactions_schema, load_cdnow_transactions
 from tests.helpers import NORMAL_IQR, frame_nodes, numeric_nodes, transport
 
 QS = [0.2, 0.4, 0.6, 0.8]
@@ -101,7 +101,7 @@ def test_cdnow_scores_equal_pooled(cdnow_run):
         else:
             assert (fed[:, j] == ref).all(), f.name
     # each segment's mean score in the artifact equals the pooled scores averaged per segment
-    from client.assign import segment_labels
+    from fedseg.client.assign import segment_labels
 
     labels = segment_labels(artifact, table)
     for seg in artifact.segments:
@@ -115,8 +115,8 @@ def test_cdnow_scores_equal_pooled(cdnow_run):
 
 
 def test_cdnow_segment_quartiles_equal_pooled_within_one_segment_bin(cdnow_run):
-    from client.assign import segment_labels
-    from common.segment_quantiles import segment_bin_width
+    from fedseg.client.assign import segment_labels
+    from fedseg.common.segment_quantiles import segment_bin_width
 
     result, artifact, pooled = cdnow_run
     schema = cdnow_transactions_schema()

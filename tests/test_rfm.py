@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from common.rfm import rfm_from_transactions
+from fedseg.common.rfm import rfm_from_transactions
 
 
 def log() -> pd.DataFrame:

@@ -10,8 +10,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from pydantic import ValidationError
 from scipy import stats
 
-from common.fixed_point import FixedPointOverflowError, decode, encode
-from common.secure_aggregation import (
+from fedseg.common.fixed_point import FixedPointOverflowError, decode, encode
+from fedseg.common.secure_aggregation import (
     KeyBroadcast,
     MaskedInput,
     RoundRequest,
@@ -433,7 +433,7 @@ def test_pairwise_masks_match_stream_by_stream_reference(length):
 
 
 def test_batched_keystreams_equal_aes_ctr_per_key():
-    from common import secure_aggregation as sa
+    from fedseg.common import secure_aggregation as sa
 
     keys = [np.random.default_rng(i).bytes(32) for i in range(4)]
     assert [np.frombuffer(k, dtype="<u8").tolist() for k in sa._keystreams(keys, 80)] == [
@@ -472,7 +472,7 @@ def test_per_round_keys_are_independent():
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
-    from common.secure_aggregation import _hkdf, _info
+    from fedseg.common.secure_aggregation import _hkdf, _info
 
     root = bytes(range(32))
     keys = {

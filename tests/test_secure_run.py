@@ -7,15 +7,15 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
 
-from client.handlers import handle
-from common.config import RunConfig
-from common.wire import (
+from fedseg.client.handlers import handle
+from fedseg.common.config import RunConfig
+from fedseg.common.wire import (
     LloydRequest, ReadyReply, SecureKeysReply, SecureMaskedReply, SecureRoundRequest, SecureSharesReply,
     SecureUnmaskReply, SecureUnmaskRequest, decode_reply,
 )
-from server.orchestrator import Orchestrator, RunError
-from simulations.local_transport import LocalTransport
-from simulations.synthetic import generate_customers, synthetic_schema
+from fedseg.server.orchestrator import Orchestrator, RunError
+from fedseg.simulations.local_transport import LocalTransport
+from fedseg.common.synthetic import generate_customers, synthetic_schema
 from tests.helpers import frame_nodes
 
 SCHEMA = synthetic_schema()
@@ -94,7 +94,7 @@ def test_too_many_dropouts_stop_the_run_clearly():
 
 
 def test_secure_mode_needs_public_bounds():
-    from common.schema import FeatureSchema
+    from fedseg.common.schema import FeatureSchema
     schema = FeatureSchema.numeric_only("customer_id", ["age"])
     tr = LocalTransport(frame_nodes([f[["customer_id", "age"]] for f in frames(3)]))
     with pytest.raises(RunError, match="public lower and upper bounds"):

@@ -12,17 +12,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from client.handlers import handle
-from common import segment_quantiles as sq
-from common.config import RunConfig
-from common.preprocessing import LocalTable
-from common.profiles import ProfileStats, build_profiles
-from common.schema import FeatureSchema, NumericFeature
-from common import quantiles
-from common.wire import ProfileRequest, Scaler, SecureRoundRequest, encode
-from server.model import build_artifact
-from server.orchestrator import Orchestrator
-from server.report import markdown_report, readable
+from fedseg.client.handlers import handle
+from fedseg.common import segment_quantiles as sq
+from fedseg.common.config import RunConfig
+from fedseg.common.preprocessing import LocalTable
+from fedseg.common.profiles import ProfileStats, build_profiles
+from fedseg.common.schema import FeatureSchema, NumericFeature
+from fedseg.common import quantiles
+from fedseg.common.wire import ProfileRequest, Scaler, SecureRoundRequest, encode
+from fedseg.server.model import build_artifact
+from fedseg.server.orchestrator import Orchestrator
+from fedseg.server.report import markdown_report, readable
 from tests.helpers import numeric_nodes, transport
 
 QS = [0.25, 0.5, 0.75]

@@ -8,10 +8,10 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
-from common.artifact import load_artifact
-from common.config import RunConfig
-from common.schema import FeatureSchema
-from simulations.driver import simulate
+from fedseg.common.artifact import load_artifact
+from fedseg.common.config import RunConfig
+from fedseg.common.schema import FeatureSchema
+from fedseg.simulations.driver import simulate
 
 
 @pytest.fixture(scope="module")

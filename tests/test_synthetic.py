@@ -9,8 +9,8 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from common.schema import FeatureSchema, load_schema
-from simulations.synthetic import SEGMENTS, generate_customers, synthetic_schema, write_departments
+from fedseg.common.schema import FeatureSchema, load_schema
+from fedseg.common.synthetic import SEGMENTS, generate_customers, synthetic_schema, write_departments
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_write_departments_needs_schema_columns(tmp_path):
 
 
 def test_department_files_pass_node_validation(tmp_path):
-    from client.data import load_table
+    from fedseg.client.data import load_table
 
     df = generate_customers(400, 2, seed=4)
     *csvs, schema_path = write_departments(df, tmp_path, synthetic_schema())

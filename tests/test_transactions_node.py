@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from client.data import DataError, load_table, validate_frame
-from common.config import ConfigError, RunConfig
-from common.schema import SchemaError, parse_schema
-from server.orchestrator import Orchestrator
+from fedseg.client.data import DataError, load_table, validate_frame
+from fedseg.common.config import ConfigError, RunConfig
+from fedseg.common.schema import SchemaError, parse_schema
+from fedseg.server.orchestrator import Orchestrator
 from tests.helpers import frame_nodes, transport
 
 SCHEMA_TOML = """

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from client.assign import segment_labels
-from client.data import validate_frame
-from common.config import RunConfig
-from server.model import build_artifact
-from server.orchestrator import Orchestrator, RunError
-from simulations.synthetic import generate_customers, synthetic_schema
+from fedseg.client.assign import segment_labels
+from fedseg.client.data import validate_frame
+from fedseg.common.config import RunConfig
+from fedseg.server.model import build_artifact
+from fedseg.server.orchestrator import Orchestrator, RunError
+from fedseg.common.synthetic import generate_customers, synthetic_schema
 from tests.helpers import frame_nodes, transport
 
 

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from common.schema import FeatureSchema
-from common.wire import (
+from fedseg.common.schema import FeatureSchema
+from fedseg.common.wire import (
     LloydReply, LloydRequest, PrepareRequest, Scaler, WireError, decode_reply, decode_request, encode,
 )
 

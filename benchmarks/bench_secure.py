@@ -1,7 +1,7 @@
 """Secure vs plaintext, side by side in one run: wall time per Lloyd round on Flower's
 Simulation Engine, message exchanges per round, and bytes per client per round.
 
-    python -m simulations.bench_secure [--clients 10 50] [--customers 20000] [--rounds 5]
+    python -m benchmarks.bench_secure [--clients 10 50] [--customers 20000] [--rounds 5]
 
 Both modes run the same fixed number of Lloyd rounds (tol = 0) on the same data and seed.
 Bytes come from the in-process transport, which carries exactly the bytes the Flower
@@ -21,14 +21,14 @@ os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
 import logging
 
-from client.data import validate_frame
-from client.handlers import NodeData
-from common.config import RunConfig
-from server.orchestrator import Event, Orchestrator
-from simulations.driver import simulate
-from simulations.local_transport import LocalTransport
-from simulations.partition import partition
-from simulations.synthetic import generate_customers, synthetic_schema
+from fedseg.client.data import validate_frame
+from fedseg.client.handlers import NodeData
+from fedseg.common.config import RunConfig
+from fedseg.server.orchestrator import Event, Orchestrator
+from fedseg.simulations.driver import simulate
+from fedseg.simulations.local_transport import LocalTransport
+from fedseg.simulations.partition import partition
+from fedseg.common.synthetic import generate_customers, synthetic_schema
 
 
 class LloydTimer:

@@ -1,7 +1,7 @@
 """Cost of differential privacy, side by side in one run: fedseg with DP at several ε
 (and without) vs scikit-learn KMeans(n_init=10) on the same pooled, scaled data.
 
-    python -m simulations.bench_dp [--customers 100000] [--clients 10] [--epsilons 0.5 1 2 4] [--seeds 5]
+    python -m benchmarks.bench_dp [--customers 100000] [--clients 10] [--epsilons 0.5 1 2 4] [--seeds 5]
 
 Runs in-process (the same node handlers and wire bytes as the Flower apps, secure
 aggregation included; DP noise is added by the nodes in shares). The cost ratio is the
@@ -19,15 +19,15 @@ import time
 import numpy as np
 from sklearn.cluster import KMeans
 
-from client.data import validate_frame
-from client.handlers import NodeData
-from common.config import RunConfig
-from common.kmeans import local_stats
-from common.preprocessing import encode_table
-from server.orchestrator import Orchestrator
-from simulations.local_transport import LocalTransport
-from simulations.partition import partition
-from simulations.synthetic import generate_customers, synthetic_schema
+from fedseg.client.data import validate_frame
+from fedseg.client.handlers import NodeData
+from fedseg.common.config import RunConfig
+from fedseg.common.kmeans import local_stats
+from fedseg.common.preprocessing import encode_table
+from fedseg.server.orchestrator import Orchestrator
+from fedseg.simulations.local_transport import LocalTransport
+from fedseg.simulations.partition import partition
+from fedseg.common.synthetic import generate_customers, synthetic_schema
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.schema import CategoricalFeature, FeatureSchema, NumericFeature
+from fedseg.common.schema import CategoricalFeature, FeatureSchema, NumericFeature
 
 SEGMENTS = (
     "high-value loyal",

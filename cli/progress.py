@@ -10,7 +10,7 @@ import time
 
 from rich.console import Console
 
-from server.orchestrator import Event
+from fedseg.server.orchestrator import Event
 
 
 class ProgressView:

@@ -1,6 +1,6 @@
 """A deployed run next to the same run in simulation, timed phase by phase.
 
-    python -m simulations.bench_deploy [--customers 3000] [--k 3] [--seed 7]
+    python -m benchmarks.bench_deploy [--customers 3000] [--k 3] [--seed 7]
 
 Deployment: on 127.0.0.1 only, a SuperLink with TLS and SuperNode authentication, three
 registered SuperNodes reading SQLite, CSV and Parquet, one `flwr run`. Simulation: the
@@ -21,18 +21,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from client.data import load_table
-from common.artifact import ModelArtifact, load_artifact
-from common.config import RunConfig
-from common.preprocessing import LocalTable, encode_table
-from common.schema import load_schema
-from server.deploy_cli import register_key
-from server.security import make_certificates, make_node_keys
-from simulations.driver import simulate
-from simulations.local_deployment import (
+from fedseg.client.data import load_table
+from fedseg.common.artifact import ModelArtifact, load_artifact
+from fedseg.common.config import RunConfig
+from fedseg.common.preprocessing import LocalTable, encode_table
+from fedseg.common.schema import load_schema
+from fedseg.cli.deploy import register_key
+from fedseg.server.security import make_certificates, make_node_keys
+from fedseg.simulations.driver import simulate
+from fedseg.simulations.local_deployment import (
     BIN, REPO, Processes, copy_app, fedseg, flwr, free_port, superlink_command, supernode_command, wait_for_port,
 )
-from simulations.synthetic import generate_customers, synthetic_schema, write_departments
+from fedseg.common.synthetic import generate_customers, synthetic_schema, write_departments
 
 NODES = ("sqlite", "csv", "parquet")
 

@@ -1,6 +1,6 @@
 """CLI commands `fedseg report` (HTML report, optional PNG) and `fedseg drift` (compare models).
 
-Registered in `server/cli.py`; like the other commands, a user-facing failure prints one
+Registered in `cli/main.py`; like the other commands, a user-facing failure prints one
 clear line and exits with status 2.
 """
 
@@ -30,10 +30,10 @@ def report_cmd(
     width: Annotated[int, typer.Option(min=320, help="PNG width in pixels")] = 1280,
 ) -> None:
     """Write a self-contained HTML report of a model (charts inline, nothing loaded from the web)."""
-    from common.artifact import ArtifactError, load_artifact
-    from common.naming import NamingError
-    from common.playbook import PlaybookError, load_playbook
-    from server.html_report import ChromiumError, screenshot, write_html_report
+    from fedseg.common.artifact import ArtifactError, load_artifact
+    from fedseg.common.naming import NamingError
+    from fedseg.common.playbook import PlaybookError, load_playbook
+    from fedseg.server.html_report import ChromiumError, screenshot, write_html_report
 
     try:
         artifact = load_artifact(model)
@@ -73,8 +73,8 @@ def drift_cmd(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the drift report as JSON")] = None,
 ) -> None:
     """Compare two models: matched segments, centroid movement, share changes, drift score."""
-    from common.artifact import ArtifactError, atomic_write_text, load_artifact
-    from common.drift import DriftError, drift
+    from fedseg.common.artifact import ArtifactError, atomic_write_text, load_artifact
+    from fedseg.common.drift import DriftError, drift
 
     try:
         report = drift(load_artifact(old), load_artifact(new), match_threshold=match_threshold)

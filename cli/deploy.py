@@ -59,7 +59,7 @@ def certs(
     force: Annotated[bool, typer.Option(help="replace existing files")] = False,
 ) -> None:
     """Make a development CA and a SuperLink TLS certificate signed by it."""
-    from server.security import DEFAULT_HOSTS, SecurityError, certificate_hosts, make_certificates
+    from fedseg.server.security import DEFAULT_HOSTS, SecurityError, certificate_hosts, make_certificates
 
     try:
         files = make_certificates(out, hosts=host or list(DEFAULT_HOSTS), days=days, overwrite=force)
@@ -84,7 +84,7 @@ def node_keys(
     force: Annotated[bool, typer.Option(help="replace existing files")] = False,
 ) -> None:
     """Make a SuperNode authentication key pair (EC P-384, OpenSSH format)."""
-    from server.security import SecurityError, make_node_keys
+    from fedseg.server.security import SecurityError, make_node_keys
 
     try:
         files = make_node_keys(out, name, overwrite=force)
@@ -140,7 +140,7 @@ def connection(
 def register_key(public_key: Path, name: str, connection_name: str = CONNECTION,
                  env: Mapping[str, str] | None = None) -> int:
     """Register one node public key with the SuperLink via `flwr`; returns its node id."""
-    from server.security import SecurityError, load_node_public_key
+    from fedseg.server.security import SecurityError, load_node_public_key
 
     try:
         load_node_public_key(public_key)
@@ -199,9 +199,9 @@ def check_node(
     node_config: Annotated[str, typer.Option(help="the exact --node-config given to flower-supernode")],
 ) -> None:
     """Read and validate this node's table (file or database) exactly as the node will."""
-    from client.data import DataError
-    from client.source import describe_source, node_data
-    from common.schema import SchemaError, load_schema
+    from fedseg.client.data import DataError
+    from fedseg.client.source import describe_source, node_data
+    from fedseg.common.schema import SchemaError, load_schema
 
     try:
         config = _node_config(node_config)
@@ -219,10 +219,10 @@ def label_node(
     node_config: Annotated[str, typer.Option(help="the node's --node-config with labels-path or labels-table")],
 ) -> None:
     """Label this node's customers with a finished model; the labels stay on the node."""
-    from client.assign import segment_labels
-    from client.data import DataError
-    from client.source import node_data, write_node_labels
-    from common.artifact import ArtifactError, load_artifact
+    from fedseg.client.assign import segment_labels
+    from fedseg.client.data import DataError
+    from fedseg.client.source import node_data, write_node_labels
+    from fedseg.common.artifact import ArtifactError, load_artifact
 
     try:
         config = _node_config(node_config)
@@ -242,7 +242,7 @@ def check_link(
     key: Annotated[Optional[Path], typer.Option(help="the node's private key (--auth-supernode-private-key)")] = None,
 ) -> None:
     """Check the node's key file, the CA and a TLS handshake with the SuperLink."""
-    from server.preflight import PreflightError, check_private_key, check_superlink
+    from fedseg.server.preflight import PreflightError, check_private_key, check_superlink
 
     try:
         lines = ([check_private_key(key)] if key is not None else []) + [check_superlink(superlink, ca)]

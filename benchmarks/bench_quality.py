@@ -1,6 +1,6 @@
 """Quality benchmark: fedseg against centralized scikit-learn, side by side.
 
-    python -m simulations.bench_quality [--seeds 0 1 2] [--restarts 3] [--max-rounds 20] ...
+    python -m benchmarks.bench_quality [--seeds 0 1 2] [--restarts 3] [--max-rounds 20] ...
 
 For each dataset × partition × number of clients (× seed) this runs the orchestrator
 over the in-process `LocalTransport` (the same node handlers and the same wire encoding
@@ -36,14 +36,14 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from client.data import validate_frame
-from client.handlers import NodeData
-from common.config import RunConfig
-from common.preprocessing import encode_table
-from common.schema import FeatureSchema
-from server.orchestrator import Orchestrator
-from simulations.local_transport import LocalTransport
-from simulations.partition import partition
+from fedseg.client.data import validate_frame
+from fedseg.client.handlers import NodeData
+from fedseg.common.config import RunConfig
+from fedseg.common.preprocessing import encode_table
+from fedseg.common.schema import FeatureSchema
+from fedseg.server.orchestrator import Orchestrator
+from fedseg.simulations.local_transport import LocalTransport
+from fedseg.simulations.partition import partition
 
 TARGET_MEDIAN, TARGET_WORST, TARGET_ROUNDS = 1.01, 1.03, 25
 
@@ -76,7 +76,7 @@ class Row:
 
 
 def synthetic_dataset(seed: int, customers: int) -> Dataset:
-    from simulations.synthetic import generate_customers, synthetic_schema
+    from fedseg.common.synthetic import generate_customers, synthetic_schema
 
     frame = generate_customers(customers, 5, seed)
     return Dataset(
@@ -87,7 +87,7 @@ def synthetic_dataset(seed: int, customers: int) -> Dataset:
 
 
 def cdnow_dataset() -> Dataset:
-    from simulations.cdnow import cdnow_customers, cdnow_rfm_schema
+    from fedseg.simulations.cdnow import cdnow_customers, cdnow_rfm_schema
 
     frame = cdnow_customers()
     # a recency quartile to skew the silos by behaviour (store is a hash of the id)

@@ -1,6 +1,6 @@
 """Scale benchmark: many records per node through Flower's Simulation Engine (Ray).
 
-    python -m simulations.bench_scale [--clients 10] [--records-per-client 100000] [--k 6]
+    python -m benchmarks.bench_scale [--clients 10] [--records-per-client 100000] [--k 6]
 
 Generates `clients × records-per-client` synthetic customers (d = 26 encoded features),
 splits them (`iid` by default, or any partition spec), runs the whole federation with
@@ -31,14 +31,14 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from client.data import validate_frame
-from common.config import RunConfig
-from common.preprocessing import encode_table
-from server.orchestrator import Event
-from simulations.bench_quality import nearest
-from simulations.driver import simulate
-from simulations.partition import partition
-from simulations.synthetic import generate_customers, synthetic_schema
+from fedseg.client.data import validate_frame
+from fedseg.common.config import RunConfig
+from fedseg.common.preprocessing import encode_table
+from fedseg.server.orchestrator import Event
+from benchmarks.bench_quality import nearest
+from fedseg.simulations.driver import simulate
+from fedseg.simulations.partition import partition
+from fedseg.common.synthetic import generate_customers, synthetic_schema
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 

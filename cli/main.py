@@ -16,12 +16,12 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from client.data import DataError
-from common.artifact import ArtifactError
-from common.config import ConfigError
-from common.schema import SchemaError
-from server.deploy_cli import deploy_cli
-from server.orchestrator import RunError
+from fedseg.client.data import DataError
+from fedseg.common.artifact import ArtifactError
+from fedseg.common.config import ConfigError
+from fedseg.common.schema import SchemaError
+from fedseg.cli.deploy import deploy_cli
+from fedseg.server.orchestrator import RunError
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
@@ -72,10 +72,10 @@ def simulate(
                                                        "its centroids, count customers that changed segment")] = None,
 ) -> None:
     """Run a federated segmentation on Flower's Simulation Engine and print the segments."""
-    from server.progress import ProgressView
-    from server.report import print_report
-    from simulations.driver import simulate as run_sim
-    from simulations.inputs import simulation_inputs
+    from fedseg.cli.progress import ProgressView
+    from fedseg.server.report import print_report
+    from fedseg.simulations.driver import simulate as run_sim
+    from fedseg.simulations.inputs import simulation_inputs
 
     try:
         low, high = parse_k_range(k_range)
@@ -87,7 +87,7 @@ def simulate(
             extra.update(epsilon=epsilon, delta=delta)
         config = config.parse({**config.model_dump(), **extra})
         if cdnow:
-            from simulations.inputs import cdnow_inputs
+            from fedseg.simulations.inputs import cdnow_inputs
 
             frames, feature_schema, label = cdnow_inputs(stores, data, schema, features, partition)
         else:
@@ -95,8 +95,8 @@ def simulate(
                 data, schema, features, id_column, partition, clients, customers, seed
             )
         if warm_start is not None:  # fail before starting the simulation
-            from common.artifact import load_artifact
-            from server.warm_start import check_compatible
+            from fedseg.common.artifact import load_artifact
+            from fedseg.server.warm_start import check_compatible
 
             check_compatible(load_artifact(warm_start), feature_schema, str(warm_start))
         out_dir = out or Path("runs") / time.strftime(f"%Y%m%d-%H%M%S-seed{seed}")
@@ -114,7 +114,7 @@ def simulate(
 
 
 def _config(k, low, high, seed, restarts, max_rounds, min_segment_size, secure):
-    from common.config import RunConfig
+    from fedseg.common.config import RunConfig
 
     return RunConfig.parse(
         dict(k=k or 0, k_min=low, k_max=max(high, k or 0), seed=seed, restarts=restarts,
@@ -129,8 +129,8 @@ def assign(
     out: Annotated[Path, typer.Option(help="labels CSV to write: id column and segment")],
 ) -> None:
     """Label customers with a model locally: columns `<id>,segment`."""
-    from client.assign import assign_file
-    from common.artifact import load_artifact
+    from fedseg.client.assign import assign_file
+    from fedseg.common.artifact import load_artifact
 
     try:
         rows = assign_file(load_artifact(model), data, out)
@@ -145,8 +145,8 @@ def check(
     data: Annotated[Path, typer.Option(help="customer table (CSV or Parquet)")],
 ) -> None:
     """Validate a table against the schema exactly as a node would."""
-    from client.data import load_table
-    from common.schema import load_schema
+    from fedseg.client.data import load_table
+    from fedseg.common.schema import load_schema
 
     try:
         table = load_table(data, load_schema(schema))
@@ -163,14 +163,14 @@ def synth(
     seed: Annotated[int, typer.Option(min=0)] = 42,
 ) -> None:
     """Write synthetic customer tables, one per department, and their schema."""
-    from simulations.synthetic import generate_customers, synthetic_schema, write_departments
+    from fedseg.common.synthetic import generate_customers, synthetic_schema, write_departments
 
     paths = write_departments(generate_customers(customers, departments, seed), out, synthetic_schema())
     for path in paths:
         console.print(str(path))
 
 
-from server.report_cli import drift_cmd, report_cmd  # noqa: E402
+from fedseg.cli.report import drift_cmd, report_cmd  # noqa: E402
 
 cli.command("report")(report_cmd)
 cli.command("drift")(drift_cmd)

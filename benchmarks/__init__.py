@@ -1,0 +1,1 @@
+"""Benchmarks against scikit-learn and plaintext runs; run from the repository root, never installed."""

@@ -1,0 +1,1 @@
+"""fedseg test suite (a package, so its helpers import whatever else is installed)."""
