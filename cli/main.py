@@ -21,6 +21,7 @@ from fedseg.common.artifact import ArtifactError
 from fedseg.common.config import ConfigError
 from fedseg.common.schema import SchemaError
 from fedseg.cli.deploy import deploy_cli
+from fedseg.cli.options import SimulateOptions, check_options
 from fedseg.server.orchestrator import RunError
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
@@ -51,22 +52,23 @@ def simulate(
     data: Annotated[Optional[Path], typer.Option(help="pooled customer CSV to split into nodes")] = None,
     schema: Annotated[Optional[Path], typer.Option(help="feature schema TOML")] = None,
     features: Annotated[Optional[str], typer.Option(help="numeric columns a,b,c (z-scored)")] = None,
-    id_column: Annotated[str, typer.Option("--id", help="id column for --features")] = "customer_id",
+    id_column: Annotated[Optional[str], typer.Option("--id", help="id column for --features [default: customer_id]")] = None,
     partition: Annotated[Optional[str], typer.Option(help="iid | dirichlet:ALPHA:COLUMN | column:NAME")] = None,
-    clients: Annotated[int, typer.Option(min=1, help="nodes for iid/dirichlet")] = 5,
+    clients: Annotated[Optional[int], typer.Option(min=1, help="nodes: synthetic departments, or iid/dirichlet "
+                                                   "parts of --data [default: 5]")] = None,
     k: Annotated[Optional[int], typer.Option(min=2, help="fixed number of segments")] = None,
-    k_range: Annotated[str, typer.Option(help="MIN:MAX range of k to choose from")] = "2:8",
+    k_range: Annotated[Optional[str], typer.Option(help="MIN:MAX range of k to choose from [default: 2:8]")] = None,
     seed: Annotated[int, typer.Option(min=0)] = 42,
     out: Annotated[Optional[Path], typer.Option(help="output folder (default: a new one under runs/)")] = None,
-    customers: Annotated[int, typer.Option(min=50, help="synthetic customers")] = 20000,
-    restarts: Annotated[int, typer.Option(min=1, max=16)] = 3,
+    customers: Annotated[Optional[int], typer.Option(min=50, help="synthetic customers [default: 20000]")] = None,
+    restarts: Annotated[Optional[int], typer.Option(min=1, max=16, help="candidates per k [default: 3]")] = None,
     max_rounds: Annotated[int, typer.Option(min=1)] = 20,
     min_segment_size: Annotated[int, typer.Option(min=1)] = 10,
     secure: Annotated[bool, typer.Option("--secure", help="secure aggregation of every reply")] = False,
     epsilon: Annotated[Optional[float], typer.Option(help="differential privacy ε (implies --secure; needs --k)")] = None,
-    delta: Annotated[float, typer.Option(help="differential privacy δ")] = 1e-6,
+    delta: Annotated[Optional[float], typer.Option(help="differential privacy δ [default: 1e-06]")] = None,
     cdnow: Annotated[bool, typer.Option("--cdnow", help="CDNOW purchases split into --stores; nodes derive RFM")] = False,
-    stores: Annotated[int, typer.Option(min=1, help="--cdnow: number of stores (nodes)")] = 5,
+    stores: Annotated[Optional[int], typer.Option(min=1, help="--cdnow: number of stores (nodes) [default: 5]")] = None,
     as_of: Annotated[Optional[str], typer.Option(help="transactions nodes: RFM as of YYYY-MM-DD")] = None,
     warm_start: Annotated[Optional[Path], typer.Option(help="model.json of a previous run: start Lloyd from "
                                                        "its centroids, count customers that changed segment")] = None,
@@ -78,21 +80,23 @@ def simulate(
     from fedseg.simulations.inputs import simulation_inputs
 
     try:
-        low, high = parse_k_range(k_range)
+        check_options(SimulateOptions(data, schema, features, id_column, partition, clients, k, k_range, customers,
+                                      restarts, epsilon, delta, cdnow, stores, warm_start))
+        low, high = parse_k_range(k_range or "2:8")
         if epsilon is not None and not epsilon > 0:
             raise ValueError(f"--epsilon must be > 0, got {epsilon}")
-        config = _config(k, low, high, seed, restarts, max_rounds, min_segment_size, secure)
+        config = _config(k, low, high, seed, restarts or 3, max_rounds, min_segment_size, secure)
         extra = {"as_of": as_of or "", "warm_start": str(warm_start or "")}
         if epsilon is not None:
-            extra.update(epsilon=epsilon, delta=delta)
+            extra.update(epsilon=epsilon, delta=1e-6 if delta is None else delta)
         config = config.parse({**config.model_dump(), **extra})
         if cdnow:
             from fedseg.simulations.inputs import cdnow_inputs
 
-            frames, feature_schema, label = cdnow_inputs(stores, data, schema, features, partition)
+            frames, feature_schema, label = cdnow_inputs(stores or 5)
         else:
             frames, feature_schema, label = simulation_inputs(
-                data, schema, features, id_column, partition, clients, customers, seed
+                data, schema, features, id_column or "customer_id", partition, clients or 5, customers or 20000, seed
             )
         if warm_start is not None:  # fail before starting the simulation
             from fedseg.common.artifact import load_artifact

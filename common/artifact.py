@@ -46,6 +46,8 @@ class RunInfo(BaseModel):
     converged: bool
     timings: dict[str, float]
     feature_schema: FeatureSchema
+    fedseg_version: str | None = Field(
+        default=None, description="fedseg.__version__ of the ServerApp that ran (the FAB's code under flwr run)")
 
 
 class ModelArtifact(BaseModel):

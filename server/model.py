@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fedseg
 from fedseg.common.artifact import ModelArtifact, RunInfo, ScalerOut, Segment
 from fedseg.common.config import RunConfig
 from fedseg.common.naming import name_profiles
@@ -73,6 +74,7 @@ def build_artifact(
             converged=chosen.converged,
             timings={k: round(v, 4) for k, v in result.timings.items()},
             feature_schema=schema,
+            fedseg_version=fedseg.__version__,
         ),
         privacy=privacy or result.privacy or privacy_section(config),
         quantiles=[q.model_dump() for q in result.quantiles] or None,

@@ -385,7 +385,8 @@ class Orchestrator:
                 per_k[c.k] = (c, crit)
         table = [per_k[k][1] for k in sorted(per_k)]
         best = choose_k(table, self.config.selection)
-        self.emit(Event("select", f"k={best.k} chosen by {self.config.selection}", self.rounds))
+        how = f"chosen by {self.config.selection}" if len(table) > 1 else "fixed (the only k run)"
+        self.emit(Event("select", f"k={best.k} {how}", self.rounds))
         return per_k[best.k][0], table
 
     def profile(self, scaler: Scaler, chosen: Candidate) -> ProfileStats:

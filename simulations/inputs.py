@@ -27,7 +27,7 @@ def simulation_inputs(
     if data is None:
         from fedseg.common.synthetic import generate_customers, synthetic_schema
 
-        frame = generate_customers(customers, 5 if partition is None else max(clients, 1), seed)
+        frame = generate_customers(customers, clients, seed)  # one department per node by default
         schema = _schema(schema_path, features, id_column) if (schema_path or features) else synthetic_schema()
         spec = partition or "column:department"
         label = f"synthetic data, {len(frame)} customers, partition {spec}"
@@ -53,16 +53,11 @@ def _schema(schema_path: Path | None, features: str | None, id_column: str) -> F
     raise ValueError("with --data, give --schema TOML or --features a,b,c")
 
 
-def cdnow_inputs(
-    stores: int, data: Path | None, schema_path: Path | None, features: str | None, partition: str | None
-) -> tuple[list[pd.DataFrame], FeatureSchema, str]:
+def cdnow_inputs(stores: int) -> tuple[list[pd.DataFrame], FeatureSchema, str]:
     """CDNOW purchases, one store per node; the nodes derive RFM (schema
     `cdnow_transactions_schema`: R/F/M quintile scores, monetary winsorized)."""
     from fedseg.simulations.cdnow import cdnow_store_transactions, cdnow_transactions_schema
 
-    if data or schema_path or features or partition:
-        raise ValueError("--cdnow brings its own data, schema and split (--stores N); drop "
-                         "--data/--schema/--features/--partition")
     frames = cdnow_store_transactions(stores)
     rows = sum(len(f) for f in frames)
     return frames, cdnow_transactions_schema(), f"CDNOW, {rows} purchases in {stores} stores (RFM on the nodes)"

@@ -2,14 +2,16 @@
 
 Shared by the end-to-end deployment test and `benchmarks.bench_deploy`: a process
 registry that stops every process it started (and their children, found through /proc)
-by PID, the `flwr`/`fedseg` commands next to this Python, and a copy of the app for
-`flwr run` (so the working tree is never touched; `flwr run` may rewrite pyproject.toml).
+by PID, the `flwr`/`fedseg` commands next to this Python, a copy of the app for
+`flwr run` (so the working tree is never touched), and the detached local SuperLink
+that `flwr run ... local` leaves running, found by its FLWR_HOME.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -57,6 +59,46 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _reap(pids: list[int], grace: float = 5.0) -> None:
+    """Wait for pids to end (SuperExec watches its parent), then SIGKILL what is left."""
+    deadline = time.monotonic() + grace
+    for pid in pids:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def stop_pid(pid: int) -> None:
+    """Stop a process this test did not start as a child (the detached local SuperLink
+    of `flwr run`) and everything below it, by PID."""
+    below = descendants(pid)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    _reap([pid], grace=10.0)
+    _reap(below)
+
+
+def local_superlink_pids(flwr_home: Path) -> list[int]:
+    """The SuperLink `flwr run ... local` started for this FLWR_HOME: it runs detached,
+    with its state under FLWR_HOME/local-superlink/ named on its command line."""
+    marker = f"{flwr_home.resolve()}/local-superlink/".encode()
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes()
+        except OSError:
+            continue
+        if b"flower-superlink" in text and marker in text:
+            found.append(int(cmdline.parent.name))
+    return found
+
+
 class Processes:
     """Processes started by the test, stopped by PID with their descendants."""
 
@@ -88,15 +130,7 @@ class Processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=timeout)
-        deadline = time.monotonic() + 5
-        for pid in below:  # SuperExec watches its parent, but do not leave it to chance
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        _reap(below)
 
     def stop_all(self) -> None:
         for name in list(self.procs)[::-1]:
@@ -131,13 +165,21 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> Non
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-def copy_app(root: Path) -> Path:
-    """The Flower app (pyproject + packages) in a temp folder: /work tree never touched."""
+def copy_app(root: Path, version: str | None = None) -> Path:
+    """The Flower app (pyproject + packages) in a temp folder: the checkout is never touched.
+    With `version`, the copy's `fedseg.__version__` becomes that marker, so a run's
+    `model.json` shows whether the copy's code ran or an installed one."""
     app = root / "app"
     app.mkdir()
     shutil.copy2(REPO / "pyproject.toml", app / "pyproject.toml")
     for package in ("fedseg", "common", "client", "server"):
         shutil.copytree(REPO / package, app / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if version is not None:
+        init = app / "fedseg" / "__init__.py"
+        text, count = re.subn(r'(?m)^__version__ = ".*"$', f'__version__ = "{version}"', init.read_text())
+        if count != 1:
+            raise ValueError(f"no __version__ line in {init}")
+        init.write_text(text)
     return app
 
 

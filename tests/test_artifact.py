@@ -97,3 +97,10 @@ def test_model_written_before_segment_quartiles_still_loads(tmp_path):
     # Assert
     a = loaded.segments[0].profile.numeric["a"]
     assert a.mean == 3.0 and (a.q25, a.median, a.q75) == (None, None, None)
+
+
+def test_model_without_fedseg_version_still_loads(tmp_path):
+    raw = json.loads(save_artifact(artifact(), tmp_path / "model.json").read_text())
+    raw["run"].pop("fedseg_version")  # a model.json written before the field existed
+    (tmp_path / "old.json").write_text(json.dumps(raw))
+    assert load_artifact(tmp_path / "old.json").run.fedseg_version is None

@@ -4,6 +4,8 @@ segments; an incompatible warm-start model fails before the simulation starts.""
 
 from __future__ import annotations
 
+import shlex
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,17 +24,27 @@ def pooled_rfm() -> pd.DataFrame:
                          "frequency": g.size(), "monetary": g["amount"].sum()})
 
 
+# The README's CDNOW demo, run here as written (tests/test_readme.py checks the README says exactly this)
+README_CDNOW = [
+    "fedseg simulate --cdnow --stores 5 --k 4 --seed 3 --out runs/cdnow",
+    "fedseg simulate --cdnow --stores 5 --seed 3 --warm-start runs/cdnow/model.json --out runs/cdnow-2",
+]
+
+
+def readme_args(command: str, runs) -> list[str]:
+    """A README `fedseg ...` line as CLI arguments, its `runs/` folder moved to a temp one."""
+    return [arg.replace("runs/", f"{runs}/") for arg in shlex.split(command)[1:]]
+
+
 @pytest.fixture(scope="module")
 def cdnow_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("cdnow")
     runner = CliRunner()
-    first = runner.invoke(cli, ["simulate", "--cdnow", "--stores", "5", "--k", "4", "--seed", "3",
-                                "--out", str(out / "first")])
+    first = runner.invoke(cli, readme_args(README_CDNOW[0], out))
     assert first.exit_code == 0, first.output
-    again = runner.invoke(cli, ["simulate", "--cdnow", "--stores", "5", "--seed", "3",
-                                "--warm-start", str(out / "first" / "model.json"), "--out", str(out / "again")])
+    again = runner.invoke(cli, readme_args(README_CDNOW[1], out))
     assert again.exit_code == 0, again.output
-    return out, first.output, load_artifact(out / "first" / "model.json"), load_artifact(out / "again" / "model.json")
+    return out, first.output, load_artifact(out / "cdnow" / "model.json"), load_artifact(out / "cdnow-2" / "model.json")
 
 
 def test_cdnow_stores_give_named_segments_and_pooled_recency_quintiles(cdnow_runs):
@@ -44,7 +56,7 @@ def test_cdnow_stores_give_named_segments_and_pooled_recency_quintiles(cdnow_run
     recency = next(q for q in model.quantiles if q["name"] == "recency_days")
     expected = np.quantile(pooled["recency_days"].to_numpy(float), [0.2, 0.4, 0.6, 0.8], method="inverted_cdf")
     assert recency["quintile_edges"] == expected.tolist()  # one public bin per day: exact
-    assert (out / "first" / "report.html").read_text().count("<svg") >= 3
+    assert (out / "cdnow" / "report.html").read_text().count("<svg") >= 3
 
 
 def test_warm_start_on_the_same_data_barely_changes_segments(cdnow_runs):
@@ -62,7 +74,7 @@ def test_warm_start_on_the_same_data_barely_changes_segments(cdnow_runs):
 def test_incompatible_warm_start_fails_before_the_simulation(cdnow_runs, tmp_path):
     out, *_ = cdnow_runs
     done = CliRunner().invoke(cli, ["simulate", "--customers", "2000", "--warm-start",
-                                    str(out / "first" / "model.json"), "--out", str(tmp_path / "x")])
+                                    str(out / "cdnow" / "model.json"), "--out", str(tmp_path / "x")])
     assert done.exit_code == 2, done.output
     assert "model.json" in done.output and "feature" in done.output.lower()
     assert not (tmp_path / "x").exists()  # nothing half-written

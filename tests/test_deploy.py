@@ -35,6 +35,7 @@ from fedseg.common.synthetic import generate_customers, synthetic_schema, write_
 
 CUSTOMERS = 3000
 K = 3
+FAB_VERSION = "0.2.0+fab-deploy-test"  # the app copy's fedseg.__version__: no installed copy has it
 RUN_TIMEOUT_S = 900  # generous: a loaded 2-core machine has needed over 300 s
 
 
@@ -94,7 +95,7 @@ def deployment(tmp_path_factory):
         keys = {name: make_node_keys(root / "keys", name) for name in ("sqlite", "csv", "parquet", "bad")}
         make_node_keys(root / "rogue-keys", "rogue")
         configs, pooled, schema_path = write_sources(root)
-        app = copy_app(root)
+        app = copy_app(root, version=FAB_VERSION)
 
         port = free_port()
         superlink = procs.start("superlink", superlink_command(certs.ca_cert, certs.server_cert, certs.server_key, port))
@@ -157,6 +158,7 @@ def test_deployed_run_matches_pooled_sklearn(deployment):
     pooled = deployment["pooled"]
     assert model.k == K and model.run.clients == 3
     assert sum(s.size for s in model.segments) == pooled.n_rows
+    assert model.run.fedseg_version == FAB_VERSION  # the ServerApp ran the FAB's code
 
     raw = encode_table(pooled, schema, np.zeros(len(model.features)), np.ones(len(model.features)))
     ref_mean, ref_scale, tol = pooled_scaler_reference(raw, schema)  # income, monetary: median/IQR

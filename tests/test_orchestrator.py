@@ -56,6 +56,17 @@ def test_k_range_selects_the_true_k_and_reports_all_criteria():
     assert result.chosen.k == 5
 
 
+@pytest.mark.parametrize("config, message", [
+    (RunConfig(k=5, seed=3), "k=5 fixed (the only k run)"),
+    (RunConfig(k_min=4, k_max=5, seed=3), "k=5 chosen by silhouette"),
+])
+def test_select_says_chosen_by_a_criterion_only_when_k_was_chosen(config, message):
+    nodes = numeric_nodes(X, np.array_split(np.arange(len(X)), 2))
+    events: list[Event] = []
+    Orchestrator(config, numeric_schema(5), transport(nodes), list(nodes), events.append).run()
+    assert [e.message for e in events if e.phase == "select"] == [message]
+
+
 def test_node_with_bad_data_drops_out_and_the_run_goes_on():
     cols = [f"x{j}" for j in range(5)]
     frames = [pd.DataFrame(X[idx], columns=cols).assign(id=idx.astype(str)) for idx in np.array_split(np.arange(len(X)), 4)]

@@ -55,3 +55,11 @@ def test_bad_node_fails_alone_with_a_clear_reason(simulated):
     assert "node-3.csv" in reason and "column 'c'" in reason and "'n/a' is not a number" in reason
     assert "row 5" in reason
     assert [e.round for e in events if e.phase == "lloyd"] == list(range(1, model.run.lloyd_rounds + 1))
+
+
+def test_model_records_the_fedseg_version_of_the_server(simulated):
+    import fedseg
+
+    model, *_ = simulated
+    assert model.run.fedseg_version == fedseg.__version__
+

@@ -1,0 +1,72 @@
+"""Every ```bash block of README.md is tested: run here (the data example), run by the test
+that owns it (CDNOW, `flwr run`), or run by CI itself (the two newcomer commands, which
+must read as `.ci/run` runs them). A README command that nobody runs would rot unseen."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fedseg.common.artifact import load_artifact
+from fedseg.simulations.local_deployment import BIN
+from tests.test_cli_cdnow import README_CDNOW
+from tests.test_flwr_run import README_FLWR_RUN, README_STOP_SUPERLINK
+
+REPO = Path(__file__).resolve().parents[1]
+NEWCOMER_SIMULATE = "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && fedseg simulate"
+NEWCOMER_TESTS = 'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]" && python -m pytest -q'
+DATA_EXAMPLE = """\
+fedseg synth --out demo --customers 3000
+cat demo/*.csv | awk 'NR==1 || !/^customer_id/' > pooled.csv   # any pooled table
+fedseg simulate --data pooled.csv --schema demo/schema.toml --partition dirichlet:0.3:region --clients 8 --k 6 --out runs/demo
+fedseg assign --model runs/demo/model.json --data demo/dept-1.csv --out labels.csv
+fedseg report runs/demo/model.json --png report.png"""
+
+TESTED_BY = {
+    NEWCOMER_SIMULATE: ".ci/run",
+    NEWCOMER_TESTS: ".ci/run",
+    DATA_EXAMPLE: "test_readme_data_example_runs_as_written",
+    "\n".join(README_CDNOW): "tests/test_cli_cdnow.py",
+    README_FLWR_RUN: "tests/test_flwr_run.py",
+    README_STOP_SUPERLINK: "tests/test_flwr_run.py (finds the SuperLink with the same pgrep, stops it by PID)",
+}
+
+
+def bash_blocks(markdown: str) -> list[str]:
+    return [block.strip() for block in re.findall(r"^```bash\n(.*?)^```", markdown, re.S | re.M)]
+
+
+def test_every_readme_bash_block_is_tested():
+    blocks = bash_blocks((REPO / "README.md").read_text())
+    untested = [b for b in blocks if b not in TESTED_BY]
+    assert not untested, f"README commands no test runs: {untested}"
+    assert sorted(blocks) == sorted(TESTED_BY)  # and no test is left for a command the README dropped
+
+
+@pytest.mark.parametrize("command", [NEWCOMER_SIMULATE, NEWCOMER_TESTS])
+def test_newcomer_commands_are_the_ones_ci_runs(command):
+    ci = (REPO / ".ci" / "run").read_text().replace(" --quiet", "")
+    ci_lines = [line.strip() for line in ci.splitlines()]
+    venv, activate, *rest = command.split(" && ")
+    assert venv in ci_lines and activate in ci_lines
+    assert " && ".join(rest) in ci_lines  # install + run, on one line as in the README
+
+
+@pytest.mark.integration
+def test_readme_data_example_runs_as_written(tmp_path):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "FLWR_HOME": str(tmp_path / "flwr-home"), "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", DATA_EXAMPLE], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    model = load_artifact(tmp_path / "runs" / "demo" / "model.json")
+    assert model.k == 6 and model.run.clients == 8
+    labels = pd.read_csv(tmp_path / "labels.csv")
+    assert list(labels.columns) == ["customer_id", "segment"]
+    assert len(labels) == len(pd.read_csv(tmp_path / "demo" / "dept-1.csv"))
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
