@@ -1,7 +1,8 @@
 """What a node does with each request: Flower-free, so it is tested without Flower.
 
-Each handler takes a decoded request and the node's data, calls `common/`, and returns
-a reply holding aggregates only. A node whose table fails validation answers with a
+A phase request is answered by its phase's handler (`fedseg.common.phases`, found
+through the registry) on the node's data; the secure-mode wrappers mask that reply.
+Replies hold aggregates only. A node whose table fails validation answers with a
 `NodeFailure` naming file, column and rows; the server leaves it out.
 """
 
