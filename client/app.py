@@ -13,7 +13,9 @@ from flwr.clientapp import ClientApp
 from fedseg.client.handlers import handle
 from fedseg.client.records import from_content, to_content
 from fedseg.client.source import label_after_profile, node_data
-from fedseg.common.wire import NodeFailure, ProfileRequest, SecureRoundRequest, WireError, decode_request, encode
+from fedseg.common.messages import NodeFailure
+from fedseg.common.phases.profile import ProfileRequest
+from fedseg.common.wire import SecureRoundRequest, WireError, decode_request, encode
 
 
 STATE_RECORD = "fedseg-state"  # secure-aggregation keys, kept on the node between messages

@@ -1,7 +1,8 @@
 """What a node does with each request: Flower-free, so it is tested without Flower.
 
-Each handler takes a decoded request and the node's data, calls `common/`, and returns
-a reply holding aggregates only. A node whose table fails validation answers with a
+A phase request is answered by its phase's handler (`fedseg.common.phases`, found
+through the registry) on the node's data; the secure-mode wrappers mask that reply.
+Replies hold aggregates only. A node whose table fails validation answers with a
 `NodeFailure` naming file, column and rows; the server leaves it out.
 """
 
@@ -16,32 +17,16 @@ from typing import Any
 import numpy as np
 
 from fedseg.client.data import DataError
-from fedseg.common import coreset, kmeans, quantiles
-from fedseg.common.preprocessing import LocalTable, encode_table, local_prepare_stats
-from fedseg.common.profiles import local_profile_stats
 from fedseg.common.fixed_point import FixedPointOverflowError
-from fedseg.common.privacy import clip_rows
+from fedseg.common.messages import NodeFailure, ReadyReply, Scaler
+from fedseg.common.phases.registry import phase_for
+from fedseg.common.preprocessing import LocalTable, encode_table
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.secure_aggregation import SecAggClient, SecAggError
 from fedseg.common.secure_layout import flatten, reply_layout
 from fedseg.common.wire import (
-    BucketCountsReply,
-    BucketCountsRequest,
-    BucketSumsReply,
-    BucketSumsRequest,
-    HistogramReply,
-    HistogramRequest,
-    LloydReply,
-    LloydRequest,
-    NodeFailure,
-    PrepareReply,
-    PrepareRequest,
-    ProfileReply,
-    ProfileRequest,
-    ReadyReply,
     Reply,
     Request,
-    Scaler,
     SecureBroadcastRequest,
     SecureKeysReply,
     SecureMaskedReply,
@@ -50,8 +35,6 @@ from fedseg.common.wire import (
     SecureSharesReply,
     SecureUnmaskReply,
     SecureUnmaskRequest,
-    TransitionReply,
-    TransitionRequest,
     ValidateRequest,
 )
 
@@ -103,88 +86,9 @@ def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = No
     try:
         if type(request) in _SECURE:
             return _SECURE[type(request)](request, data, state if state is not None else {}, node_id)
-        return _HANDLERS[type(request)](request, data)
+        return phase_for(request).answer(request, data)
     except (DataError, SecAggError, FixedPointOverflowError) as exc:
         return NodeFailure(error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, DataError) else str(exc))
-
-
-def _prepare(req: PrepareRequest, data: NodeData) -> PrepareReply:
-    stats = local_prepare_stats(data.table(req.schema_), req.schema_, req.center)
-    return PrepareReply(
-        count=stats.count, sums=stats.sums, sumsq=stats.sumsq, category_counts=stats.category_counts
-    )
-
-
-def _planes(req: BucketCountsRequest) -> coreset.Hyperplanes:
-    return coreset.Hyperplanes(normals=req.normals, offsets=req.offsets)
-
-
-def _bucket_counts(req: BucketCountsRequest, data: NodeData) -> BucketCountsReply:
-    X = data.matrix(req.schema_, req.scaler)
-    return BucketCountsReply(counts=coreset.local_bucket_counts(X, _planes(req)))
-
-
-def _clipped(X: np.ndarray, clip_norm: float) -> np.ndarray:
-    """DP: every scaled record shrunk onto the ball of radius `clip_norm` (0 = as is)."""
-    return X if clip_norm <= 0 else clip_rows(X, clip_norm)
-
-
-def _bucket_sums(req: BucketSumsRequest, data: NodeData) -> BucketSumsReply:
-    X = data.matrix(req.schema_, req.scaler)
-    sums, counts = coreset.local_bucket_sums(X, _planes(req), req.dense, _clipped(X, req.clip_norm))
-    return BucketSumsReply(sums=sums, counts=counts)
-
-
-def _lloyd(req: LloydRequest, data: NodeData) -> LloydReply:
-    X = _clipped(data.matrix(req.schema_, req.scaler), req.clip_norm)
-    stats = kmeans.local_stats(X, req.centroids, req.sizes)
-    return LloydReply(
-        sums=stats.sums,
-        counts=stats.counts,
-        inertia=stats.inertia,
-        dist=stats.dist,
-        silhouette=stats.silhouette,
-    )
-
-
-def _profile(req: ProfileRequest, data: NodeData) -> ProfileReply:
-    X = data.matrix(req.schema_, req.scaler)
-    table = data.table(req.schema_)
-    stats = local_profile_stats(table, req.schema_, X, req.centroids)
-    scores = np.zeros((len(req.centroids), 0))
-    if req.score_bins is not None and len(req.score_bins):  # sums of 1-5 scores per segment
-        labels = kmeans.assign(X, req.centroids)
-        per_customer = quantiles.local_scores(table, req.schema_, req.score_bins)
-        scores = np.zeros((len(req.centroids), per_customer.shape[1]))
-        np.add.at(scores, labels, per_customer)
-    return ProfileReply(
-        counts=stats.counts, sums=stats.sums, sumsq=stats.sumsq, category_counts=stats.category_counts,
-        scores=scores, histograms=stats.histograms,
-    )
-
-
-def _histogram(req: HistogramRequest, data: NodeData) -> HistogramReply:
-    return HistogramReply(counts=quantiles.local_histograms(data.table(req.schema_), req.schema_))
-
-
-def _transitions(req: TransitionRequest, data: NodeData) -> TransitionReply:
-    """Old model's segment vs new segment per customer, counted: (k_old, k_new)."""
-    new = kmeans.assign(data.matrix(req.schema_, req.scaler), req.centroids)
-    old = kmeans.assign(data.matrix(req.old_schema, req.old_scaler), req.old_centroids)
-    k_old, k_new = len(req.old_centroids), len(req.centroids)
-    counts = np.bincount(old * k_new + new, minlength=k_old * k_new).reshape(k_old, k_new)
-    return TransitionReply(counts=counts.astype(np.int64))
-
-
-_HANDLERS = {
-    PrepareRequest: _prepare,
-    BucketCountsRequest: _bucket_counts,
-    BucketSumsRequest: _bucket_sums,
-    LloydRequest: _lloyd,
-    ProfileRequest: _profile,
-    HistogramRequest: _histogram,
-    TransitionRequest: _transitions,
-}
 
 
 # ---- secure mode ----------------------------------------------------------------------
@@ -219,7 +123,7 @@ def _broadcast(req: SecureBroadcastRequest, data: NodeData, state: dict, node_id
 
 
 def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id: int) -> Reply:
-    reply = _HANDLERS[type(req.inner)](req.inner, data)
+    reply = phase_for(req.inner).answer(req.inner, data)
     flat = flatten(reply, reply_layout(req.inner), req.scales)
     vectors = {t: v for t, v in flat.items() if t in req.round.vectors}
     rng = np.random.default_rng(int.from_bytes(os.urandom(16), "little")) if req.noise else None

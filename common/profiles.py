@@ -23,7 +23,8 @@ from fedseg.common.segment_quantiles import local_segment_histograms, segment_qu
 
 @dataclass(frozen=True)
 class ProfileStats:
-    """Summable per-segment sums: counts (k,), sums/sumsq (k, p), category_counts (k, q),
+    """Per-segment sums (one node's, or summed over nodes as `phases.profile.stats`
+    gives them): counts (k,), sums/sumsq (k, p), category_counts (k, q),
     histograms (k, per-segment bins of the quantile features)."""
 
     counts: np.ndarray
@@ -32,21 +33,6 @@ class ProfileStats:
     category_counts: np.ndarray
     scores: np.ndarray | None = None  # (k, n_scored) sums of RFM 1-5 quintile scores
     histograms: np.ndarray | None = None  # (k, width) customers per segment and per-segment bin
-
-    def __add__(self, other: ProfileStats) -> ProfileStats:
-        return ProfileStats(
-            self.counts + other.counts,
-            self.sums + other.sums,
-            self.sumsq + other.sumsq,
-            self.category_counts + other.category_counts,
-            _add_optional(self.scores, other.scores),
-            _add_optional(self.histograms, other.histograms),
-        )
-
-
-def _add_optional(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-    """Sum of two optional fields; None as soon as one side lacks it."""
-    return None if a is None or b is None else a + b
 
 
 class NumericProfile(BaseModel):

@@ -15,38 +15,10 @@ import math
 import numpy as np
 
 from fedseg.common import fixed_point
-from fedseg.common.preprocessing import transform_numeric
+from fedseg.common.messages import SchemaRequest
+from fedseg.common.phases.base import Layout
+from fedseg.common.phases.registry import phase_for
 from fedseg.common.schema import FeatureSchema
-from fedseg.common.segment_quantiles import histogram_width
-from fedseg.common.wire import (
-    BucketCountsReply,
-    BucketCountsRequest,
-    BucketSumsReply,
-    BucketSumsRequest,
-    HistogramReply,
-    HistogramRequest,
-    LloydReply,
-    LloydRequest,
-    PrepareReply,
-    PrepareRequest,
-    ProfileReply,
-    ProfileRequest,
-    Request,
-    Scaler,
-    TransitionReply,
-    TransitionRequest,
-)
-
-Layout = dict[str, tuple[int, ...]]
-REPLY_TYPES = {
-    PrepareRequest: PrepareReply,
-    BucketCountsRequest: BucketCountsReply,
-    BucketSumsRequest: BucketSumsReply,
-    LloydRequest: LloydReply,
-    ProfileRequest: ProfileReply,
-    HistogramRequest: HistogramReply,
-    TransitionRequest: TransitionReply,
-}
 
 
 class BoundsMissing(ValueError):
@@ -62,72 +34,20 @@ def require_bounds(schema: FeatureSchema) -> None:
         )
 
 
-def _raw_bound(schema: FeatureSchema) -> float:
-    """Largest |value| of any numeric feature in original units."""
-    return max([max(abs(f.lower), abs(f.upper)) for f in schema.numeric], default=1.0)
-
-
-def _transformed_bound(schema: FeatureSchema) -> float:
-    box = np.array([[f.lower for f in schema.numeric], [f.upper for f in schema.numeric]])
-    return float(np.abs(transform_numeric(box, schema)).max()) if schema.numeric else 1.0
-
-
-def _scaled_bound(schema: FeatureSchema, scaler: Scaler) -> float:
-    """Largest |entry| of an encoded, scaled record (numerics from bounds, one-hots 0/1)."""
-    box = np.array([[f.lower for f in schema.numeric], [f.upper for f in schema.numeric]])
-    p = len(schema.numeric)
-    lo_hi = np.hstack([transform_numeric(box, schema), np.array([[0.0] * (schema.n_encoded - p), [1.0] * (schema.n_encoded - p)])])
-    return float(np.abs((lo_hi - scaler.mean) / scaler.scale).max())
-
-
-def layout_and_bounds(request: Request) -> tuple[Layout, dict[str, float]]:
+def layout_and_bounds(request: SchemaRequest) -> tuple[Layout, dict[str, float]]:
     """Reply field shapes and per-customer bounds per entry, from the request alone."""
     return reply_layout(request), reply_bounds(request)
 
 
-def reply_layout(request: Request) -> Layout:
+def reply_layout(request: SchemaRequest) -> Layout:
     """Reply field shapes, from the request alone: all a node needs to flatten its reply
     (the bounds, which cost a pass through the schema's transforms, serve the server)."""
-    s = request.schema_
-    p, q, d = len(s.numeric), s.n_encoded - len(s.numeric), s.n_encoded
-    if isinstance(request, PrepareRequest):
-        return {"count": (), "sums": (p,), "sumsq": (p,), "category_counts": (q,)}
-    if isinstance(request, ProfileRequest):
-        k = len(request.centroids)
-        n_scored = 0 if request.score_bins is None else len(request.score_bins)
-        per_customer = {"sums": (k, p), "sumsq": (k, p), "category_counts": (k, q)}
-        return {"counts": (k,), **per_customer, "scores": (k, n_scored), "histograms": (k, histogram_width(s))}
-    if isinstance(request, HistogramRequest):  # one count per customer and feature
-        return {"counts": (sum(s.numeric[i].n_bins for i in s.quantile_indices),)}
-    if isinstance(request, TransitionRequest):
-        return {"counts": (len(request.old_centroids), len(request.centroids))}
-    if isinstance(request, BucketSumsRequest):
-        m = len(request.dense)
-        return {"sums": (m, d), "counts": (m,)}
-    if isinstance(request, BucketCountsRequest):
-        tables, bits, _ = request.normals.shape
-        return {"counts": (tables * 2**bits,)}
-    total = int(sum(request.sizes))
-    per_cluster = {"counts": (total,), "inertia": (total,), "dist": (total,), "silhouette": (total,)}
-    return {"sums": (total, d), **per_cluster}
+    return phase_for(request).layout(request)
 
 
-def reply_bounds(request: Request) -> dict[str, float]:
+def reply_bounds(request: SchemaRequest) -> dict[str, float]:
     """Public bound on what one customer adds to each entry of each reply field."""
-    s = request.schema_
-    if isinstance(request, PrepareRequest):
-        t = _transformed_bound(s)
-        return {"count": 1.0, "sums": t, "sumsq": t * t, "category_counts": 1.0}
-    if isinstance(request, ProfileRequest):
-        r = _raw_bound(s)
-        return {"counts": 1.0, "sums": r, "sumsq": r * r, "category_counts": 1.0, "scores": 5.0, "histograms": 1.0}
-    if isinstance(request, BucketSumsRequest):  # before its base class BucketCountsRequest
-        return {"sums": _scaled_bound(s, request.scaler), "counts": 1.0}
-    if isinstance(request, (HistogramRequest, TransitionRequest, BucketCountsRequest)):
-        return {"counts": 1.0}
-    b = _scaled_bound(s, request.scaler)
-    far = 4.0 * s.n_encoded * b * b  # squared distance between two points of the box
-    return {"sums": b, "counts": 1.0, "inertia": far, "dist": math.sqrt(far), "silhouette": 1.0}
+    return phase_for(request).bounds(request)
 
 
 def tag_scales(bounds: dict[str, float], *, max_records: int, frac_bits: int, max_nodes: int) -> dict[str, float]:

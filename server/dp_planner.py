@@ -22,19 +22,11 @@ import numpy as np
 
 from fedseg.common import privacy
 from fedseg.common.config import RunConfig
+from fedseg.common.messages import SchemaRequest
+from fedseg.common.phases import bounds
+from fedseg.common.phases.registry import phase_for
 from fedseg.common.preprocessing import PrepareStats, transform_numeric
 from fedseg.common.schema import FeatureSchema
-from fedseg.common.wire import (
-    BucketCountsRequest,
-    BucketSumsRequest,
-    HistogramRequest,
-    LloydRequest,
-    PrepareRequest,
-    ProfileRequest,
-    Request,
-    Scaler,
-    TransitionRequest,
-)
 
 PREPROCESSING_WEIGHT = 1.0
 INITIALIZATION_WEIGHT = 2.0
@@ -42,7 +34,6 @@ LLOYD_PHASE_WEIGHT = 5.0
 PROFILING_WEIGHT = 1.0
 QUANTILES_WEIGHT = 1.0  # federated histograms, only if a feature needs quantiles
 TRANSITIONS_WEIGHT = 1.0  # warm-start transition table, only with a warm start
-MAX_SCORE = 5.0  # RFM scores are 1..5
 TAG_WEIGHTS = {"count": 1.0, "counts": 1.0, "sums": 3.0, "sumsq": 1.0, "category_counts": 1.0,
                "scores": 1.0, "histograms": 1.0}
 PHASE_TAG_WEIGHTS = {"preprocessing": {"count": 1.0, "sums": 1.0,
@@ -51,24 +42,6 @@ CLIP_PER_ROOT_D = 1.25
 CANDIDATES = 3
 INIT_TABLES = 2
 INIT_PER_BUCKET = 20.0
-INIT_COUNTS_SHARE = 0.5
-
-
-def _box(schema: FeatureSchema) -> np.ndarray:
-    return np.array([[f.lower for f in schema.numeric], [f.upper for f in schema.numeric]], dtype=float)
-
-
-def scaled_record_norm(schema: FeatureSchema, scaler: Scaler) -> float:
-    """Largest L2 norm of an encoded, scaled record whose values lie in the public box."""
-    p = len(schema.numeric)
-    q = schema.n_encoded - p
-    lo_hi = np.hstack([transform_numeric(_box(schema), schema), np.array([[0.0] * q, [1.0] * q])])
-    return float(np.sqrt(np.square(np.abs((lo_hi - scaler.mean) / scaler.scale).max(axis=0)).sum()))
-
-
-def _feature_bounds(values: np.ndarray) -> np.ndarray:
-    """Largest |value| per feature over a 2 × p box (at least a tiny positive number)."""
-    return np.maximum(np.abs(values).max(axis=0), 1e-12)
 
 
 class DPPlanner:
@@ -103,64 +76,15 @@ class DPPlanner:
         per_bucket = INIT_PER_BUCKET * max(1.0, 3.0 * self.count_sigma.get("prepare", 0.0))
         return INIT_TABLES, int(np.clip(np.log2(max(n, 1) / per_bucket), 3, max_bits))
 
-    def sensitivities(self, request: Request) -> tuple[str, float, dict[str, float], dict[str, np.ndarray]]:
-        """(ledger phase, ρ of this release, Δ per released field, per-entry weights).
+    def sensitivities(self, request: SchemaRequest) -> tuple[str, float, dict[str, float], dict[str, np.ndarray]]:
+        """(ledger phase, ρ of this release, Δ per released field, per-entry weights), as
+        the request's phase declares them (`Phase.dp_release`), records bounded by the
+        planner's schema."""
+        release = phase_for(request).dp_release(request, self.schema)
+        rho = self.ledger.plan.rho_for(release.ledger_phase) * release.share
+        return release.ledger_phase, rho, release.deltas, release.weights
 
-        Per-feature sums are released as sums of values divided by their public bound
-        (Δ = √p), i.e. with noise proportional to each feature's own bound: a feature
-        ranging to 10,000 does not drown one ranging to 100. Histograms: a customer adds 1
-        to one bin of each histogrammed feature (Δ = √features); transitions: 1 to one
-        cell (Δ = 1); profile score sums: a 1..5 score per scored feature to one segment
-        (Δ = 5·√scored); per-segment histograms (segment quartiles): 1 to one bin of each
-        quantile feature, in one segment (Δ = √features)."""
-        s, plan = self.schema, self.ledger.plan
-        if isinstance(request, HistogramRequest):
-            delta = privacy.histogram_sensitivity(n_tables=len(request.schema_.quantile_indices))
-            return "quantiles", plan.rho_for("quantiles"), {"counts": delta}, {}
-        if isinstance(request, TransitionRequest):
-            return "transitions", plan.rho_for("transitions"), {"counts": privacy.count_sensitivity()}, {}
-        n_cat = math.sqrt(len(s.categorical))
-        root_p = math.sqrt(len(s.numeric))
-        if isinstance(request, (PrepareRequest, ProfileRequest)):
-            raw = isinstance(request, ProfileRequest)
-            box = _box(s) if raw else transform_numeric(_box(s), s)
-            if not raw and request.center is not None:
-                box = box - request.center
-            bound = _feature_bounds(box)
-            k = len(request.centroids) if raw else 1
-            weights = {"sums": np.tile(bound, k), "sumsq": np.tile(np.square(bound), k)}
-            deltas = {"count" if not raw else "counts": 1.0, "sums": root_p, "sumsq": root_p}
-            if s.categorical:
-                deltas["category_counts"] = n_cat
-            if raw and request.score_bins is not None and len(request.score_bins):
-                deltas["scores"] = privacy.score_sum_sensitivity(n_scored=len(request.score_bins), max_score=MAX_SCORE)
-            if raw and s.quantile_indices:
-                deltas["histograms"] = privacy.histogram_sensitivity(n_tables=len(s.quantile_indices))
-            phase = "profiling" if raw else "preprocessing"
-            return phase, plan.rho_for(phase), deltas, weights
-        box_norm = scaled_record_norm(s, request.scaler)
-        init = plan.rho_for("initialization")
-        if isinstance(request, BucketCountsRequest) and not isinstance(request, BucketSumsRequest):
-            tables = math.sqrt(request.normals.shape[0])
-            return "initialization", init * INIT_COUNTS_SHARE, {"counts": tables}, {}
-        if isinstance(request, BucketSumsRequest):
-            tables = request.normals.shape[0]
-            return "initialization", init * (1.0 - INIT_COUNTS_SHARE), {
-                "sums": self._sum_delta(request.clip_norm, tables, box_norm), "counts": math.sqrt(tables)}, {}
-        assert isinstance(request, LloydRequest)
-        cands = len(request.sizes)
-        return "lloyd", plan.rho_for("lloyd"), {
-            "sums": self._sum_delta(request.clip_norm, cands, box_norm), "counts": math.sqrt(cands)}, {}
-
-    @staticmethod
-    def _sum_delta(clip_norm: float, groupings: int, box_norm: float) -> float:
-        """Δ of stacked per-group sums of scaled records: the clip radius if the request
-        asks the nodes to clip (never more than the box allows), else the box's."""
-        if clip_norm > 0:
-            return privacy.clipped_sum_sensitivity(max_norm=clip_norm, n_groupings=groupings, box_norm=box_norm)
-        return math.sqrt(groupings) * box_norm
-
-    def plan(self, request: Request) -> dict[str, float | list[float]]:
+    def plan(self, request: SchemaRequest) -> dict[str, float | list[float]]:
         """Per-node noise std per released field, a scalar or one per entry (fields not
         listed are not released)."""
         phase, rho, deltas, weights = self.sensitivities(request)
@@ -184,7 +108,7 @@ class DPPlanner:
     def prepare_center(self) -> np.ndarray:
         """Midpoint of the public box in the transformed space: the nodes sum x − c and
         (x − c)², whose sensitivities are set by the box's half-widths, not its far ends."""
-        box = transform_numeric(_box(self.schema), self.schema)
+        box = transform_numeric(bounds.box(self.schema), self.schema)
         return box.mean(axis=0)
 
     def scaler(self, stats: PrepareStats, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,8 @@ from flwr.app import Message
 from flwr.serverapp import Grid
 
 from fedseg.client.records import MESSAGE_TYPE, from_content, to_content
-from fedseg.common.wire import NodeFailure, Reply, Request, WireError, decode_reply, encode
+from fedseg.common.messages import NodeFailure
+from fedseg.common.wire import Reply, Request, WireError, decode_reply, encode
 
 
 POLL_INTERVAL_S = 0.2  # longest wait between pulls; Flower's own send_and_receive sleeps 3 s

@@ -7,6 +7,7 @@ wrap the node handlers directly, so a whole run is testable in-process.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,34 +16,24 @@ from typing import Protocol
 import numpy as np
 
 from fedseg.common import coreset, kmeans
+from fedseg.common.artifact import ModelArtifact
 from fedseg.common.config import RunConfig
+from fedseg.common.messages import Message, NodeFailure, ReadyReply, Scaler, SchemaRequest
 from fedseg.common.metrics import Criteria, choose_k, criteria
-from fedseg.common.preprocessing import PrepareStats, scaler_from_stats
+from fedseg.common.phases import lloyd as lloyd_phase
+from fedseg.common.phases import prepare as prepare_phase
+from fedseg.common.phases import profile as profile_phase
+from fedseg.common.phases.base import add_replies
+from fedseg.common.phases.bucket_counts import BucketCountsRequest
+from fedseg.common.phases.bucket_sums import BucketSumsRequest
+from fedseg.common.phases.registry import phase_for
+from fedseg.common.preprocessing import scaler_from_stats
 from fedseg.common.profiles import ProfileStats
+from fedseg.common.quantiles import FeatureQuantiles, robust_scaler, score_edge_bins
 from fedseg.common.schema import FeatureSchema
-from fedseg.common.wire import (
-    BucketCountsReply,
-    BucketCountsRequest,
-    BucketSumsReply,
-    BucketSumsRequest,
-    LloydReply,
-    LloydRequest,
-    NodeFailure,
-    PrepareReply,
-    PrepareRequest,
-    ProfileReply,
-    ProfileRequest,
-    ReadyReply,
-    Reply,
-    Request,
-    Scaler,
-    TransitionReply,
-    ValidateRequest,
-)
 from fedseg.common.secure_aggregation import SecAggError
 from fedseg.common.secure_layout import BoundsMissing, require_bounds
-from fedseg.common.artifact import ModelArtifact
-from fedseg.common.quantiles import FeatureQuantiles, robust_scaler, score_edge_bins
+from fedseg.common.wire import Reply, Request, ValidateRequest
 from fedseg.server import quantile_phase, warm_start
 from fedseg.server.dp_planner import DPPlanner
 from fedseg.server.secure_channel import SecureAggregationFailed, SecureChannel
@@ -125,11 +116,13 @@ class Orchestrator:
 
     # ---- exchanges ----------------------------------------------------------------
 
-    def exchange(self, request: Request, expect: type) -> list[Reply]:
-        """One phase request to every active node; in secure mode the only reply is the
-        sum over the survivors. Nodes that fail or go silent are dropped."""
+    def exchange(self, request: SchemaRequest) -> Message:
+        """One phase request to every active node; the reply summed over the nodes that
+        answered (in secure mode the only reply the server sees is that sum). Nodes that
+        fail or go silent are dropped."""
+        expect = phase_for(request).reply
         if self.secure is None:
-            return list(self._send_each({nid: request for nid in self.active}, expect).values())
+            return add_replies(list(self._send_each({nid: request for nid in self.active}, expect).values()))
         noise = self.dp.plan(request) if self.dp is not None else None
         try:
             summed, active = self.secure.aggregate(request, expect, noise)
@@ -138,7 +131,7 @@ class Orchestrator:
         for nid in [n for n in self.active if n not in active]:
             self._drop(nid, "left during secure aggregation")
         self._check_enough()
-        return [summed]
+        return summed
 
     def _send_each(self, requests: Mapping[int, Request], expect: type) -> dict[int, Reply]:
         """One exchange with per-node requests; returns the replies of type `expect`."""
@@ -240,7 +233,7 @@ class Orchestrator:
     def segment_changes(self, scaler: Scaler, chosen: Candidate) -> dict:
         """Customers whose segment changed since the warm-start model (sum over nodes)."""
         req = warm_start.transition_request(self.warm, self.schema, scaler, chosen.centroids)
-        counts = np.sum([r.counts for r in self.exchange(req, TransitionReply)], axis=0)
+        counts = self.exchange(req).counts
         same_ids = chosen.k == self.warm.k and self.config.k in (0, self.warm.k)
         match = warm_start.segment_matching(warm_start.mapped_centroids(self.warm, scaler), chosen.centroids, same_ids)
         self.emit(Event("drift", "segment changes counted on the nodes", self.rounds))
@@ -251,9 +244,7 @@ class Orchestrator:
         """Validate every table and build the global scaler from summed statistics."""
         self.emit(Event("prepare", f"preprocessing sums from {len(self.active)} nodes"))
         center = self.dp.prepare_center() if self.dp is not None else None
-        replies = self.exchange(PrepareRequest(schema=self.schema, center=center), PrepareReply)
-        parts = [PrepareStats(r.count, r.sums, r.sumsq, r.category_counts) for r in replies]
-        total = sum(parts[1:], parts[0])
+        total = prepare_phase.stats(self.exchange(prepare_phase.PrepareRequest(schema=self.schema, center=center)))
         need = max(self.config.k_values) * self.config.min_segment_size
         if total.count < need:
             raise RunError(
@@ -277,19 +268,16 @@ class Orchestrator:
         req = BucketCountsRequest(
             schema=self.schema, scaler=scaler, normals=planes.normals, offsets=planes.offsets
         )
-        counts = np.sum([r.counts for r in self.exchange(req, BucketCountsReply)], axis=0)
+        counts = self.exchange(req).counts
         floor = self._min_count("bucket_counts", self.config.min_segment_size)
         k_max = max(self.config.k_values)
         planes, counts = self._fewer_planes(planes, counts, floor, k_max)
         dense = coreset.dense_buckets(counts, floor)
         sums_req = BucketSumsRequest(schema=self.schema, scaler=scaler, normals=planes.normals, offsets=planes.offsets,
                                      dense=dense, clip_norm=self.dp.clip_norm if self.dp else 0.0)
-        replies = self.exchange(sums_req, BucketSumsReply)
-        # counts come again with the sums, so a node lost in between leaves no bias
-        sums = np.sum([r.sums for r in replies], axis=0)
-        sizes = np.sum([r.counts for r in replies], axis=0)
-        keep = coreset.reliable_buckets(sizes, self._min_count("bucket_sums", 1), k_max)
-        core = coreset.build_coreset(sums[keep], sizes[keep])
+        summed = self.exchange(sums_req)  # counts again, so a node lost in between leaves no bias
+        keep = coreset.reliable_buckets(summed.counts, self._min_count("bucket_sums", 1), k_max)
+        core = coreset.build_coreset(summed.sums[keep], summed.counts[keep])
         self.emit(Event("init", f"coreset of {len(dense)} dense buckets", self.rounds))
         if len(core.points) < k_max:
             self.emit(Event("init", f"only {len(core.points)} coreset points for k={k_max}: the other seeds are "
@@ -335,9 +323,9 @@ class Orchestrator:
             self.lloyd_rounds = rnd
             sizes = [cands[i].k for i in todo]
             stack = np.vstack([cands[i].centroids for i in todo])
-            req = LloydRequest(schema=self.schema, scaler=scaler, centroids=stack, sizes=sizes,
+            req = lloyd_phase.LloydRequest(schema=self.schema, scaler=scaler, centroids=stack, sizes=sizes,
                                clip_norm=self.dp.clip_norm if self.dp else 0.0)
-            stats = _sum_lloyd(self.exchange(req, LloydReply))
+            stats = lloyd_phase.stats(self.exchange(req))
             offs = kmeans.offsets_of(sizes)
             for j, i in enumerate(todo):
                 part = _slice(stats, offs[j], offs[j + 1])
@@ -353,7 +341,7 @@ class Orchestrator:
     def _step(self, cand: Candidate, part: kmeans.ClusterStats, core: coreset.Coreset, tol: float) -> Candidate:
         empty = part.counts < self._min_count("lloyd", 1)
         if empty.any():
-            part = kmeans.ClusterStats(part.sums, np.where(empty, 0, part.counts), part.inertia, part.dist, part.silhouette)
+            part = dataclasses.replace(part, counts=np.where(empty, 0, part.counts))
         reseed = None
         if empty.any():
             reseed = cand.centroids.copy()
@@ -391,16 +379,11 @@ class Orchestrator:
 
     def profile(self, scaler: Scaler, chosen: Candidate) -> ProfileStats:
         edges = score_edge_bins(self.schema, self.quantiles) if self.schema.score_indices else None
-        req = ProfileRequest(schema=self.schema, scaler=scaler, centroids=chosen.centroids, score_bins=edges)
-        replies = self.exchange(req, ProfileReply)
-        stats = [ProfileStats(r.counts, r.sums, r.sumsq, r.category_counts, r.scores, r.histograms) for r in replies]
+        req = profile_phase.ProfileRequest(schema=self.schema, scaler=scaler, centroids=chosen.centroids,
+                                           score_bins=edges)
+        stats = profile_phase.stats(self.exchange(req))
         self.emit(Event("profile", f"profiles of {chosen.k} segments", self.rounds))
-        return sum(stats[1:], stats[0])
-
-
-def _sum_lloyd(replies: list) -> kmeans.ClusterStats:
-    parts = [kmeans.ClusterStats(r.sums, r.counts, r.inertia, r.dist, r.silhouette) for r in replies]
-    return sum(parts[1:], parts[0])
+        return stats
 
 
 def _slice(stats: kmeans.ClusterStats, start: int, stop: int) -> kmeans.ClusterStats:

@@ -20,7 +20,7 @@ import numpy as np
 
 from fedseg.common import quantiles
 from fedseg.common.schema import FeatureSchema
-from fedseg.common.wire import HistogramReply, HistogramRequest
+from fedseg.common.phases.histogram import HistogramReply, HistogramRequest
 
 
 def with_as_of(schema: FeatureSchema, as_of: str) -> FeatureSchema:
@@ -33,11 +33,12 @@ def with_as_of(schema: FeatureSchema, as_of: str) -> FeatureSchema:
 
 
 def run_quantiles(
-    exchange: Callable[[HistogramRequest, type], list[HistogramReply]], schema: FeatureSchema
+    exchange: Callable[[HistogramRequest], HistogramReply], schema: FeatureSchema
 ) -> tuple[list[quantiles.FeatureQuantiles], FeatureSchema]:
-    """Summed histograms → per-feature quantiles, and the schema with winsor limits."""
-    replies = exchange(HistogramRequest(schema=schema), HistogramReply)
-    counts = np.sum([r.counts for r in replies], axis=0)
+    """Summed histograms → per-feature quantiles, and the schema with winsor limits.
+
+    `exchange` sends the request to every node and returns the reply summed over them."""
+    counts = exchange(HistogramRequest(schema=schema)).counts
     per_feature = [quantiles.denoised_counts(c) for c in quantiles.split_histograms(counts, schema)]
     found = [quantiles.summarize(schema.numeric[i], c) for i, c in zip(schema.quantile_indices, per_feature)]
     return found, quantiles.with_winsor_limits(schema, found)

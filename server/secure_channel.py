@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 
 from fedseg.common.config import RunConfig
 from fedseg.common.secure_aggregation import SecAggError, SecAggServer
-from fedseg.common.secure_layout import REPLY_TYPES, layout_and_bounds, tag_scales, unflatten, vector_lengths
+from fedseg.common.phases.registry import phase_for
+from fedseg.common.secure_layout import layout_and_bounds, tag_scales, unflatten, vector_lengths
 from fedseg.common.wire import (
     Reply,
     Request,
@@ -103,7 +104,7 @@ class SecureChannel:
             result = self.server.finish_round()
         except SecAggError as exc:
             raise SecureAggregationFailed(str(exc)) from exc
-        sums, reply_type = result.sums, REPLY_TYPES[type(request)]
+        sums, reply_type = result.sums, phase_for(request).reply
         if noise:  # noisy counts may dip below zero; a count is never negative
             sums = {t: (v.clip(min=0) if t in reply_type.nonnegative_counts else v) for t, v in sums.items()}
         summed = unflatten(reply_type, sums, layout, scales)

@@ -14,7 +14,8 @@ from scipy.optimize import linear_sum_assignment
 
 from fedseg.common.artifact import ModelArtifact
 from fedseg.common.schema import FeatureSchema
-from fedseg.common.wire import Scaler, TransitionRequest
+from fedseg.common.messages import Scaler
+from fedseg.common.phases.transitions import TransitionRequest
 
 
 class WarmStartError(ValueError):

@@ -289,7 +289,8 @@ def test_in_run_label_write_back_matches_the_model(sqlite_db, tmp_path):
     from fedseg.client.source import label_after_profile
     from fedseg.common.kmeans import assign
     from fedseg.common.preprocessing import encode_table, local_prepare_stats, scaler_from_stats
-    from fedseg.common.wire import ProfileRequest, Scaler
+    from fedseg.common.messages import Scaler
+    from fedseg.common.phases.profile import ProfileRequest
 
     config = {"db-url": str(sqlite_db), "db-table": "customers", "labels-path": str(tmp_path / "labels.csv")}
     data = node_data(config, {})

@@ -17,9 +17,16 @@ from fedseg.common.config import RunConfig
 from fedseg.common.preprocessing import LocalTable
 from fedseg.common.segment_quantiles import segment_bin_width
 from fedseg.common.privacy import epsilon_from_rho
+from fedseg.common.messages import ReadyReply
+from fedseg.common.phases.histogram import HistogramRequest
+from fedseg.common.phases.transitions import TransitionRequest
 from fedseg.common.wire import (
-    HistogramRequest, ReadyReply, SecureKeysReply, SecureMaskedReply, SecureRoundRequest, SecureSharesReply,
-    SecureUnmaskReply, TransitionRequest, decode_reply,
+    SecureKeysReply,
+    SecureMaskedReply,
+    SecureRoundRequest,
+    SecureSharesReply,
+    SecureUnmaskReply,
+    decode_reply,
 )
 from fedseg.server.model import build_artifact
 from fedseg.server.orchestrator import Orchestrator

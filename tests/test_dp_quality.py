@@ -14,9 +14,12 @@ from fedseg.common import kmeans
 from fedseg.common.config import RunConfig
 from fedseg.common.preprocessing import LocalTable, PrepareStats, local_prepare_stats, scaler_from_stats, transform_numeric
 from fedseg.common.privacy import clip_rows, clipped_sum_sensitivity
-from fedseg.common.wire import LloydRequest, PrepareRequest, Scaler
+from fedseg.common.messages import Scaler
+from fedseg.common.phases.lloyd import LloydRequest
+from fedseg.common.phases.prepare import PrepareRequest
 from fedseg.server import dp_planner
-from fedseg.server.dp_planner import DPPlanner, scaled_record_norm
+from fedseg.common.phases.bounds import scaled_record_norm
+from fedseg.server.dp_planner import DPPlanner
 from fedseg.server.orchestrator import Candidate, Orchestrator
 from fedseg.simulations.local_transport import LocalTransport
 from fedseg.common.synthetic import generate_customers, synthetic_schema

@@ -12,9 +12,13 @@ from sklearn.datasets import make_blobs
 from fedseg.client.handlers import handle
 from fedseg.common.config import RunConfig
 from fedseg.common.coreset import draw_hyperplanes
-from fedseg.common.wire import (
-    BucketCountsRequest, BucketSumsRequest, LloydRequest, PrepareRequest, ProfileRequest, Scaler, encode,
-)
+from fedseg.common.messages import Scaler
+from fedseg.common.phases.bucket_counts import BucketCountsRequest
+from fedseg.common.phases.bucket_sums import BucketSumsRequest
+from fedseg.common.phases.lloyd import LloydRequest
+from fedseg.common.phases.prepare import PrepareRequest
+from fedseg.common.phases.profile import ProfileRequest
+from fedseg.common.wire import encode
 from fedseg.server.orchestrator import Event, Orchestrator, RunError
 from tests.helpers import frame_nodes, numeric_nodes, numeric_schema, transport
 

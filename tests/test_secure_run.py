@@ -9,9 +9,16 @@ from scipy import stats
 
 from fedseg.client.handlers import handle
 from fedseg.common.config import RunConfig
+from fedseg.common.messages import ReadyReply
+from fedseg.common.phases.lloyd import LloydRequest
 from fedseg.common.wire import (
-    LloydRequest, ReadyReply, SecureKeysReply, SecureMaskedReply, SecureRoundRequest, SecureSharesReply,
-    SecureUnmaskReply, SecureUnmaskRequest, decode_reply,
+    SecureKeysReply,
+    SecureMaskedReply,
+    SecureRoundRequest,
+    SecureSharesReply,
+    SecureUnmaskReply,
+    SecureUnmaskRequest,
+    decode_reply,
 )
 from fedseg.server.orchestrator import Orchestrator, RunError
 from fedseg.simulations.local_transport import LocalTransport

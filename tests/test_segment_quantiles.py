@@ -19,7 +19,9 @@ from fedseg.common.preprocessing import LocalTable
 from fedseg.common.profiles import ProfileStats, build_profiles
 from fedseg.common.schema import FeatureSchema, NumericFeature
 from fedseg.common import quantiles
-from fedseg.common.wire import ProfileRequest, Scaler, SecureRoundRequest, encode
+from fedseg.common.messages import Scaler
+from fedseg.common.phases.profile import ProfileRequest
+from fedseg.common.wire import SecureRoundRequest, encode
 from fedseg.server.model import build_artifact
 from fedseg.server.orchestrator import Orchestrator
 from fedseg.server.report import markdown_report, readable

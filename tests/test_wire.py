@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from fedseg.common.schema import FeatureSchema
-from fedseg.common.wire import (
-    LloydReply, LloydRequest, PrepareRequest, Scaler, WireError, decode_reply, decode_request, encode,
-)
+from fedseg.common.messages import Scaler
+from fedseg.common.phases.lloyd import LloydReply, LloydRequest
+from fedseg.common.phases.prepare import PrepareRequest
+from fedseg.common.wire import WireError, decode_reply, decode_request, encode
 
 SCHEMA = FeatureSchema.numeric_only("id", ["a", "b"])
 
