@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 
-from fedseg.common import fixed_point
 from fedseg.common.preprocessing import transform_numeric
 from fedseg.common.schema import FeatureSchema
+from fedseg.common.secagg import fixed_point
 from fedseg.common.segment_quantiles import histogram_width
 from fedseg.common.wire import (
     BucketCountsReply,

@@ -22,8 +22,17 @@ from pydantic import (
     ValidationError,
 )
 
-from fedseg.common import secure_aggregation as sa
 from fedseg.common.schema import FeatureSchema
+from fedseg.common.secagg.messages import (
+    KeyAdvertisement,
+    KeyBroadcast,
+    MaskedInput,
+    RoundRequest,
+    SetupRequest,
+    SetupShares,
+    UnmaskRequest,
+    UnmaskShares,
+)
 
 PROTOCOL = "fedseg-wire/1"
 _DTYPES = {"float64": "<f8", "int64": "<i8"}
@@ -165,12 +174,12 @@ class ValidateRequest(_Req):
 
 class SecureSetupRequest(_Msg):
     phase: Literal["secure_setup"] = "secure_setup"
-    setup: sa.SetupRequest
+    setup: SetupRequest
 
 
 class SecureBroadcastRequest(_Msg):
     phase: Literal["secure_broadcast"] = "secure_broadcast"
-    broadcast: sa.KeyBroadcast
+    broadcast: KeyBroadcast
 
 
 class SecureRoundRequest(_Msg):
@@ -178,14 +187,14 @@ class SecureRoundRequest(_Msg):
 
     phase: Literal["secure_round"] = "secure_round"
     inner: PhaseRequest
-    round: sa.RoundRequest
+    round: RoundRequest
     scales: dict[str, float]
     noise: dict[str, float | list[float]] = {}  # DP: per-node Gaussian std per field or entry
 
 
 class SecureUnmaskRequest(_Msg):
     phase: Literal["secure_unmask"] = "secure_unmask"
-    unmask: sa.UnmaskRequest
+    unmask: UnmaskRequest
 
 
 Request = Annotated[
@@ -268,22 +277,22 @@ class ReadyReply(_Msg):
 
 class SecureKeysReply(_Msg):
     phase: Literal["secure_keys"] = "secure_keys"
-    keys: sa.KeyAdvertisement
+    keys: KeyAdvertisement
 
 
 class SecureSharesReply(_Msg):
     phase: Literal["secure_shares"] = "secure_shares"
-    shares: sa.SetupShares
+    shares: SetupShares
 
 
 class SecureMaskedReply(_Msg):
     phase: Literal["secure_masked"] = "secure_masked"
-    masked: sa.MaskedInput
+    masked: MaskedInput
 
 
 class SecureUnmaskReply(_Msg):
     phase: Literal["secure_unmasked"] = "secure_unmasked"
-    shares: sa.UnmaskShares
+    shares: UnmaskShares
 
 
 Reply = Annotated[

@@ -39,7 +39,7 @@ from fedseg.common.wire import (
     TransitionReply,
     ValidateRequest,
 )
-from fedseg.common.secure_aggregation import SecAggError
+from fedseg.common.secagg.messages import SecAggError
 from fedseg.common.secure_layout import BoundsMissing, require_bounds
 from fedseg.common.artifact import ModelArtifact
 from fedseg.common.quantiles import FeatureQuantiles, robust_scaler, score_edge_bins

@@ -4,7 +4,7 @@ Run by hand only (`python -m tests.vectors.make_secagg_kat`), never from the sui
 `tests/test_secagg_vectors.py` recomputes every value and compares it with
 the checked-in file. A change of any of these values means old and new nodes can no
 longer run one protocol together: regenerating the file is then not enough, the
-protocol string (`_PROTOCOL`, now b"fedseg-secagg/2") must be bumped as well so that
+protocol string (`fedseg.common.secagg.derivation.PROTOCOL`) must be bumped as well so that
 mixed versions fail loudly at the first derivation instead of producing a wrong sum.
 """
 
@@ -17,7 +17,21 @@ from typing import Any
 
 import numpy as np
 
-from fedseg.common import secure_aggregation as sa
+from fedseg.common.secagg.derivation import (
+    agree,
+    encode_info,
+    escrow_commitment,
+    escrow_pad,
+    pair_key,
+    pair_secrets,
+    public_key_of,
+    tag_layout,
+)
+from fedseg.common.secagg.masks import pairwise_masks, self_masks
+from fedseg.common.secagg.messages import MaskedInput
+from fedseg.common.secagg.node import SecAggClient
+from fedseg.common.secagg.node_state import ClientState
+from fedseg.common.secagg.server import RoundResult, SecAggServer
 
 KAT_PATH = Path(__file__).with_name("secagg_kat.json")
 
@@ -69,44 +83,39 @@ def words_summary(words: np.ndarray) -> dict[str, Any]:
     }
 
 
-def pair_secrets() -> tuple[bytes, bytes, bytes]:
-    """z_uv, K_uv and R_uv of the fixed pair, as node u derives them."""
-    z = sa._agree(PRIVATE_U, sa._public_key(PRIVATE_V))
-    return z, sa._hkdf(z, sa._info("enc", RUN_ID)), sa._hkdf(z, sa._info("mask-root", RUN_ID))
-
-
 def derivation_vectors() -> dict[str, Any]:
     """Every single derivation of one fixed pair and round."""
-    z, enc_key, root = pair_secrets()
-    k_uv = sa.pair_key(root, run_id=RUN_ID, round=ROUND, tags=TAGS)
-    pad = sa.escrow_pad(ESCROW_S, run_id=RUN_ID, round=ROUND, sender=NODE_U, recipient=NODE_V)
-    commitment = sa.escrow_commitment(ESCROW_S, run_id=RUN_ID, round=ROUND, node_id=NODE_U)
-    self_masks = sa.self_masks(SEED_B, run_id=RUN_ID, round=ROUND, tags=TAGS)
-    masks_u = sa.pairwise_masks({NODE_V: k_uv}, NODE_U, tags=TAGS)
-    masks_v = sa.pairwise_masks({NODE_U: k_uv}, NODE_V, tags=TAGS)
+    z = agree(PRIVATE_U, public_key_of(PRIVATE_V))
+    enc_key, root = pair_secrets(PRIVATE_U, public_key_of(PRIVATE_V), run_id=RUN_ID)
+    k_uv = pair_key(root, run_id=RUN_ID, round=ROUND, tags=TAGS)
+    pad = escrow_pad(ESCROW_S, run_id=RUN_ID, round=ROUND, sender=NODE_U, recipient=NODE_V)
+    commitment = escrow_commitment(ESCROW_S, run_id=RUN_ID, round=ROUND, node_id=NODE_U)
+    self_mask = self_masks(SEED_B, run_id=RUN_ID, round=ROUND, tags=TAGS)
+    masks_u = pairwise_masks({NODE_V: k_uv}, NODE_U, tags=TAGS)
+    masks_v = pairwise_masks({NODE_U: k_uv}, NODE_V, tags=TAGS)
     return {
-        "public_key_u": sa._public_key(PRIVATE_U).hex(),
-        "public_key_v": sa._public_key(PRIVATE_V).hex(),
+        "public_key_u": public_key_of(PRIVATE_U).hex(),
+        "public_key_v": public_key_of(PRIVATE_V).hex(),
         "shared_secret": z.hex(),
         "enc_key": enc_key.hex(),
         "mask_root": root.hex(),
-        "pair_info": sa._info("pair", RUN_ID, ROUND, sa._layout(TAGS)[2]).hex(),
+        "pair_info": encode_info("pair", RUN_ID, ROUND, tag_layout(TAGS)[2]).hex(),
         "pair_key": k_uv.hex(),
         "escrow_pad": pad.hex(),
         "escrow_commitment": commitment.hex(),
-        "self_mask": {tag: words_summary(m) for tag, m in sorted(self_masks.items())},
+        "self_mask": {tag: words_summary(m) for tag, m in sorted(self_mask.items())},
         "pairwise_masks_u": {tag: words_summary(m) for tag, m in sorted(masks_u.items())},
         "pairwise_masks_v": {tag: words_summary(m) for tag, m in sorted(masks_v.items())},
     }
 
 
-def run_cohort() -> tuple[dict[int, sa.ClientState], dict[int, sa.MaskedInput], sa.RoundResult]:
+def run_cohort() -> tuple[dict[int, ClientState], dict[int, MaskedInput], RoundResult]:
     """Set-up and round 1 of the fixed cohort: the client states right after masking
     (they hold b_{u,1} and the pair roots), the masked inputs, and the server's result."""
-    server = sa.SecAggServer(
+    server = SecAggServer(
         run_id=COHORT_RUN_ID, threshold=COHORT_THRESHOLD, frac_bits=COHORT_FRAC_BITS
     )
-    clients = {u: sa.SecAggClient(u, rng=cohort_rng(u)) for u in COHORT}
+    clients = {u: SecAggClient(u, rng=cohort_rng(u)) for u in COHORT}
     request = server.setup_request(COHORT)
     for u in COHORT:
         server.receive_keys(clients[u].advertise_keys(request))
@@ -125,7 +134,7 @@ def run_cohort() -> tuple[dict[int, sa.ClientState], dict[int, sa.MaskedInput], 
     return states, masked, server.finish_round()
 
 
-def masked_input_summary(message: sa.MaskedInput) -> dict[str, Any]:
+def masked_input_summary(message: MaskedInput) -> dict[str, Any]:
     """A MaskedInput pinned by a hash of all its bytes and a few words per tag."""
     digest = hashlib.sha256()
     for tag, data in sorted(message.vectors.items()):
