@@ -14,6 +14,18 @@ from fedseg.common.secagg.node import Rng, SecAggClient
 from fedseg.common.secagg.server import RoundResult, SecAggServer
 
 
+def set_up_clients(server: SecAggServer, clients: Mapping[int, SecAggClient]) -> None:
+    """The two set-up exchanges between `server` and in-memory `clients` (the roster,
+    in the mapping's order)."""
+    request = server.setup_request(list(clients))
+    for client in clients.values():
+        server.receive_keys(client.advertise_keys(request))
+    broadcast = server.key_broadcast()
+    for client in clients.values():
+        server.receive_setup_shares(client.share_keys(broadcast))
+    server.finish_setup()
+
+
 def run_local_secure_sum(
     inputs: Sequence[Mapping[int, Mapping[str, ArrayLike]]],
     *,

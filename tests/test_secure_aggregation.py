@@ -23,7 +23,7 @@ from fedseg.common.secagg.messages import (
 )
 from fedseg.common.secagg.node import SecAggClient
 from fedseg.common.secagg.server import RoundResult, SecAggServer
-from tests.secagg_driver import run_local_secure_sum
+from tests.secagg_driver import run_local_secure_sum, set_up_clients
 
 FRAC = 24
 NODES = [101, 7, 55, 3000, 42]  # arbitrary, unsorted ids
@@ -65,13 +65,7 @@ def set_up(nodes, threshold, seed=0):
     rng = seeded(seed)
     server = SecAggServer(run_id="run-1", threshold=threshold, frac_bits=FRAC)
     clients = {u: SecAggClient(u, rng=rng) for u in nodes}
-    request = server.setup_request(nodes)
-    for u in nodes:
-        server.receive_keys(clients[u].advertise_keys(request))
-    broadcast = server.key_broadcast()
-    for u in nodes:
-        server.receive_setup_shares(clients[u].share_keys(broadcast))
-    server.finish_setup()
+    set_up_clients(server, clients)
     return server, clients
 
 

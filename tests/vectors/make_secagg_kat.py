@@ -32,6 +32,7 @@ from fedseg.common.secagg.messages import MaskedInput
 from fedseg.common.secagg.node import SecAggClient
 from fedseg.common.secagg.node_state import ClientState
 from fedseg.common.secagg.server import RoundResult, SecAggServer
+from tests.secagg_driver import set_up_clients
 
 KAT_PATH = Path(__file__).with_name("secagg_kat.json")
 
@@ -116,13 +117,7 @@ def run_cohort() -> tuple[dict[int, ClientState], dict[int, MaskedInput], RoundR
         run_id=COHORT_RUN_ID, threshold=COHORT_THRESHOLD, frac_bits=COHORT_FRAC_BITS
     )
     clients = {u: SecAggClient(u, rng=cohort_rng(u)) for u in COHORT}
-    request = server.setup_request(COHORT)
-    for u in COHORT:
-        server.receive_keys(clients[u].advertise_keys(request))
-    broadcast = server.key_broadcast()
-    for u in COHORT:
-        server.receive_setup_shares(clients[u].share_keys(broadcast))
-    server.finish_setup()
+    set_up_clients(server, clients)
     requests = server.round_requests({tag: len(v) for tag, v in COHORT_INPUTS[COHORT[0]].items()})
     masked = {u: clients[u].mask_input(req, COHORT_INPUTS[u]) for u, req in requests.items()}
     states = {u: client.state for u, client in clients.items()}
