@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from fedseg.client.data import DataError
-from fedseg.common.fixed_point import FixedPointOverflowError
 from fedseg.common.messages import NodeFailure, ReadyReply, Scaler
 from fedseg.common.phases.registry import phase_for
 from fedseg.common.preprocessing import LocalTable, encode_table
 from fedseg.common.schema import FeatureSchema
-from fedseg.common.secure_aggregation import SecAggClient, SecAggError
+from fedseg.common.secagg.fixed_point import FixedPointOverflowError
+from fedseg.common.secagg.messages import SecAggError
+from fedseg.common.secagg.node import SecAggClient
 from fedseg.common.secure_layout import flatten, reply_layout
 from fedseg.common.wire import (
     Reply,

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from fedseg.common import fixed_point
+from fedseg.common.secagg import fixed_point
 from fedseg.common.messages import SchemaRequest
 from fedseg.common.phases.base import Layout
 from fedseg.common.phases.registry import phase_for

@@ -15,7 +15,16 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, SerializeAsAny, TypeAdapter, ValidationError, field_validator
 
 from fedseg.common import phases  # noqa: F401  (registers the built-in phases)
-from fedseg.common import secure_aggregation as sa
+from fedseg.common.secagg.messages import (
+    KeyAdvertisement,
+    KeyBroadcast,
+    MaskedInput,
+    RoundRequest,
+    SetupRequest,
+    SetupShares,
+    UnmaskRequest,
+    UnmaskShares,
+)
 from fedseg.common.messages import Message, NodeFailure, ReadyReply, SchemaRequest
 from fedseg.common.phases.base import Phase
 from fedseg.common.phases.registry import all_phases
@@ -36,12 +45,12 @@ class ValidateRequest(SchemaRequest):
 
 class SecureSetupRequest(Message):
     phase: Literal["secure_setup"] = "secure_setup"
-    setup: sa.SetupRequest
+    setup: SetupRequest
 
 
 class SecureBroadcastRequest(Message):
     phase: Literal["secure_broadcast"] = "secure_broadcast"
-    broadcast: sa.KeyBroadcast
+    broadcast: KeyBroadcast
 
 
 class SecureRoundRequest(Message):
@@ -49,7 +58,7 @@ class SecureRoundRequest(Message):
 
     phase: Literal["secure_round"] = "secure_round"
     inner: SerializeAsAny[SchemaRequest]  # any registered phase's request
-    round: sa.RoundRequest
+    round: RoundRequest
     scales: dict[str, float]
     noise: dict[str, float | list[float]] = {}  # DP: per-node Gaussian std per field or entry
 
@@ -61,27 +70,27 @@ class SecureRoundRequest(Message):
 
 class SecureUnmaskRequest(Message):
     phase: Literal["secure_unmask"] = "secure_unmask"
-    unmask: sa.UnmaskRequest
+    unmask: UnmaskRequest
 
 
 class SecureKeysReply(Message):
     phase: Literal["secure_keys"] = "secure_keys"
-    keys: sa.KeyAdvertisement
+    keys: KeyAdvertisement
 
 
 class SecureSharesReply(Message):
     phase: Literal["secure_shares"] = "secure_shares"
-    shares: sa.SetupShares
+    shares: SetupShares
 
 
 class SecureMaskedReply(Message):
     phase: Literal["secure_masked"] = "secure_masked"
-    masked: sa.MaskedInput
+    masked: MaskedInput
 
 
 class SecureUnmaskReply(Message):
     phase: Literal["secure_unmasked"] = "secure_unmasked"
-    shares: sa.UnmaskShares
+    shares: UnmaskShares
 
 
 _SECURE_REQUESTS = (ValidateRequest, SecureSetupRequest, SecureBroadcastRequest, SecureRoundRequest,

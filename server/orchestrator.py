@@ -31,7 +31,7 @@ from fedseg.common.preprocessing import scaler_from_stats
 from fedseg.common.profiles import ProfileStats
 from fedseg.common.quantiles import FeatureQuantiles, robust_scaler, score_edge_bins
 from fedseg.common.schema import FeatureSchema
-from fedseg.common.secure_aggregation import SecAggError
+from fedseg.common.secagg.messages import SecAggError
 from fedseg.common.secure_layout import BoundsMissing, require_bounds
 from fedseg.common.wire import Reply, Request, ValidateRequest
 from fedseg.server import quantile_phase, warm_start

@@ -13,7 +13,8 @@ import os
 from collections.abc import Callable, Mapping
 
 from fedseg.common.config import RunConfig
-from fedseg.common.secure_aggregation import SecAggError, SecAggServer
+from fedseg.common.secagg.messages import SecAggError
+from fedseg.common.secagg.server import SecAggServer
 from fedseg.common.phases.registry import phase_for
 from fedseg.common.secure_layout import layout_and_bounds, tag_scales, unflatten, vector_lengths
 from fedseg.common.wire import (

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fedseg.common.fixed_point import (
+from fedseg.common.secagg.fixed_point import (
     FixedPointOverflowError,
     decode,
     encode,

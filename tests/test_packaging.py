@@ -8,6 +8,7 @@ distribution with those names. The wheel must hold one top-level package, `fedse
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -25,8 +26,11 @@ FORBIDDEN_TOP_LEVEL = {"common", "client", "server", "simulations", "tests", "be
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    source = out / "source"  # a copy: an in-tree build/ could carry modules since deleted
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "runs", "*.egg-info",
+                                                               "__pycache__", ".pytest_cache"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(source)],
         check=True, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
     )
     (path,) = out.glob("fedseg-*.whl")
@@ -38,7 +42,7 @@ def test_wheel_has_one_top_level_package(wheel: Path) -> None:
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"fedseg"}, top
     assert not (top & FORBIDDEN_TOP_LEVEL)
-    for sub in ("common", "client", "server", "simulations", "cli"):
+    for sub in ("common", "common/phases", "common/secagg", "client", "server", "simulations", "cli"):
         assert f"fedseg/{sub}/__init__.py" in names
     assert "fedseg/common/playbook.toml" in names  # package data travels with the code
     assert not any(n.startswith(("fedseg/tests/", "fedseg/benchmarks/")) for n in names)

@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from fedseg.common.peer_bytes import PeerBytes
+from fedseg.common.secagg.peer_bytes import PeerBytes
 
 
 def test_round_trip_through_json_keeps_every_value():

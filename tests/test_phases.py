@@ -15,7 +15,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from fedseg.client.handlers import NodeData, handle
-from fedseg.common import secure_aggregation as sa
+from fedseg.common.secagg import messages as sa
 from fedseg.common.messages import Message, NDArray, Scaler, SchemaRequest
 from fedseg.common.phases.base import DPRelease, LocalData, Phase, add_replies, reply_fields
 from fedseg.common.phases.bucket_counts import BucketCountsRequest

@@ -10,23 +10,20 @@ from numpy.testing import assert_allclose, assert_array_equal
 from pydantic import ValidationError
 from scipy import stats
 
-from fedseg.common.fixed_point import FixedPointOverflowError, decode, encode
-from fedseg.common.secure_aggregation import (
+from fedseg.common.secagg.derivation import encode_info, escrow_pad, hkdf, pair_key
+from fedseg.common.secagg.fixed_point import FixedPointOverflowError, decode, encode
+from fedseg.common.secagg.masks import keystreams, pairwise_masks, self_mask
+from fedseg.common.secagg.messages import (
     KeyBroadcast,
     MaskedInput,
     RoundRequest,
-    RoundResult,
-    SecAggClient,
     SecAggError,
-    SecAggServer,
     SetupRequest,
     UnmaskShares,
-    escrow_pad,
-    pair_key,
-    pairwise_masks,
-    run_local_secure_sum,
-    self_mask,
 )
+from fedseg.common.secagg.node import SecAggClient
+from fedseg.common.secagg.server import RoundResult, SecAggServer
+from tests.secagg_driver import run_local_secure_sum, set_up_clients
 
 FRAC = 24
 NODES = [101, 7, 55, 3000, 42]  # arbitrary, unsorted ids
@@ -68,13 +65,7 @@ def set_up(nodes, threshold, seed=0):
     rng = seeded(seed)
     server = SecAggServer(run_id="run-1", threshold=threshold, frac_bits=FRAC)
     clients = {u: SecAggClient(u, rng=rng) for u in nodes}
-    request = server.setup_request(nodes)
-    for u in nodes:
-        server.receive_keys(clients[u].advertise_keys(request))
-    broadcast = server.key_broadcast()
-    for u in nodes:
-        server.receive_setup_shares(clients[u].share_keys(broadcast))
-    server.finish_setup()
+    set_up_clients(server, clients)
     return server, clients
 
 
@@ -433,14 +424,12 @@ def test_pairwise_masks_match_stream_by_stream_reference(length):
 
 
 def test_batched_keystreams_equal_aes_ctr_per_key():
-    from fedseg.common import secure_aggregation as sa
-
     keys = [np.random.default_rng(i).bytes(32) for i in range(4)]
-    assert [np.frombuffer(k, dtype="<u8").tolist() for k in sa._keystreams(keys, 80)] == [
+    assert [np.frombuffer(k, dtype="<u8").tolist() for k in keystreams(keys, 80)] == [
         aes_ctr_words(key, 10).tolist() for key in keys
     ]
     with pytest.raises(ValueError):  # the key length is still checked
-        sa._keystreams([bytes(31)], 16)
+        keystreams([bytes(31)], 16)
 
 
 def test_pairwise_masks_cancel_between_two_nodes():
@@ -472,8 +461,6 @@ def test_per_round_keys_are_independent():
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
-    from fedseg.common.secure_aggregation import _hkdf, _info
-
     root = bytes(range(32))
     keys = {
         pair_key(root, run_id=run, round=r, tags=tags)
@@ -482,10 +469,12 @@ def test_per_round_keys_are_independent():
         for tags in ({"x": 3}, {"x": 4}, {"x": 3, "y": 1})
     }
     assert len(keys) == 2 * 19 * 3
-    info = _info("pair", "a", 5, b"layout")
+    info = encode_info("pair", "a", 5, b"layout")
     reference = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(root)
-    assert _hkdf(root, info) == reference
-    expand = HKDFExpand(algorithm=hashes.SHA256(), length=32, info=_info("pair", "a", 5, _info("x=3")))
+    assert hkdf(root, info) == reference
+    expand = HKDFExpand(
+        algorithm=hashes.SHA256(), length=32, info=encode_info("pair", "a", 5, encode_info("x=3"))
+    )
     assert pair_key(root, run_id="a", round=5, tags={"x": 3}) == expand.derive(root)
     pads = {escrow_pad(root, run_id="a", round=r, sender=1, recipient=v) for r in (1, 2) for v in (2, 3)}
     assert len(pads) == 4

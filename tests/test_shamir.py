@@ -6,7 +6,7 @@ from itertools import combinations, product
 import numpy as np
 import pytest
 
-from fedseg.common.shamir import (
+from fedseg.common.secagg.shamir import (
     PRIME,
     SHARE_BYTES,
     Share,
@@ -113,7 +113,7 @@ def test_invalid_arguments():
 
 # ------------------------------------------------------------- byte secrets, vectorised
 
-from fedseg.common.shamir import (  # noqa: E402
+from fedseg.common.secagg.shamir import (  # noqa: E402
     DIGIT_PRIME,
     PACKED_SHARE_BYTES,
     combine_shares,

@@ -1,0 +1,325 @@
+"""The node side of secure aggregation: one method per message the node receives.
+
+The steps follow PRIVACY.md ("Secure aggregation", "Message flow"); the node keeps its
+state between messages as bytes (`SecAggClient.to_bytes`), which hold its private keys
+and must stay on the node.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from numpy.typing import ArrayLike, NDArray
+
+from fedseg.common.secagg import fixed_point, shamir
+from fedseg.common.secagg.derivation import (
+    TagOrder,
+    escrow_commitment,
+    escrow_pads,
+    pair_keys,
+    pair_secrets,
+    public_key_of,
+    self_mask_keys,
+    tag_layout,
+    xor_keys,
+)
+from fedseg.common.secagg.masks import prg, signed_stream_sum, split_tags
+from fedseg.common.secagg.messages import (
+    KEY_BYTES,
+    NONCE_BYTES,
+    KeyAdvertisement,
+    KeyBroadcast,
+    MaskedInput,
+    RoundRequest,
+    SecAggError,
+    SetupRequest,
+    SetupShares,
+    UnmaskRequest,
+    UnmaskShares,
+)
+from fedseg.common.secagg.node_state import ClientState
+from fedseg.common.secagg.peer_bytes import PeerBytes
+from fedseg.common.secagg.sealing import aead_table, open_secrets, seal_secrets
+
+Rng = Callable[[int], bytes]
+"""Source of random bytes, `os.urandom` by default; inject a seeded one in tests."""
+
+
+class SecAggClient:
+    """Node side of secure aggregation; one method per message received.
+
+    Set-up: `advertise_keys(SetupRequest)`, `share_keys(KeyBroadcast)`. Each round:
+    `mask_input(RoundRequest, vectors)`, `unmask(UnmaskRequest)`. Between messages,
+    keep `to_bytes()` (e.g. in Flower's `context.state`) and restore with `from_bytes`.
+    """
+
+    def __init__(self, node_id: int, *, rng: Rng = os.urandom) -> None:
+        self._state = ClientState(node_id=node_id)
+        self._rng = rng
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, rng: Rng = os.urandom) -> SecAggClient:
+        """Restore a client saved with `to_bytes`."""
+        client = cls.__new__(cls)
+        client._state, client._rng = ClientState.model_validate_json(data), rng
+        return client
+
+    def to_bytes(self) -> bytes:
+        """The client state as JSON bytes (contains private keys: keep it on the node)."""
+        return self._state.model_dump_json().encode()
+
+    @property
+    def state(self) -> ClientState:
+        """A copy of the current state."""
+        return self._state.model_copy(deep=True)
+
+    # -- set-up
+
+    def advertise_keys(self, request: SetupRequest) -> KeyAdvertisement:
+        """Set-up step 1: draw the run's X25519 key pair and publish its public half."""
+        st = self._state
+        self._expect_phase("new")
+        if st.node_id not in request.node_ids:
+            raise SecAggError(f"node {st.node_id} is not in the roster")
+        st.run_id, st.roster = request.run_id, request.node_ids
+        st.threshold, st.frac_bits = request.threshold, request.frac_bits
+        st.private_key = self._rng(KEY_BYTES)
+        st.phase = "advertised"
+        return KeyAdvertisement(
+            run_id=st.run_id, node_id=st.node_id, public_key=public_key_of(st.private_key)
+        )
+
+    def share_keys(self, broadcast: KeyBroadcast) -> SetupShares:
+        """Set-up step 2: agree the pair keys with every peer (the only X25519 of the
+        run), then Shamir-share s_{u,1} and b_{u,1}, encrypted for every other node."""
+        st = self._state
+        self._expect_phase("advertised")
+        self._expect_run(broadcast.run_id)
+        keys = broadcast.public_keys
+        if keys.get(st.node_id) != public_key_of(st.private_key):
+            raise SecAggError("the broadcast does not carry this node's own public key")
+        if not set(keys) <= set(st.roster):
+            raise SecAggError(
+                f"unknown node ids in the broadcast: {sorted(set(keys) - set(st.roster))}"
+            )
+        if len(keys) < st.threshold:
+            raise SecAggError(
+                f"only {len(keys)} nodes advertised keys; threshold is {st.threshold}"
+            )
+        if len(set(keys.values())) != len(keys):
+            raise SecAggError("public keys in the broadcast are not distinct")
+        private = X25519PrivateKey.from_private_bytes(st.private_key)
+        enc_keys, roots = {}, {}
+        for v, pk in keys.items():
+            if v != st.node_id:
+                enc_keys[v], roots[v] = pair_secrets(private, pk, run_id=st.run_id)
+        st.enc_keys = PeerBytes.pack(enc_keys, width=KEY_BYTES)
+        st.mask_roots = PeerBytes.pack(roots, width=KEY_BYTES)
+        st.active = tuple(sorted(keys))
+        commitment, secrets = self._share_round_secrets(1, st.active)
+        st.round, st.phase = 1, "ready"
+        return SetupShares(
+            run_id=st.run_id, node_id=st.node_id, commitment=commitment, secrets=secrets
+        )
+
+    # -- rounds
+
+    def mask_input(self, request: RoundRequest, vectors: Mapping[str, ArrayLike]) -> MaskedInput:
+        """Round step 1: encode `vectors` (tag -> float vector), mask them, and escrow
+        every pair key under the pad the peer sent.
+
+        Raises FixedPointOverflowError if a value could overflow a sum over the roster.
+        """
+        st = self._state
+        self._expect_phase("ready")
+        self._expect_run(request.run_id)
+        self._expect_round(request.round, "request")
+        active = request.active
+        if st.node_id not in active:
+            raise SecAggError("this node is not in the round's active set")
+        if not set(active) <= set(st.active) or len(set(active)) != len(active):
+            raise SecAggError("the active set may only shrink: it lists nodes that left the run")
+        if len(active) < st.threshold:
+            raise SecAggError(f"{len(active)} active nodes, below threshold {st.threshold}")
+        if set(vectors) != set(request.vectors):
+            raise SecAggError(
+                f"vectors {sorted(vectors)} do not match the request {sorted(request.vectors)}"
+            )
+        peers = sorted(v for v in active if v != st.node_id)
+        self._expect_senders(request.secrets, peers, "round secrets")
+        opened = self._open_round_secrets(request.secrets, peers)
+        order, total, layout = tag_layout(request.vectors)
+        flat = fixed_point.encode(  # one range check over every tag, in the layout's order
+            self._ordered_input(vectors, order), frac_bits=st.frac_bits, max_nodes=len(st.roster)
+        )
+        roots = st.mask_roots.values_for(peers)
+        keys = pair_keys(roots, run_id=st.run_id, round=st.round, layout=layout)
+        below = bisect.bisect_left(peers, st.node_id)  # u adds PRG(k_uv) for v > u
+        flat += signed_stream_sum(keys[below:], keys[:below], total)
+        [self_key] = self_mask_keys([st.seed], run_id=st.run_id, round=st.round, layout=layout)
+        flat += prg(self_key, total)
+        masked = {tag: v.astype("<u8").tobytes() for tag, v in split_tags(flat, order).items()}
+        pads = opened[:, 2 * shamir.PACKED_SHARE_BYTES :].tobytes()
+        escrows = dict(zip(peers, xor_keys(b"".join(keys), pads)))
+
+        everyone, n = tuple(sorted(active)), shamir.PACKED_SHARE_BYTES
+        st.key_shares = self._with_own_share(st.key_shares, opened[:, :n], below, everyone)
+        st.seed_shares = self._with_own_share(st.seed_shares, opened[:, n : 2 * n], below, everyone)
+        st.active, st.phase = tuple(active), "masked"
+        return MaskedInput(
+            run_id=st.run_id, round=st.round, node_id=st.node_id, vectors=masked, escrows=escrows
+        )
+
+    def unmask(self, request: UnmaskRequest) -> UnmaskShares:
+        """Round step 2: reveal b-shares of survivors and s-shares of dropped nodes, and
+        send the next round's commitment and encrypted secrets.
+
+        Never reveals both kinds for one node: a node listed as dropped is excluded for
+        the rest of the run, and a request listing this node as dropped is refused.
+        """
+        st = self._state
+        self._expect_phase("masked")
+        self._expect_run(request.run_id)
+        self._expect_round(request.round, "unmask request")
+        survivors, dropped = set(request.survivors), set(request.dropped)
+        if len(survivors) != len(request.survivors) or len(dropped) != len(request.dropped):
+            raise SecAggError("duplicate node ids in the unmask request")
+        if survivors & dropped or survivors | dropped != set(st.active):
+            raise SecAggError("survivors and dropped must partition the round's active set")
+        if st.node_id in dropped:
+            st.phase = "excluded"
+            raise SecAggError("this node was declared dropped; it takes no further part")
+        if len(survivors) < st.threshold:
+            raise SecAggError(f"{len(survivors)} survivors, below threshold {st.threshold}")
+        kept, gone = sorted(survivors), sorted(dropped)
+        reply_seed = dict(zip(kept, st.seed_shares.values_for(kept)))
+        reply_key = dict(zip(gone, st.key_shares.values_for(gone)))
+        next_active, next_round = tuple(sorted(survivors)), st.round + 1
+        commitment, secrets = self._share_round_secrets(next_round, next_active)
+        st.excluded = tuple(sorted(set(st.excluded) | dropped))
+        st.active, st.round, st.phase = next_active, next_round, "ready"
+        return UnmaskShares(
+            run_id=st.run_id,
+            round=request.round,
+            node_id=st.node_id,
+            seed_shares=reply_seed,
+            key_shares=reply_key,
+            next_commitment=commitment,
+            next_secrets=secrets,
+        )
+
+    # -- helpers
+
+    def _share_round_secrets(
+        self, round: int, recipients: Sequence[int]
+    ) -> tuple[bytes, dict[int, bytes]]:
+        """Draw s_{u,round} and b_{u,round}, Shamir-share both; keep the own shares.
+
+        Returns the commitment to s_{u,round} and, per other recipient v, one
+        ciphertext Enc_uv(share_v(s) | share_v(b) | e_{u->v,round}).
+        """
+        st = self._state
+        st.escrow_key, st.seed = self._rng(KEY_BYTES), self._rng(KEY_BYTES)
+        shares = shamir.split_secrets(  # (n, 2 DIGITS): digits of s, then digits of b
+            [st.escrow_key, st.seed], n=len(st.roster), t=st.threshold, rng=self._rng
+        )
+        rows = shares.astype(">u4").view(np.uint8)  # (n, 2 PACKED_SHARE_BYTES): s | b
+        index = {v: i for i, v in enumerate(st.roster)}
+        peers = [v for v in recipients if v != st.node_id]
+        pads = escrow_pads(
+            st.escrow_key, run_id=st.run_id, round=round, sender=st.node_id, recipients=peers
+        )
+        pad_rows = np.frombuffer(b"".join(pads), dtype=np.uint8).reshape(-1, KEY_BYTES)
+        plain = np.concatenate([rows[[index[v] for v in peers]], pad_rows], axis=1).tobytes()
+        nonces = self._rng(NONCE_BYTES * len(peers))
+        secrets = seal_secrets(
+            self._ciphers(peers),
+            plain,
+            nonces,
+            run_id=st.run_id,
+            round=round,
+            sender=st.node_id,
+            recipients=peers,
+        )
+        own, n = rows[index[st.node_id]].tobytes(), shamir.PACKED_SHARE_BYTES
+        st.key_shares = PeerBytes(width=n, ids=(st.node_id,), data=own[:n])
+        st.seed_shares = PeerBytes(width=n, ids=(st.node_id,), data=own[n:])
+        commitment = escrow_commitment(st.escrow_key, run_id=st.run_id, round=round, node_id=st.node_id)
+        return commitment, secrets
+
+    def _open_round_secrets(
+        self, secrets: Mapping[int, bytes], peers: Sequence[int]
+    ) -> NDArray[np.uint8]:
+        """Decrypt every peer's round secrets: a (len(peers), SECRETS_BYTES) matrix whose
+        rows are share of s | share of b | pad, with every share checked well formed."""
+        st = self._state
+        opened = open_secrets(
+            self._ciphers(peers),
+            [secrets[v] for v in peers],
+            run_id=st.run_id,
+            round=st.round,
+            senders=peers,
+            recipient=st.node_id,
+        )
+        try:  # every share opened must be well formed
+            shamir.packed_shares_from_blob(opened[:, : 2 * shamir.PACKED_SHARE_BYTES].tobytes())
+        except ValueError as exc:
+            raise SecAggError(f"a decrypted share is malformed: {exc}") from exc
+        return opened
+
+    def _ordered_input(
+        self, vectors: Mapping[str, ArrayLike], order: TagOrder
+    ) -> NDArray[np.float64]:
+        """The round's vectors concatenated in the layout's (sorted) tag order."""
+        parts = []
+        for tag, length in order:
+            x = np.asarray(vectors[tag], dtype=np.float64)
+            if x.shape != (length,):
+                raise SecAggError(f"vector {tag!r} has shape {x.shape}, expected ({length},)")
+            parts.append(x)
+        return np.concatenate(parts)
+
+    def _with_own_share(
+        self, own: PeerBytes, opened: NDArray[np.uint8], position: int, everyone: tuple[int, ...]
+    ) -> PeerBytes:
+        """The peers' shares (rows of `opened`, peers in id order) with this node's own
+        share inserted at `position`, packed for `everyone` (sorted, including this node)."""
+        data, cut = opened.tobytes(), position * own.width
+        data = data[:cut] + own[self._state.node_id] + data[cut:]
+        return PeerBytes(width=own.width, ids=everyone, data=data)
+
+    def _ciphers(self, peers: Sequence[int]) -> list[ChaCha20Poly1305]:
+        """The ChaCha20-Poly1305 ciphers shared with `peers`, keyed by HKDF(X25519(c_u, C_v)).
+
+        The keys are agreed once per run (`share_keys`) and kept in the client state, so
+        no later message repeats an X25519 agreement."""
+        keys = self._state.enc_keys
+        table = aead_table(keys.data)
+        try:
+            return [table[i] for i in keys.positions(peers)]
+        except KeyError as exc:
+            raise SecAggError(f"no share-encryption key for node {exc.args[0]}") from exc
+
+    def _expect_phase(self, phase: str) -> None:
+        if self._state.phase != phase:
+            raise SecAggError(f"unexpected message: client is in phase {self._state.phase!r}")
+
+    def _expect_run(self, run_id: str) -> None:
+        if run_id != self._state.run_id:
+            raise SecAggError(
+                f"message for run {run_id!r}, this client is in run {self._state.run_id!r}"
+            )
+
+    def _expect_round(self, round: int, what: str) -> None:
+        if round != self._state.round:
+            raise SecAggError(f"{what} for round {round}, this node is at round {self._state.round}")
+
+    @staticmethod
+    def _expect_senders(got: Mapping[int, bytes], expected: Sequence[int], what: str) -> None:
+        if set(got) != set(expected):
+            raise SecAggError(f"{what}: expected senders {sorted(expected)}, got {sorted(got)}")

@@ -1,0 +1,1 @@
+"""Known-answer vectors checked into the repository, and the scripts that made them."""
