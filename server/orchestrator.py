@@ -19,7 +19,7 @@ from fedseg.common import coreset, kmeans
 from fedseg.common.artifact import ModelArtifact
 from fedseg.common.config import RunConfig
 from fedseg.common.messages import Message, NodeFailure, ReadyReply, Scaler, SchemaRequest
-from fedseg.common.metrics import Criteria, choose_k, criteria
+from fedseg.common.metrics import Criteria
 from fedseg.common.phases import lloyd as lloyd_phase
 from fedseg.common.phases import prepare as prepare_phase
 from fedseg.common.phases import profile as profile_phase
@@ -27,7 +27,6 @@ from fedseg.common.phases.base import add_replies
 from fedseg.common.phases.bucket_counts import BucketCountsRequest
 from fedseg.common.phases.bucket_sums import BucketSumsRequest
 from fedseg.common.phases.registry import phase_for
-from fedseg.common.preprocessing import scaler_from_stats
 from fedseg.common.profiles import ProfileStats
 from fedseg.common.quantiles import FeatureQuantiles, robust_scaler, score_edge_bins
 from fedseg.common.schema import FeatureSchema
@@ -35,7 +34,7 @@ from fedseg.common.secagg.messages import SecAggError
 from fedseg.common.secure_layout import BoundsMissing, require_bounds
 from fedseg.common.wire import Reply, Request, ValidateRequest
 from fedseg.server import quantile_phase, warm_start
-from fedseg.server.dp_planner import DPPlanner
+from fedseg.server.release_policy import ExactRelease, NoisyRelease, ReleasePolicy
 from fedseg.server.secure_channel import SecureAggregationFailed, SecureChannel
 
 
@@ -111,7 +110,7 @@ class Orchestrator:
         self.emit = on_event
         self.rng = np.random.default_rng(config.seed)
         self.secure: SecureChannel | None = None
-        self.dp: DPPlanner | None = None
+        self.release: ReleasePolicy = ExactRelease(config)
         self.lloyd_rounds = 0
 
     # ---- exchanges ----------------------------------------------------------------
@@ -123,7 +122,7 @@ class Orchestrator:
         expect = phase_for(request).reply
         if self.secure is None:
             return add_replies(list(self._send_each({nid: request for nid in self.active}, expect).values()))
-        noise = self.dp.plan(request) if self.dp is not None else None
+        noise = self.release.noise(request)
         try:
             summed, active = self.secure.aggregate(request, expect, noise)
         except SecureAggregationFailed as exc:
@@ -172,7 +171,7 @@ class Orchestrator:
         self._check_enough()
         self.secure = channel
         if self.config.dp:
-            self.dp = DPPlanner(self.config, self.schema, channel.server.threshold, warm_start=self.warm is not None)
+            self.release = NoisyRelease(self.config, self.schema, channel.server.threshold, warm_start=self.warm is not None)
         self.emit(Event("secure", f"keys agreed with {len(joined)} nodes (threshold {channel.server.threshold})", self.rounds))
 
     def _drop(self, nid: int, reason: str) -> None:
@@ -212,7 +211,7 @@ class Orchestrator:
         timings["total"] = time.perf_counter() - t0
         return RunResult(
             scaler, n, chosen, table, profile, list(self.active), dict(self.failures),
-            self.rounds, lloyd_rounds, timings, self.dp.privacy_section() if self.dp else None,
+            self.rounds, lloyd_rounds, timings, self.release.privacy_section(),
             self.schema, self.quantiles, changes,
         )
 
@@ -238,12 +237,12 @@ class Orchestrator:
         match = warm_start.segment_matching(warm_start.mapped_centroids(self.warm, scaler), chosen.centroids, same_ids)
         self.emit(Event("drift", "segment changes counted on the nodes", self.rounds))
         return warm_start.changes_section(counts, match, self.warm, self.config.warm_start or "warm-start model",
-                                          self.config.min_segment_size, noisy=self.dp is not None)
+                                          self.config.min_segment_size, noisy=self.release.noisy)
 
     def prepare(self) -> tuple[Scaler, int]:
         """Validate every table and build the global scaler from summed statistics."""
         self.emit(Event("prepare", f"preprocessing sums from {len(self.active)} nodes"))
-        center = self.dp.prepare_center() if self.dp is not None else None
+        center = self.release.prepare_center()
         total = prepare_phase.stats(self.exchange(prepare_phase.PrepareRequest(schema=self.schema, center=center)))
         need = max(self.config.k_values) * self.config.min_segment_size
         if total.count < need:
@@ -251,9 +250,8 @@ class Orchestrator:
                 f"{total.count} customers over all nodes are too few for k={max(self.config.k_values)} "
                 f"with min-segment-size {self.config.min_segment_size} (need {need})"
             )
-        # DP: the planner's scaler from the noisy sums; robust features take median/IQR of
-        # the noisy histograms (post-processing either way)
-        stats = scaler_from_stats(total) if self.dp is None else self.dp.scaler(total, center)
+        # robust features take median/IQR of the (under DP noisy) histograms
+        stats = self.release.scaler(total, center)
         mean, scale = robust_scaler(self.schema, self.quantiles, *stats)
         self.emit(Event("prepare", f"{total.count} customers on {len(self.active)} nodes", self.rounds))
         self.scaler = Scaler(mean=mean, scale=scale)
@@ -261,9 +259,7 @@ class Orchestrator:
 
     def initialise(self, scaler: Scaler, n: int) -> coreset.Coreset:
         """Counts per hash bucket, then sums of the dense buckets only → coreset."""
-        tables, bits = self.config.init_tables, self.config.init_bits
-        if self.dp is not None:  # few, large buckets: their noisy means stay close to the truth
-            tables, bits = self.dp.coreset_shape(n, bits)
+        tables, bits = self.release.coreset_shape(n, self.config.init_tables, self.config.init_bits)
         planes = coreset.draw_hyperplanes(len(scaler.mean), tables, bits, self.rng)
         req = BucketCountsRequest(
             schema=self.schema, scaler=scaler, normals=planes.normals, offsets=planes.offsets
@@ -274,7 +270,7 @@ class Orchestrator:
         planes, counts = self._fewer_planes(planes, counts, floor, k_max)
         dense = coreset.dense_buckets(counts, floor)
         sums_req = BucketSumsRequest(schema=self.schema, scaler=scaler, normals=planes.normals, offsets=planes.offsets,
-                                     dense=dense, clip_norm=self.dp.clip_norm if self.dp else 0.0)
+                                     dense=dense, clip_norm=self.release.clip_norm)
         summed = self.exchange(sums_req)  # counts again, so a node lost in between leaves no bias
         keep = coreset.reliable_buckets(summed.counts, self._min_count("bucket_sums", 1), k_max)
         core = coreset.build_coreset(summed.sums[keep], summed.counts[keep])
@@ -303,7 +299,7 @@ class Orchestrator:
             return [Candidate(self.warm.k, warm_start.mapped_centroids(self.warm, self.scaler))]
         out: list[Candidate] = []
         for k in self.config.k_values:
-            restarts = self.dp.candidates if self.dp else self.config.restarts  # each candidate costs budget
+            restarts = self.release.restarts()
             try:
                 found = coreset.seed_candidates(core, k, restarts, self.config.seed)
             except ValueError as exc:
@@ -324,7 +320,7 @@ class Orchestrator:
             sizes = [cands[i].k for i in todo]
             stack = np.vstack([cands[i].centroids for i in todo])
             req = lloyd_phase.LloydRequest(schema=self.schema, scaler=scaler, centroids=stack, sizes=sizes,
-                               clip_norm=self.dp.clip_norm if self.dp else 0.0)
+                               clip_norm=self.release.clip_norm)
             stats = lloyd_phase.stats(self.exchange(req))
             offs = kmeans.offsets_of(sizes)
             for j, i in enumerate(todo):
@@ -335,8 +331,7 @@ class Orchestrator:
 
     def _min_count(self, phase: str, floor: float) -> float:
         """Counts below this are noise (DP: 3σ of the count noise) or below the floor."""
-        sigma = self.dp.count_sigma.get(phase, 0.0) if self.dp else 0.0
-        return max(floor, 3.0 * sigma)
+        return self.release.min_count(phase, floor)
 
     def _step(self, cand: Candidate, part: kmeans.ClusterStats, core: coreset.Coreset, tol: float) -> Candidate:
         empty = part.counts < self._min_count("lloyd", 1)
@@ -359,23 +354,11 @@ class Orchestrator:
                         {"inertia": best, "converged": done, "candidates": len(cands)}))
 
     def select(self, cands: list[Candidate]) -> tuple[Candidate, list[Criteria]]:
-        """Best restart per k by inertia, then k by the configured criterion. Under DP
-        only sums and counts are released: no criteria; the candidate is picked from its
-        last round's noisy sums and counts alone (post-processing, `DPPlanner.best`)."""
-        if self.dp is not None:
-            return self.dp.best(cands), []
-        per_k: dict[int, tuple[Candidate, Criteria]] = {}
-        for c in cands:
-            crit = criteria(c.stats, c.evaluated)
-            # a tie within summation noise keeps the earlier restart, so the model does not
-            # depend on how the customers are split across nodes
-            if c.k not in per_k or crit.inertia < per_k[c.k][1].inertia * (1 - 1e-9):
-                per_k[c.k] = (c, crit)
-        table = [per_k[k][1] for k in sorted(per_k)]
-        best = choose_k(table, self.config.selection)
-        how = f"chosen by {self.config.selection}" if len(table) > 1 else "fixed (the only k run)"
-        self.emit(Event("select", f"k={best.k} {how}", self.rounds))
-        return per_k[best.k][0], table
+        """The final candidate and the per-k criteria behind it, as the release policy
+        allows (under DP no criteria are released)."""
+        picked = self.release.select(cands)
+        self.emit(Event("select", picked.reason, self.rounds))
+        return picked.candidate, picked.table
 
     def profile(self, scaler: Scaler, chosen: Candidate) -> ProfileStats:
         edges = score_edge_bins(self.schema, self.quantiles) if self.schema.score_indices else None

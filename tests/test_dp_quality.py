@@ -197,7 +197,7 @@ def test_ledger_matches_zcdp_composition_by_hand(dp_run):
         if r["what"] == "lloyd.sums":  # released with the counts of the same candidates
             assert nxt["what"] == "lloyd.counts"
             cands = nxt["sensitivity"] ** 2
-            assert cands == pytest.approx(round(cands)) and 1 <= round(cands) <= orch.dp.candidates
+            assert cands == pytest.approx(round(cands)) and 1 <= round(cands) <= orch.release.planner.candidates
             assert r["sensitivity"] == pytest.approx(math.sqrt(round(cands)) * radius)
         if r["what"] == "bucket_sums.sums":
             assert r["sensitivity"] == pytest.approx(math.sqrt(dp_planner.INIT_TABLES) * radius)
@@ -208,7 +208,7 @@ def test_ledger_matches_zcdp_composition_by_hand(dp_run):
 
 def test_clip_radius_is_public_and_far_below_the_box(dp_run):
     result, orch = dp_run
-    R = orch.dp.clip_norm
+    R = orch.release.clip_norm
     assert R == pytest.approx(dp_planner.CLIP_PER_ROOT_D * math.sqrt(SCHEMA.n_encoded))
     assert R < scaled_record_norm(SCHEMA, result.scaler) / 2
     assert result.chosen.centroids.shape == (4, SCHEMA.n_encoded)

@@ -48,7 +48,7 @@ def test_budget_is_accounted_and_never_exceeded(node_frames):
 def test_noise_is_present_at_the_planned_scale(node_frames):
     plain, _ = run(node_frames)
     noisy, orch = run(node_frames, epsilon=0.5)
-    sigma = orch.dp.count_sigma["prepare"]
+    sigma = orch.release.planner.count_sigma["prepare"]
     assert noisy.n_customers != plain.n_customers  # the server never sees the exact count
     assert abs(noisy.n_customers - plain.n_customers) < 6 * sigma
 
