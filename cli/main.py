@@ -73,7 +73,7 @@ def simulate(
 ) -> None:
     """Run a federated segmentation on Flower's Simulation Engine and print the segments."""
     from fedseg.cli.progress import ProgressView
-    from fedseg.server.report import print_report
+    from fedseg.server.report.markdown import print_report
     from fedseg.simulations.driver import simulate as run_sim
     from fedseg.simulations.inputs import simulation_inputs
 

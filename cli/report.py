@@ -33,7 +33,8 @@ def report_cmd(
     from fedseg.common.artifact import ArtifactError, load_artifact
     from fedseg.common.naming import NamingError
     from fedseg.common.playbook import PlaybookError, load_playbook
-    from fedseg.server.html_report import ChromiumError, screenshot, write_html_report
+    from fedseg.server.report.page import write_html_report
+    from fedseg.server.report.screenshot import ChromiumError, screenshot
 
     try:
         artifact = load_artifact(model)

@@ -18,9 +18,9 @@ from fedseg.common.artifact import save_artifact
 from fedseg.common.naming import name_model
 from fedseg.common.playbook import load_playbook, parse_playbook
 from fedseg.cli.main import cli
-from fedseg.server.html_report import (
-    ChromiumError, centroid_projection, find_chromium, render_html, write_html_report, z_colour,
-)
+from fedseg.server.report.charts import centroid_projection, z_colour
+from fedseg.server.report.page import render_html, write_html_report
+from fedseg.server.report.screenshot import ChromiumError, find_chromium
 from fedseg.common.synthetic import generate_customers
 from tests.test_drift import synthetic_model
 from tests.test_segment_quantiles import money_data, run as money_run

@@ -22,7 +22,7 @@ from fedseg.common import quantiles
 from fedseg.common.wire import ProfileRequest, Scaler, SecureRoundRequest, encode
 from fedseg.server.model import build_artifact
 from fedseg.server.orchestrator import Orchestrator
-from fedseg.server.report import markdown_report, readable
+from fedseg.server.report.markdown import markdown_report, readable
 from tests.helpers import numeric_nodes, transport
 
 QS = [0.25, 0.5, 0.75]
