@@ -260,6 +260,7 @@ def png_info(path: Path) -> tuple[int, int, int]:
     return width, height, len(set(zlib.decompress(idat)))
 
 
+@pytest.mark.integration
 def test_chromium_renders_the_report_without_console_errors(model, tmp_path):
     report = write_html_report(model, tmp_path, load_playbook())
     broken = tmp_path / "broken.html"
@@ -270,6 +271,7 @@ def test_chromium_renders_the_report_without_console_errors(model, tmp_path):
     assert (width, height) == (1280, 2000) and distinct > 50  # a real picture, not a blank page
 
 
+@pytest.mark.integration
 def test_full_page_screenshot_from_the_cli(model, tmp_path):
     chromium()
     res = CliRunner().invoke(cli, ["report", str(save_artifact(model, tmp_path / "model.json")),

@@ -24,10 +24,12 @@ Z_LIMIT = 2.5  # colour scale saturates at |z| = Z_LIMIT
 
 
 def esc(value: object) -> str:
+    """Escape text for HTML content and attributes: names come from user data."""
     return html.escape(str(value), quote=True)
 
 
 def seg_colour(j: int) -> str:
+    """Colour of segment `j`, the same in every chart so a reader can follow one segment."""
     if j < len(PALETTE):
         return PALETTE[j]
     hue = (j * 137.508) % 360  # golden angle: distinct hues beyond the palette
@@ -48,17 +50,20 @@ def _median_note(p) -> str:
 
 
 def _svg(width: float, height: float, body: str, label: str) -> str:
+    """Wrap chart elements in an `<svg>` with a viewBox (scales with the page) and an aria label."""
     return (f'<svg viewBox="0 0 {width:.0f} {height:.0f}" '
             f'width="{width:.0f}" height="{height:.0f}" role="img" aria-label="{esc(label)}">{body}</svg>')
 
 
 def _text(x: float, y: float, s: str, size: int = 12, anchor: str = "start", fill: str = "#333",
           weight: str = "normal", extra: str = "") -> str:
+    """One escaped SVG `<text>` element."""
     return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}" '
             f'font-weight="{weight}" {extra}>{esc(s)}</text>')
 
 
 def _short(s: str, n: int) -> str:
+    """Cut `s` to `n` characters with an ellipsis, so long names do not overlap the plot."""
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
@@ -196,6 +201,7 @@ _CRITERIA = (
 
 
 def line_chart(ks: list[int], ys: list[float], title: str, note: str, chosen: int) -> str:
+    """One selection criterion over k, with the chosen k marked in red on the curve and the axis."""
     w, h, l, r, t, b = 280, 210, 50, 10, 36, 34
     pw, ph = w - l - r, h - t - b
     lo, hi = min(ys), max(ys)
@@ -230,6 +236,7 @@ def line_chart(ks: list[int], ys: list[float], title: str, note: str, chosen: in
 
 
 def selection_charts(model: ModelArtifact) -> str:
+    """A line chart per criterion the run recorded for every k, side by side."""
     rows = sorted(model.selection, key=lambda r: r["k"])
     ks = [int(r["k"]) for r in rows]
     charts = [line_chart(ks, [float(r[key]) for r in rows], title, note, model.k)
@@ -238,8 +245,12 @@ def selection_charts(model: ModelArtifact) -> str:
 
 
 def centroid_projection(centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """2-D PCA of the centroid matrix (SVD of the centred rows): coordinates (k, 2),
-    explained variance ratios (2,), loadings (2, d)."""
+    """Project the centroids on their two main axes (PCA by SVD of the centred rows).
+
+    Returns coordinates (ndarray of shape (n_clusters, 2)), explained variance ratios
+    (ndarray of shape (2,)) and loadings (ndarray of shape (2, n_features)); axes a
+    centroid matrix of rank < 2 lacks stay zero.
+    """
     c = centroids - centroids.mean(axis=0)
     u, s, vt = np.linalg.svd(c, full_matrices=False)
     coords = np.zeros((len(c), 2))
@@ -255,6 +266,7 @@ def centroid_projection(centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 
 def centroid_map(model: ModelArtifact, names: list[SegmentName]) -> str:
+    """The centroids on their two main axes: circle area by share, top feature loadings as arrows."""
     coords, ratio, load = centroid_projection(model.centroid_array())
     w, h, pad = 1000, 500, 80
     span = np.ptp(coords, axis=0)
@@ -301,6 +313,7 @@ def centroid_map(model: ModelArtifact, names: list[SegmentName]) -> str:
 
 
 def timings_chart(timings: dict[str, float]) -> str:
+    """Horizontal bars: server wall time per phase (the total left out)."""
     items = [(k, v) for k, v in timings.items() if k != "total"]
     if not items:
         return ""

@@ -20,6 +20,7 @@ from fedseg.server.report.charts import (
 from fedseg.server.report.markdown import changes_text, median_rows, quantile_rows, readable, score_text
 
 def _standouts(seg: Segment, top: int = 3) -> str:
+    """Chips for the `top` features furthest from the population, the RFM scores and majority categories."""
     if seg.profile is None:
         return '<span class="muted">withheld (below the minimum segment size)</span>'
     ranked = sorted(seg.profile.numeric.items(), key=lambda kv: -abs(kv[1].z))[:top]
@@ -36,6 +37,7 @@ def _standouts(seg: Segment, top: int = 3) -> str:
 
 
 def segment_table(model: ModelArtifact, names: list[SegmentName]) -> str:
+    """The overview table: one row per segment with its colour, name, size, share and standouts."""
     rows = []
     for seg, nm in zip(model.segments, names):
         rows.append(
@@ -52,6 +54,7 @@ def segment_table(model: ModelArtifact, names: list[SegmentName]) -> str:
 
 
 def _action_html(action) -> str:
+    """One playbook action as a definition list (or a note that the segment has none)."""
     if action is None:
         return '<p class="muted">No playbook entry for this segment.</p>'
     return ('<dl class="action">'
@@ -77,6 +80,7 @@ def median_table(seg: Segment) -> str:
 
 
 def segment_cards(model: ModelArtifact, names: list[SegmentName], playbook: Playbook | None) -> str:
+    """A card per segment: z-score bars, typical values and, with a playbook, its action."""
     cards = []
     for seg, nm in zip(model.segments, names):
         head = (f'<h3><span class="swatch" style="background:{seg_colour(seg.id)}"></span>{seg.id} · {esc(nm.name)}</h3>'
@@ -92,6 +96,7 @@ def segment_cards(model: ModelArtifact, names: list[SegmentName], playbook: Play
 
 
 def playbook_table(model: ModelArtifact, names: list[SegmentName], playbook: Playbook) -> str:
+    """The playbook's action for every segment in one table, with the playbook's source."""
     rows = []
     for seg, nm in zip(model.segments, names):
         a = playbook.action_for(nm)
@@ -106,6 +111,7 @@ def playbook_table(model: ModelArtifact, names: list[SegmentName], playbook: Pla
 
 
 def _value_html(value: object) -> str:
+    """Nested run facts (dicts, lists, scalars) as key-value tables and lists."""
     if isinstance(value, dict):
         return ('<table class="kv">' + "".join(f"<tr><th>{esc(k)}</th><td>{_value_html(v)}</td></tr>"
                                                for k, v in value.items()) + "</table>")
@@ -137,6 +143,7 @@ def drift_section(model: ModelArtifact) -> str:
 
 
 def privacy_section(model: ModelArtifact) -> str:
+    """Privacy mode and budget as cards, then what each node released, then any further facts."""
     p = dict(model.privacy)
     mode = p.pop("mode", "unknown")
     eps, delta = p.pop("epsilon", None), p.pop("delta", None)
@@ -159,6 +166,7 @@ def privacy_section(model: ModelArtifact) -> str:
 
 
 def run_section(model: ModelArtifact) -> str:
+    """Facts of the run as cards, the nodes left out, time per phase and the run configuration."""
     run = model.run
     stats = [
         (f"{run.clients}", "nodes taking part"),

@@ -34,6 +34,7 @@ def find_chromium() -> str:
 
 
 def chromium_args(profile_dir: str, width: int, height: int) -> list[str]:
+    """Flags for a quiet headless render: no sandbox (containers), no network services, own profile."""
     return [
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
