@@ -1,4 +1,4 @@
-"""The `fedseg` command: simulate, assign, check, synth.
+"""The `fedseg` command: federated runs, reports, and deployment set-up and checks.
 
 Every user-facing failure (bad data, bad schema, bad options, a run that cannot go on)
 prints one clear line and exits with status 2; nothing is half-written.
@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+import fedseg
 from fedseg.client.data import DataError
 from fedseg.common.artifact import ArtifactError
 from fedseg.common.config import ConfigError
@@ -34,12 +35,29 @@ console = Console(stderr=False)
 USER_ERRORS = (DataError, SchemaError, ConfigError, RunError, ArtifactError, ValueError)
 
 
+def print_version(requested: bool) -> None:
+    """Print `fedseg <version>` and stop, before any command runs (an eager option's callback)."""
+    if requested:
+        console.print(f"fedseg {fedseg.__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@cli.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=print_version,
+                                          help="print the fedseg version and exit")] = False,
+) -> None:
+    """Hold the options that come before the command; `--version` acts in its callback."""
+
+
 def fail(message: str) -> None:
+    """Print one red error line and exit with status 2 (a user-facing failure, not a crash)."""
     console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
 def parse_k_range(text: str) -> tuple[int, int]:
+    """Read `--k-range MIN:MAX`; a malformed value is a ValueError naming the option."""
     try:
         low, high = (int(p) for p in text.split(":"))
     except ValueError:
@@ -58,12 +76,14 @@ def simulate(
                                                    "parts of --data [default: 5]")] = None,
     k: Annotated[Optional[int], typer.Option(min=2, help="fixed number of segments")] = None,
     k_range: Annotated[Optional[str], typer.Option(help="MIN:MAX range of k to choose from [default: 2:8]")] = None,
-    seed: Annotated[int, typer.Option(min=0)] = 42,
+    seed: Annotated[int, typer.Option(min=0, help="seed of every random draw (same seed, same model)")] = 42,
     out: Annotated[Optional[Path], typer.Option(help="output folder (default: a new one under runs/)")] = None,
     customers: Annotated[Optional[int], typer.Option(min=50, help="synthetic customers [default: 20000]")] = None,
-    restarts: Annotated[Optional[int], typer.Option(min=1, max=16, help="candidates per k [default: 3]")] = None,
-    max_rounds: Annotated[int, typer.Option(min=1)] = 20,
-    min_segment_size: Annotated[int, typer.Option(min=1)] = 10,
+    restarts: Annotated[Optional[int], typer.Option(min=1, max=16, help="candidate models per k (k-means restarts "
+                                                    "run side by side) [default: 3]")] = None,
+    max_rounds: Annotated[int, typer.Option(min=1, help="at most this many Lloyd rounds")] = 20,
+    min_segment_size: Annotated[int, typer.Option(min=1, help="fewest customers any released aggregate "
+                                                  "describes (smaller segments are withheld)")] = 10,
     secure: Annotated[bool, typer.Option("--secure", help="secure aggregation of every reply")] = False,
     epsilon: Annotated[Optional[float], typer.Option(help="differential privacy ε (implies --secure; needs --k)")] = None,
     delta: Annotated[Optional[float], typer.Option(help="differential privacy δ [default: 1e-06]")] = None,
@@ -75,7 +95,7 @@ def simulate(
 ) -> None:
     """Run a federated segmentation on Flower's Simulation Engine and print the segments."""
     from fedseg.cli.progress import ProgressView
-    from fedseg.server.report import print_report
+    from fedseg.server.report.markdown import print_report
     from fedseg.simulations.driver import simulate as run_sim
     from fedseg.simulations.inputs import simulation_inputs
 
@@ -118,6 +138,7 @@ def simulate(
 
 
 def _config(k, low, high, seed, restarts, max_rounds, min_segment_size, secure):
+    """The run configuration from the command-line values; k-max grows to a fixed k."""
     from fedseg.common.config import RunConfig
 
     return RunConfig.parse(
@@ -162,9 +183,9 @@ def check(
 @cli.command()
 def synth(
     out: Annotated[Path, typer.Option(help="folder for one CSV per department + schema.toml")],
-    customers: Annotated[int, typer.Option(min=50)] = 20000,
-    departments: Annotated[int, typer.Option(min=1)] = 5,
-    seed: Annotated[int, typer.Option(min=0)] = 42,
+    customers: Annotated[int, typer.Option(min=50, help="customers in all departments together")] = 20000,
+    departments: Annotated[int, typer.Option(min=1, help="departments: one CSV each")] = 5,
+    seed: Annotated[int, typer.Option(min=0, help="seed of the generator")] = 42,
 ) -> None:
     """Write synthetic customer tables, one per department, and their schema."""
     from fedseg.common.synthetic import generate_customers, synthetic_schema, write_departments
@@ -181,6 +202,7 @@ cli.command("drift")(drift_cmd)
 
 
 def main() -> None:
+    """Entry point of the `fedseg` console script."""
     cli()
 
 

@@ -17,6 +17,7 @@ console = Console()
 
 
 def _fail(message: str) -> None:
+    """Print one red error line and exit with status 2."""
     console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
@@ -33,7 +34,8 @@ def report_cmd(
     from fedseg.common.artifact import ArtifactError, load_artifact
     from fedseg.common.naming import NamingError
     from fedseg.common.playbook import PlaybookError, load_playbook
-    from fedseg.server.html_report import ChromiumError, screenshot, write_html_report
+    from fedseg.server.report.page import write_html_report
+    from fedseg.server.report.screenshot import ChromiumError, screenshot
 
     try:
         artifact = load_artifact(model)
@@ -48,6 +50,7 @@ def report_cmd(
 
 
 def drift_table(report, old_label: str = "old", new_label: str = "new") -> Table:
+    """Rich table: one row per matched, vanished or appeared segment, coloured by status."""
     colours = {"stable": "green", "growing": "cyan", "shrinking": "yellow", "moved": "magenta",
                "vanished": "red", "appeared": "blue"}
     table = Table(title=f"segment drift: {old_label} → {new_label}")

@@ -51,7 +51,7 @@ class RunInfo(BaseModel):
 
 
 class ModelArtifact(BaseModel):
-    """Keys as DESIGN.md lists them; centroids live in the encoded, scaled space."""
+    """The saved model (model.json) as a run writes it; centroids live in the encoded, scaled space."""
 
     model_config = ConfigDict(extra="forbid")
 

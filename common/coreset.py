@@ -1,4 +1,4 @@
-"""Federated initialisation from an aggregated coreset (DESIGN.md, phase 4).
+"""Federated initialisation from an aggregated coreset (ARCHITECTURE.md, "A run, phase by phase": initialization).
 
 The server draws tables of random hyperplanes (with offsets) in the scaled space. Every
 node hashes its records into the same buckets (one bucket per table and sign pattern)

@@ -18,8 +18,8 @@ from fedseg.server.flower_transport import GridTransport, wait_for_nodes
 from fedseg.server.model import build_artifact
 from fedseg.server.orchestrator import Event, Orchestrator
 from fedseg.common.playbook import load_playbook
-from fedseg.server.html_report import write_html_report
-from fedseg.server.report import write_report
+from fedseg.server.report.page import write_html_report
+from fedseg.server.report.markdown import write_report
 
 log = logging.getLogger("fedseg")
 

@@ -89,7 +89,7 @@ class RunResult:
 
 
 class Orchestrator:
-    """Runs the phases of DESIGN.md against whichever nodes answer."""
+    """Run the phases of a run (ARCHITECTURE.md, "A run, phase by phase") against whichever nodes answer."""
 
     def __init__(
         self,

@@ -15,6 +15,8 @@ from fedseg.common.artifact import load_artifact
 from fedseg.cli.main import cli
 from fedseg.simulations.cdnow import CDNOW_AS_OF, load_cdnow_transactions
 
+pytestmark = pytest.mark.integration  # every test runs `fedseg simulate` (Ray)
+
 
 def pooled_rfm() -> pd.DataFrame:
     """Per customer recency (days), frequency and monetary from the raw purchase log, by pandas."""

@@ -244,6 +244,7 @@ def pg_table(postgres_url, customers):
         engine.dispose()
 
 
+@pytest.mark.integration
 def test_postgres_table_and_query(postgres_url, pg_table, reference):
     _same(_load({"db-url": postgres_url, "db-table": f"{pg_table}.customers"}), reference)
     cols = ", ".join(f'"{c}"' for c in SCHEMA.columns)
@@ -251,6 +252,7 @@ def test_postgres_table_and_query(postgres_url, pg_table, reference):
     _same(_load({"db-url": postgres_url, "db-query": query}), reference)
 
 
+@pytest.mark.integration
 def test_postgres_bad_input_is_a_clear_message(postgres_url, pg_table):
     missing = _error({"db-url": postgres_url, "db-table": f"{pg_table}.nope"})
     assert "no such table (tables there: ['customers'])" in missing
@@ -268,6 +270,7 @@ def test_postgres_bad_input_is_a_clear_message(postgres_url, pg_table):
         assert url.password not in missing + empty + failed + refused
 
 
+@pytest.mark.integration
 def test_postgres_labels_written_back(postgres_url, pg_table):
     import sqlalchemy as sa
 

@@ -150,6 +150,7 @@ def deployment(tmp_path_factory):
         procs.stop_all()
 
 
+@pytest.mark.integration
 def test_deployed_run_matches_pooled_sklearn(deployment):
     from sklearn.cluster import KMeans
 
@@ -180,6 +181,7 @@ def test_deployed_run_matches_pooled_sklearn(deployment):
     assert "segment" in report.lower()
 
 
+@pytest.mark.integration
 def test_node_writes_its_labels_after_the_run(deployment):
     """The CSV node was configured with labels-path: nearest centroid of the final model."""
     model = load_artifact(deployment["out"] / "model.json")
@@ -198,6 +200,7 @@ def test_node_writes_its_labels_after_the_run(deployment):
     assert written["segment"].tolist() == expected.tolist()
 
 
+@pytest.mark.integration
 def test_bad_data_node_drops_out_with_clear_error(deployment):
     model = load_artifact(deployment["out"] / "model.json")
     assert len(model.run.clients_failed) == 1, model.run.clients_failed
@@ -207,6 +210,7 @@ def test_bad_data_node_drops_out_with_clear_error(deployment):
     assert "bad.csv" in (deployment["out"] / "report.md").read_text()
 
 
+@pytest.mark.integration
 def test_unregistered_node_is_refused(deployment):
     root, procs, port = deployment["root"], deployment["procs"], deployment["port"]
     proc = procs.start("rogue", supernode_command(port, deployment["certs"].ca_cert, root / "rogue-keys" / "rogue",
@@ -223,6 +227,7 @@ def test_unregistered_node_is_refused(deployment):
     assert len(nodes) == 4  # the rogue key is not among them
 
 
+@pytest.mark.integration
 def test_wrong_ca_and_closed_port_are_refused(deployment):
     root, procs, port, env = deployment["root"], deployment["procs"], deployment["port"], deployment["env"]
     other = make_certificates(root / "other-ca")
@@ -263,6 +268,7 @@ def test_wrong_ca_and_closed_port_are_refused(deployment):
     assert done.returncode == 2 and "registration failed" in done.stdout
 
 
+@pytest.mark.integration
 def test_node_killed_mid_run_does_not_stop_the_run(deployment):
     """A second run with a fifth node, SIGKILLed by PID after it answered twice."""
     import re

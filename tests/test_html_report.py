@@ -18,9 +18,9 @@ from fedseg.common.artifact import save_artifact
 from fedseg.common.naming import name_model
 from fedseg.common.playbook import load_playbook, parse_playbook
 from fedseg.cli.main import cli
-from fedseg.server.html_report import (
-    ChromiumError, centroid_projection, find_chromium, render_html, write_html_report, z_colour,
-)
+from fedseg.server.report.charts import centroid_projection, z_colour
+from fedseg.server.report.page import render_html, write_html_report
+from fedseg.server.report.screenshot import ChromiumError, find_chromium
 from fedseg.common.synthetic import generate_customers
 from tests.test_drift import synthetic_model
 from tests.test_segment_quantiles import money_data, run as money_run
@@ -260,6 +260,7 @@ def png_info(path: Path) -> tuple[int, int, int]:
     return width, height, len(set(zlib.decompress(idat)))
 
 
+@pytest.mark.integration
 def test_chromium_renders_the_report_without_console_errors(model, tmp_path):
     report = write_html_report(model, tmp_path, load_playbook())
     broken = tmp_path / "broken.html"
@@ -270,6 +271,7 @@ def test_chromium_renders_the_report_without_console_errors(model, tmp_path):
     assert (width, height) == (1280, 2000) and distinct > 50  # a real picture, not a blank page
 
 
+@pytest.mark.integration
 def test_full_page_screenshot_from_the_cli(model, tmp_path):
     chromium()
     res = CliRunner().invoke(cli, ["report", str(save_artifact(model, tmp_path / "model.json")),

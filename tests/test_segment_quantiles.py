@@ -24,7 +24,7 @@ from fedseg.common.phases.profile import ProfileRequest
 from fedseg.common.wire import SecureRoundRequest, encode
 from fedseg.server.model import build_artifact
 from fedseg.server.orchestrator import Orchestrator
-from fedseg.server.report import markdown_report, readable
+from fedseg.server.report.markdown import markdown_report, readable
 from tests.helpers import numeric_nodes, transport
 
 QS = [0.25, 0.5, 0.75]

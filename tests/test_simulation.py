@@ -13,6 +13,8 @@ from fedseg.common.config import RunConfig
 from fedseg.common.schema import FeatureSchema
 from fedseg.simulations.driver import simulate
 
+pytestmark = pytest.mark.integration  # every test shares one run on the Simulation Engine (Ray)
+
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):

@@ -50,6 +50,7 @@ def median_rows(seg) -> list[tuple[str, float, float, float, float]]:
 
 
 def _standouts(seg, top: int) -> str:
+    """The `top` features furthest from the population, the RFM scores and top categories, as one line."""
     if seg.profile is None:
         return "withheld (below minimum segment size)"
     ranked = sorted(seg.profile.numeric.items(), key=lambda kv: -abs(kv[1].z))[:top]
@@ -70,6 +71,7 @@ def score_text(scores: dict[str, float]) -> str:
 
 
 def _letter(name: str) -> str:
+    """R, F or M for the RFM features; other names unchanged."""
     return {"recency_days": "R", "frequency": "F", "monetary": "M"}.get(name, name)
 
 
@@ -96,6 +98,7 @@ def quantile_rows(model: ModelArtifact) -> list[list[str]]:
 
 
 def print_report(model: ModelArtifact, console: Console | None = None) -> None:
+    """Print the segments, the k-selection table and the run's facts to the terminal."""
     console = console or Console()
     console.print(segment_table(model))
     sel = Table(title="k selection (criteria from aggregated statistics)")
@@ -166,6 +169,7 @@ def _median_lines(model: ModelArtifact) -> list[str]:
 
 
 def write_report(model: ModelArtifact, out_dir: Path) -> Path:
+    """Write `report.md` atomically into `out_dir`; returns its path."""
     path = out_dir / "report.md"
     atomic_write_text(path, markdown_report(model))
     return path

@@ -1,0 +1,1 @@
+"""Reports of a segmentation: Markdown and terminal (`markdown`), HTML page (`page`, `charts`), PNG (`screenshot`)."""
