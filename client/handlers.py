@@ -20,7 +20,7 @@ from fedseg.common import coreset, kmeans, quantiles
 from fedseg.common.preprocessing import LocalTable, encode_table, local_prepare_stats
 from fedseg.common.profiles import local_profile_stats
 from fedseg.common.fixed_point import FixedPointOverflowError
-from fedseg.common.privacy import clip_rows
+from fedseg.common.dp.noise import clip_rows
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.secure_aggregation import SecAggClient, SecAggError
 from fedseg.common.secure_layout import flatten, reply_layout

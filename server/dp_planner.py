@@ -20,7 +20,8 @@ import math
 
 import numpy as np
 
-from fedseg.common import privacy
+from fedseg.common.dp import accounting, sensitivity
+from fedseg.common.dp.ledger import BudgetPlan, PrivacyLedger
 from fedseg.common.config import RunConfig
 from fedseg.common.preprocessing import PrepareStats, transform_numeric
 from fedseg.common.schema import FeatureSchema
@@ -81,8 +82,8 @@ class DPPlanner:
         warm = bool(config.warm_start) if warm_start is None else warm_start
         self.schema = schema
         self.min_survivors = min_survivors
-        self.ledger = privacy.PrivacyLedger(
-            privacy.BudgetPlan(
+        self.ledger = PrivacyLedger(
+            BudgetPlan(
                 epsilon=config.epsilon, delta=config.delta, max_rounds=config.max_rounds,
                 round_weight=LLOYD_PHASE_WEIGHT / config.max_rounds,
                 preprocessing_weight=PREPROCESSING_WEIGHT, initialization_weight=INITIALIZATION_WEIGHT,
@@ -115,10 +116,10 @@ class DPPlanner:
         quantile feature, in one segment (Δ = √features)."""
         s, plan = self.schema, self.ledger.plan
         if isinstance(request, HistogramRequest):
-            delta = privacy.histogram_sensitivity(n_tables=len(request.schema_.quantile_indices))
+            delta = sensitivity.histogram_sensitivity(n_tables=len(request.schema_.quantile_indices))
             return "quantiles", plan.rho_for("quantiles"), {"counts": delta}, {}
         if isinstance(request, TransitionRequest):
-            return "transitions", plan.rho_for("transitions"), {"counts": privacy.count_sensitivity()}, {}
+            return "transitions", plan.rho_for("transitions"), {"counts": sensitivity.count_sensitivity()}, {}
         n_cat = math.sqrt(len(s.categorical))
         root_p = math.sqrt(len(s.numeric))
         if isinstance(request, (PrepareRequest, ProfileRequest)):
@@ -133,9 +134,9 @@ class DPPlanner:
             if s.categorical:
                 deltas["category_counts"] = n_cat
             if raw and request.score_bins is not None and len(request.score_bins):
-                deltas["scores"] = privacy.score_sum_sensitivity(n_scored=len(request.score_bins), max_score=MAX_SCORE)
+                deltas["scores"] = sensitivity.score_sum_sensitivity(n_scored=len(request.score_bins), max_score=MAX_SCORE)
             if raw and s.quantile_indices:
-                deltas["histograms"] = privacy.histogram_sensitivity(n_tables=len(s.quantile_indices))
+                deltas["histograms"] = sensitivity.histogram_sensitivity(n_tables=len(s.quantile_indices))
             phase = "profiling" if raw else "preprocessing"
             return phase, plan.rho_for(phase), deltas, weights
         box_norm = scaled_record_norm(s, request.scaler)
@@ -157,7 +158,7 @@ class DPPlanner:
         """Δ of stacked per-group sums of scaled records: the clip radius if the request
         asks the nodes to clip (never more than the box allows), else the box's."""
         if clip_norm > 0:
-            return privacy.clipped_sum_sensitivity(max_norm=clip_norm, n_groupings=groupings, box_norm=box_norm)
+            return sensitivity.clipped_sum_sensitivity(max_norm=clip_norm, n_groupings=groupings, box_norm=box_norm)
         return math.sqrt(groupings) * box_norm
 
     def plan(self, request: Request) -> dict[str, float | list[float]]:
@@ -169,7 +170,7 @@ class DPPlanner:
         noise: dict[str, float] = {}
         for tag, delta in deltas.items():
             rho_tag = rho * tag_weights[tag] / total
-            sigma = privacy.sigma_for(rho=rho_tag, sensitivity=delta)
+            sigma = accounting.sigma_for(rho=rho_tag, sensitivity=delta)
             self.ledger.record(phase, "distributed-gaussian", rho_tag, sigma, delta, f"{request.phase}.{tag}")
             share = sigma / math.sqrt(self.min_survivors)
             noise[tag] = (share * weights[tag]).tolist() if tag in weights else share

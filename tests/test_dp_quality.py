@@ -13,7 +13,8 @@ from fedseg.client.handlers import NodeData, handle
 from fedseg.common import kmeans
 from fedseg.common.config import RunConfig
 from fedseg.common.preprocessing import LocalTable, PrepareStats, local_prepare_stats, scaler_from_stats, transform_numeric
-from fedseg.common.privacy import clip_rows, clipped_sum_sensitivity
+from fedseg.common.dp.noise import clip_rows
+from fedseg.common.dp.sensitivity import clipped_sum_sensitivity
 from fedseg.common.wire import LloydRequest, PrepareRequest, Scaler
 from fedseg.server import dp_planner
 from fedseg.server.dp_planner import DPPlanner, scaled_record_norm
