@@ -8,7 +8,6 @@ a reply holding aggregates only. A node whose table fails validation answers wit
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,7 @@ from fedseg.common import coreset, kmeans, quantiles
 from fedseg.common.preprocessing import LocalTable, encode_table, local_prepare_stats
 from fedseg.common.profiles import local_profile_stats
 from fedseg.common.fixed_point import FixedPointOverflowError
-from fedseg.common.dp.noise import clip_rows
+from fedseg.common.dp.noise import add_noise_shares, clip_rows
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.secure_aggregation import SecAggClient, SecAggError
 from fedseg.common.secure_layout import flatten, reply_layout
@@ -222,10 +221,7 @@ def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id:
     reply = _HANDLERS[type(req.inner)](req.inner, data)
     flat = flatten(reply, reply_layout(req.inner), req.scales)
     vectors = {t: v for t, v in flat.items() if t in req.round.vectors}
-    rng = np.random.default_rng(int.from_bytes(os.urandom(16), "little")) if req.noise else None
-    for tag, std in req.noise.items():  # this node's share of the DP noise
-        std = np.asarray(std, dtype=float) / req.scales[tag]  # a scalar or one per entry
-        vectors[tag] = vectors[tag] + rng.normal(0.0, 1.0, vectors[tag].shape) * std
+    vectors = add_noise_shares(vectors, req.noise, req.scales)  # this node's share of the DP noise
     return SecureMaskedReply(masked=_step(state, _client(state), lambda c: c.mask_input(req.round, vectors)))
 
 

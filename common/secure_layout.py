@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from fedseg.common import fixed_point
-from fedseg.common.preprocessing import transform_numeric
+from fedseg.common.dp.sensitivity import max_entry_bound, raw_box, scaled_box, transformed_box
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.segment_quantiles import histogram_width
 from fedseg.common.wire import (
@@ -32,7 +32,6 @@ from fedseg.common.wire import (
     ProfileReply,
     ProfileRequest,
     Request,
-    Scaler,
     TransitionReply,
     TransitionRequest,
 )
@@ -60,24 +59,6 @@ def require_bounds(schema: FeatureSchema) -> None:
             f"secure mode needs public lower and upper bounds for every numeric feature; "
             f"missing for {missing}"
         )
-
-
-def _raw_bound(schema: FeatureSchema) -> float:
-    """Largest |value| of any numeric feature in original units."""
-    return max([max(abs(f.lower), abs(f.upper)) for f in schema.numeric], default=1.0)
-
-
-def _transformed_bound(schema: FeatureSchema) -> float:
-    box = np.array([[f.lower for f in schema.numeric], [f.upper for f in schema.numeric]])
-    return float(np.abs(transform_numeric(box, schema)).max()) if schema.numeric else 1.0
-
-
-def _scaled_bound(schema: FeatureSchema, scaler: Scaler) -> float:
-    """Largest |entry| of an encoded, scaled record (numerics from bounds, one-hots 0/1)."""
-    box = np.array([[f.lower for f in schema.numeric], [f.upper for f in schema.numeric]])
-    p = len(schema.numeric)
-    lo_hi = np.hstack([transform_numeric(box, schema), np.array([[0.0] * (schema.n_encoded - p), [1.0] * (schema.n_encoded - p)])])
-    return float(np.abs((lo_hi - scaler.mean) / scaler.scale).max())
 
 
 def layout_and_bounds(request: Request) -> tuple[Layout, dict[str, float]]:
@@ -116,16 +97,16 @@ def reply_bounds(request: Request) -> dict[str, float]:
     """Public bound on what one customer adds to each entry of each reply field."""
     s = request.schema_
     if isinstance(request, PrepareRequest):
-        t = _transformed_bound(s)
+        t = max_entry_bound(*transformed_box(s))
         return {"count": 1.0, "sums": t, "sumsq": t * t, "category_counts": 1.0}
     if isinstance(request, ProfileRequest):
-        r = _raw_bound(s)
+        r = max_entry_bound(*raw_box(s))
         return {"counts": 1.0, "sums": r, "sumsq": r * r, "category_counts": 1.0, "scores": 5.0, "histograms": 1.0}
     if isinstance(request, BucketSumsRequest):  # before its base class BucketCountsRequest
-        return {"sums": _scaled_bound(s, request.scaler), "counts": 1.0}
+        return {"sums": max_entry_bound(*scaled_box(s, request.scaler)), "counts": 1.0}
     if isinstance(request, (HistogramRequest, TransitionRequest, BucketCountsRequest)):
         return {"counts": 1.0}
-    b = _scaled_bound(s, request.scaler)
+    b = max_entry_bound(*scaled_box(s, request.scaler))
     far = 4.0 * s.n_encoded * b * b  # squared distance between two points of the box
     return {"sums": b, "counts": 1.0, "inertia": far, "dist": math.sqrt(far), "silhouette": 1.0}
 

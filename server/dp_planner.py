@@ -20,10 +20,10 @@ import math
 
 import numpy as np
 
-from fedseg.common.dp import accounting, sensitivity
+from fedseg.common.dp import accounting, noise, sensitivity
 from fedseg.common.dp.ledger import BudgetPlan, PrivacyLedger
 from fedseg.common.config import RunConfig
-from fedseg.common.preprocessing import PrepareStats, transform_numeric
+from fedseg.common.preprocessing import PrepareStats
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.wire import (
     BucketCountsRequest,
@@ -33,7 +33,6 @@ from fedseg.common.wire import (
     PrepareRequest,
     ProfileRequest,
     Request,
-    Scaler,
     TransitionRequest,
 )
 
@@ -55,21 +54,9 @@ INIT_PER_BUCKET = 20.0
 INIT_COUNTS_SHARE = 0.5
 
 
-def _box(schema: FeatureSchema) -> np.ndarray:
-    return np.array([[f.lower for f in schema.numeric], [f.upper for f in schema.numeric]], dtype=float)
-
-
-def scaled_record_norm(schema: FeatureSchema, scaler: Scaler) -> float:
-    """Largest L2 norm of an encoded, scaled record whose values lie in the public box."""
-    p = len(schema.numeric)
-    q = schema.n_encoded - p
-    lo_hi = np.hstack([transform_numeric(_box(schema), schema), np.array([[0.0] * q, [1.0] * q])])
-    return float(np.sqrt(np.square(np.abs((lo_hi - scaler.mean) / scaler.scale).max(axis=0)).sum()))
-
-
 def _feature_bounds(values: np.ndarray) -> np.ndarray:
     """Largest |value| per feature over a 2 × p box (at least a tiny positive number)."""
-    return np.maximum(np.abs(values).max(axis=0), 1e-12)
+    return np.maximum(sensitivity.feature_bounds(values[0], values[1]), 1e-12)
 
 
 class DPPlanner:
@@ -120,11 +107,10 @@ class DPPlanner:
             return "quantiles", plan.rho_for("quantiles"), {"counts": delta}, {}
         if isinstance(request, TransitionRequest):
             return "transitions", plan.rho_for("transitions"), {"counts": sensitivity.count_sensitivity()}, {}
-        n_cat = math.sqrt(len(s.categorical))
-        root_p = math.sqrt(len(s.numeric))
         if isinstance(request, (PrepareRequest, ProfileRequest)):
             raw = isinstance(request, ProfileRequest)
-            box = _box(s) if raw else transform_numeric(_box(s), s)
+            root_p = sensitivity.bounded_sum_sensitivity(n_features=len(s.numeric))
+            box = np.vstack(sensitivity.raw_box(s) if raw else sensitivity.transformed_box(s))
             if not raw and request.center is not None:
                 box = box - request.center
             bound = _feature_bounds(box)
@@ -132,60 +118,54 @@ class DPPlanner:
             weights = {"sums": np.tile(bound, k), "sumsq": np.tile(np.square(bound), k)}
             deltas = {"count" if not raw else "counts": 1.0, "sums": root_p, "sumsq": root_p}
             if s.categorical:
-                deltas["category_counts"] = n_cat
+                deltas["category_counts"] = sensitivity.category_count_sensitivity(n_categorical=len(s.categorical))
             if raw and request.score_bins is not None and len(request.score_bins):
                 deltas["scores"] = sensitivity.score_sum_sensitivity(n_scored=len(request.score_bins), max_score=MAX_SCORE)
             if raw and s.quantile_indices:
                 deltas["histograms"] = sensitivity.histogram_sensitivity(n_tables=len(s.quantile_indices))
             phase = "profiling" if raw else "preprocessing"
             return phase, plan.rho_for(phase), deltas, weights
-        box_norm = scaled_record_norm(s, request.scaler)
+        box_norm = sensitivity.max_record_norm(*sensitivity.scaled_box(s, request.scaler))
         init = plan.rho_for("initialization")
         if isinstance(request, BucketCountsRequest) and not isinstance(request, BucketSumsRequest):
-            tables = math.sqrt(request.normals.shape[0])
+            tables = sensitivity.count_sensitivity(n_groupings=request.normals.shape[0])
             return "initialization", init * INIT_COUNTS_SHARE, {"counts": tables}, {}
         if isinstance(request, BucketSumsRequest):
             tables = request.normals.shape[0]
             return "initialization", init * (1.0 - INIT_COUNTS_SHARE), {
-                "sums": self._sum_delta(request.clip_norm, tables, box_norm), "counts": math.sqrt(tables)}, {}
+                "sums": sensitivity.grouped_sum_sensitivity(record_norm=box_norm, n_groupings=tables, clip_norm=request.clip_norm),
+                "counts": sensitivity.count_sensitivity(n_groupings=tables)}, {}
         assert isinstance(request, LloydRequest)
         cands = len(request.sizes)
         return "lloyd", plan.rho_for("lloyd"), {
-            "sums": self._sum_delta(request.clip_norm, cands, box_norm), "counts": math.sqrt(cands)}, {}
-
-    @staticmethod
-    def _sum_delta(clip_norm: float, groupings: int, box_norm: float) -> float:
-        """Δ of stacked per-group sums of scaled records: the clip radius if the request
-        asks the nodes to clip (never more than the box allows), else the box's."""
-        if clip_norm > 0:
-            return sensitivity.clipped_sum_sensitivity(max_norm=clip_norm, n_groupings=groupings, box_norm=box_norm)
-        return math.sqrt(groupings) * box_norm
+            "sums": sensitivity.grouped_sum_sensitivity(record_norm=box_norm, n_groupings=cands, clip_norm=request.clip_norm),
+            "counts": sensitivity.count_sensitivity(n_groupings=cands)}, {}
 
     def plan(self, request: Request) -> dict[str, float | list[float]]:
         """Per-node noise std per released field, a scalar or one per entry (fields not
         listed are not released)."""
         phase, rho, deltas, weights = self.sensitivities(request)
         tag_weights = {**TAG_WEIGHTS, **PHASE_TAG_WEIGHTS.get(phase, {})}
-        total = sum(tag_weights[t] for t in deltas)
-        noise: dict[str, float] = {}
-        for tag, delta in deltas.items():
-            rho_tag = rho * tag_weights[tag] / total
+        rhos = accounting.split_rho(rho=rho, weights=[tag_weights[t] for t in deltas])
+        n_shares = noise.noise_share_count(min_survivors=self.min_survivors)  # the fewest survivors
+        stds: dict[str, float | list[float]] = {}
+        for (tag, delta), rho_tag in zip(deltas.items(), rhos, strict=True):
             sigma = accounting.sigma_for(rho=rho_tag, sensitivity=delta)
             self.ledger.record(phase, "distributed-gaussian", rho_tag, sigma, delta, f"{request.phase}.{tag}")
-            share = sigma / math.sqrt(self.min_survivors)
-            noise[tag] = (share * weights[tag]).tolist() if tag in weights else share
+            share = noise.noise_share_std(sigma=sigma, n_clients=n_shares)
+            stds[tag] = (share * weights[tag]).tolist() if tag in weights else share
             if tag in ("count", "counts"):
                 self.count_sigma[request.phase] = sigma
             if tag == "sums":
                 self.sum_sigma[request.phase] = sigma
             if tag in weights:
                 self.entry_sigma[f"{request.phase}.{tag}"] = sigma * np.asarray(weights[tag], dtype=float)
-        return noise
+        return stds
 
     def prepare_center(self) -> np.ndarray:
         """Midpoint of the public box in the transformed space: the nodes sum x − c and
         (x − c)², whose sensitivities are set by the box's half-widths, not its far ends."""
-        box = transform_numeric(_box(self.schema), self.schema)
+        box = np.vstack(sensitivity.transformed_box(self.schema))
         return box.mean(axis=0)
 
     def scaler(self, stats: PrepareStats, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from fedseg.common.dp.accounting import (
     split_rho,
 )
 from fedseg.common.dp.ledger import BudgetPlan, PrivacyLedger
-from fedseg.common.dp.noise import client_noise_share, gaussian_noise
+from fedseg.common.dp.noise import gaussian_noise, noise_share_std
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -170,7 +170,7 @@ def test_invalid_sigma(sigma):
     with pytest.raises(ValueError, match="sigma"):
         gaussian_rho(sensitivity=1.0, sigma=sigma)
     with pytest.raises(ValueError, match="sigma"):
-        client_noise_share((3,), sigma, 4, rng)
+        noise_share_std(sigma=sigma, n_clients=4)
     with pytest.raises(ValueError, match="sigma"):
         gaussian_noise((3,), sigma=sigma, rng=rng)
 
@@ -179,6 +179,6 @@ def test_invalid_rho_and_counts():
     with pytest.raises(ValueError, match="rho"):
         sigma_for(rho=0.0, sensitivity=1.0)
     with pytest.raises(ValueError, match="n_clients"):
-        client_noise_share((3,), 1.0, 0, np.random.default_rng(0))
+        noise_share_std(sigma=1.0, n_clients=0)
     with pytest.raises(ValueError, match="unknown conversion"):
         epsilon_from_rho(rho=0.1, delta=1e-6, conversion="moments")

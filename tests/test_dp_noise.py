@@ -9,7 +9,12 @@ import pytest
 from numpy.testing import assert_allclose
 
 from fedseg.common.dp.accounting import sigma_for
-from fedseg.common.dp.noise import client_noise_share, clip_to_bounds, gaussian_noise, noise_share_count
+from fedseg.common.dp.noise import clip_to_bounds, gaussian_noise, noise_share_count, noise_share_std
+
+
+def client_noise_share(shape, sigma, n_clients, rng):
+    """One node's share as the running path draws it: planner std, node draw."""
+    return gaussian_noise(shape, sigma=noise_share_std(sigma=sigma, n_clients=n_clients), rng=rng)
 
 # ----------------------------------------------------------------------------- noise
 

@@ -12,12 +12,13 @@ from numpy.testing import assert_allclose
 from fedseg.common.dp.noise import clip_to_bounds
 from fedseg.common.dp.sensitivity import (
     category_count_sensitivity,
-    cluster_sum_sensitivity,
+    bounded_sum_sensitivity,
     count_sensitivity,
-    feature_sum_sensitivity,
-    feature_sumsq_sensitivity,
+    feature_bounds,
+    grouped_sum_sensitivity,
     histogram_sensitivity,
-    inertia_sensitivity,
+    max_entry_bound,
+    max_record_norm,
     scaled_bounds,
     score_sum_sensitivity,
 )
@@ -62,7 +63,13 @@ def _corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.array(list(itertools.product(*zip(lo, hi, strict=True))))
 
 
+def cluster_sum_sensitivity(*, lower, upper, n_groupings: int = 1) -> float:
+    """The planner's Δ of unclipped stacked cluster sums over a box."""
+    return grouped_sum_sensitivity(record_norm=max_record_norm(lower, upper), n_groupings=n_groupings)
+
+
 def test_cluster_sum_sensitivity_hand_made_box():
+    assert max_record_norm(lower=BOX_LO, upper=BOX_HI) == pytest.approx(math.sqrt(29))
     assert cluster_sum_sensitivity(lower=BOX_LO, upper=BOX_HI) == pytest.approx(math.sqrt(29))
     assert cluster_sum_sensitivity(lower=BOX_LO, upper=BOX_HI, n_groupings=3) == pytest.approx(
         math.sqrt(3 * 29)
@@ -101,27 +108,35 @@ def test_cluster_stats_sensitivities_by_brute_force_add_remove():
     assert worst_count == pytest.approx(count_sensitivity(n_groupings=3))
     assert count_sensitivity(n_groupings=3) == pytest.approx(math.sqrt(3))
     assert count_sensitivity() == 1.0
-    assert worst_inertia <= inertia_sensitivity(lower=BOX_LO, upper=BOX_HI, n_groupings=3) + 1e-12
+    # secure_layout's per-entry inertia bound: squared distance across the cube [-b, b]^d
+    b = max_entry_bound(BOX_LO, BOX_HI)
+    assert b == 4.0  # |4| is the largest |bound| by hand
+    assert worst_inertia <= math.sqrt(3) * 4.0 * 3 * b * b + 1e-12
 
 
-def test_inertia_sensitivity_hand_made_box_and_attained():
-    # widths 3, 4, 3.5 -> 9 + 16 + 12.25
-    bound = inertia_sensitivity(lower=BOX_LO, upper=BOX_HI)
-    assert bound == pytest.approx(37.25)
-    # one centroid at a corner, the customer at the opposite corner
+def test_inertia_entry_bound_covers_the_attained_box_diameter():
+    # widths 3, 4, 3.5 -> 9 + 16 + 12.25: one centroid at a corner, the customer opposite
     _, _, inertia = local_cluster_stats(BOX_HI[None, :], BOX_LO[None, :])
-    assert inertia[0] == pytest.approx(bound)
+    assert inertia[0] == pytest.approx(37.25)
+    b = max_entry_bound(BOX_LO, BOX_HI)
+    assert inertia[0] <= 4.0 * 3 * b * b == pytest.approx(192.0)
 
 
 def test_feature_sum_and_sumsq_sensitivities_by_hand_and_brute_force():
     lo, hi = np.array([-2.0, 1.0]), np.array([1.0, 3.0])
     # sums: max |x| = (2, 3) -> sqrt(13); squares: max x^2 = (4, 9) -> sqrt(16 + 81)
-    assert feature_sum_sensitivity(lower=lo, upper=hi) == pytest.approx(math.sqrt(13))
-    assert feature_sumsq_sensitivity(lower=lo, upper=hi) == pytest.approx(math.sqrt(97))
+    bounds = feature_bounds(lower=lo, upper=hi)
+    assert_allclose(bounds, [2.0, 3.0])
+    assert max_record_norm(lower=lo, upper=hi) == pytest.approx(math.sqrt(13))
+    assert float(np.linalg.norm(bounds**2)) == pytest.approx(math.sqrt(97))
     rng = np.random.default_rng(1)
     points = np.vstack([_corners(lo, hi), rng.uniform(lo, hi, size=(500, 2)), [[0.0, 1.0]]])
     assert np.linalg.norm(points, axis=1).max() == pytest.approx(math.sqrt(13))
     assert np.linalg.norm(points**2, axis=1).max() == pytest.approx(math.sqrt(97))
+    # the planner releases sums divided by these bounds: Δ = sqrt(p), attained at a corner
+    assert np.linalg.norm(points / bounds, axis=1).max() == pytest.approx(math.sqrt(2))
+    assert np.linalg.norm(points**2 / bounds**2, axis=1).max() == pytest.approx(math.sqrt(2))
+    assert bounded_sum_sensitivity(n_features=2) == pytest.approx(math.sqrt(2))
 
 
 def test_count_like_sensitivities():
@@ -147,6 +162,6 @@ def test_sensitivity_needs_finite_ordered_bounds():
     with pytest.raises(ValueError, match="finite"):
         cluster_sum_sensitivity(lower=[0.0, -np.inf], upper=[1.0, 1.0])
     with pytest.raises(ValueError, match="above"):
-        feature_sum_sensitivity(lower=[2.0], upper=[1.0])
+        max_record_norm(lower=[2.0], upper=[1.0])
     with pytest.raises(ValueError, match="n_groupings"):
         cluster_sum_sensitivity(lower=[0.0], upper=[1.0], n_groupings=0)

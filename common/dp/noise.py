@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,46 +18,67 @@ def _shape(shape: Any) -> tuple[int, ...]:
     return shp
 
 
-def gaussian_noise(shape: Any, *, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Central Gaussian noise N(0, σ²), ndarray of the given shape.
+def crypto_rng() -> np.random.Generator:
+    """A generator seeded with 128 bits from the OS's cryptographic RNG, fresh per call:
+    nobody, the server included, can predict or replay a node's noise."""
+    return np.random.default_rng(int.from_bytes(os.urandom(16), "little"))
 
-    Add it to a Δ-sensitive release for ρ = Δ²/(2σ²) (see `sigma_for`).
+
+def gaussian_noise(shape: Any, *, sigma: float | np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise N(0, σ²), ndarray of the given shape; σ a scalar or one per entry.
+
+    Add it to a Δ-sensitive release for ρ = Δ²/(2σ²) (see `accounting.sigma_for`).
     """
-    return rng.normal(0.0, check_sigma(sigma), size=_shape(shape))
+    std = np.asarray(sigma, dtype=float)
+    if std.ndim == 0:
+        check_sigma(sigma)
+    elif not (np.all(np.isfinite(std)) and np.all(std > 0)):
+        raise ValueError("sigma (noise standard deviation) must be finite and > 0 in every entry")
+    return rng.normal(0.0, std, size=_shape(shape))
 
 
-def client_noise_share(
-    shape: Any, sigma: float, n_clients: int, rng: np.random.Generator
-) -> np.ndarray:
-    """One client's share of distributed Gaussian noise: N(0, σ²/n_clients).
+def noise_share_std(*, sigma: float, n_clients: int) -> float:
+    """Standard deviation of one node's share of distributed Gaussian noise: σ/sqrt(n).
 
-    Each of ``n_clients`` clients adds an independent share to its aggregate before
-    secure aggregation; the sum of the n shares is N(0, σ²), so the aggregated release
-    carries the full noise although no client added it alone. Only valid under secure
-    aggregation: a single client's reply is far too lightly noised to be seen alone.
+    Each of ``n_clients`` nodes adds an independent share N(0, σ²/n) to its aggregate
+    before secure aggregation; the sum of the n shares is N(0, σ²), so the unmasked sum
+    carries the full noise although no node added it alone. Only valid under secure
+    aggregation: one node's reply is far too lightly noised to be seen alone.
 
-    Dropouts: if fewer than n shares reach the sum, the total variance is only
-    (survivors/n)·σ². Pass ``n_clients = n_min``, the smallest number of survivors the
-    run tolerates (its minimum node count), so that whenever at least n_min clients
-    survive the total variance is ≥ σ². To also tolerate t colluding clients who
-    subtract their own shares, use n_min − t (see `noise_share_count`).
+    Dropouts: if fewer than n shares reach the sum, its variance is only (survivors/n)·σ².
+    Pass ``n_clients`` = `noise_share_count` of the fewest survivors the run tolerates,
+    so that the variance of the sum stays ≥ σ².
+    """
+    return check_sigma(sigma) / math.sqrt(check_count("n_clients", n_clients))
+
+
+def add_noise_shares(
+    vectors: Mapping[str, np.ndarray],
+    stds: Mapping[str, float | Sequence[float]],
+    scales: Mapping[str, float],
+    *,
+    rng: np.random.Generator | None = None,
+) -> dict[str, np.ndarray]:
+    """A node's flat reply vectors with its share of the DP noise added, per released tag.
 
     Args:
-        shape: shape of the aggregate the noise is added to.
-        sigma: standard deviation σ of the total noise wanted on the sum.
-        n_clients: number of shares that together make σ² (≥ 1).
-        rng: injectable random generator.
-
-    Returns:
-        ndarray of the given shape.
+        vectors: tag -> flat vector, already divided by its public fixed-point scale.
+        stds: tag -> this node's noise std in the reply's own units (`noise_share_std`,
+            a scalar or one per entry); tags not listed are not released with noise.
+        scales: tag -> the public scale the vector was divided by (the noise follows).
+        rng: injectable for tests; by default `crypto_rng`.
     """
-    sigma = check_sigma(sigma)
-    n_clients = check_count("n_clients", n_clients)
-    return rng.normal(0.0, sigma / math.sqrt(n_clients), size=_shape(shape))
+    out = dict(vectors)
+    if stds and rng is None:
+        rng = crypto_rng()
+    for tag, std in stds.items():
+        sigma = np.asarray(std, dtype=float) / scales[tag]
+        out[tag] = out[tag] + gaussian_noise(out[tag].shape, sigma=sigma, rng=rng)
+    return out
 
 
 def noise_share_count(*, min_survivors: int, max_colluders: int = 0) -> int:
-    """The ``n_clients`` to pass to `client_noise_share`: n_min − t, at least 1.
+    """The ``n_clients`` to pass to `noise_share_std`: n_min − t, at least 1.
 
     With ≥ n_min surviving clients of which at most t collude with the server (and can
     remove their own shares), at least n_min − t honest shares of variance σ²/(n_min − t)
@@ -112,7 +135,7 @@ def clip_rows(X: Any, max_norm: float) -> np.ndarray:
     Rows inside the ball are returned unchanged; a row x outside becomes
     x · max_norm/‖x‖ (same direction). After this, adding or removing one row changes a
     sum of rows by a vector of norm at most ``max_norm``: that is the L2 sensitivity of
-    any per-group sum of clipped rows (`clipped_sum_sensitivity`), whatever the box.
+    any per-group sum of clipped rows (`sensitivity.grouped_sum_sensitivity`), whatever the box.
 
     Args:
         X: array-like of shape (n_rows, n_features).

@@ -12,6 +12,10 @@ from typing import Any
 import numpy as np
 
 from fedseg.common.dp.checks import check_count, check_positive
+from fedseg.common.preprocessing import transform_numeric
+from fedseg.common.schema import FeatureSchema
+from fedseg.common.wire import Scaler
+
 
 def _box(lower: Any, upper: Any) -> tuple[np.ndarray, np.ndarray]:
     lo = np.atleast_1d(np.asarray(lower, dtype=float))
@@ -49,32 +53,82 @@ def scaled_bounds(
     return (lo - mu) / sc, (hi - mu) / sc
 
 
-def max_record_norm(*, lower: Any, upper: Any) -> float:
+def feature_bounds(lower: Any, upper: Any) -> np.ndarray:
+    """Per feature, the bound farthest from zero: max(|lo_j|, |hi_j|), shape (n_features,).
+
+    What one customer adds at most to one entry of a per-feature sum.
+    """
+    lo, hi = _box(lower, upper)
+    return np.maximum(np.abs(lo), np.abs(hi))
+
+
+def max_entry_bound(lower: Any, upper: Any) -> float:
+    """Largest |entry| of a record in the box (1.0 for an empty box): sizes fixed point."""
+    bounds = feature_bounds(lower=lower, upper=upper)
+    return float(bounds.max()) if bounds.size else 1.0
+
+
+def max_record_norm(lower: Any, upper: Any) -> float:
     """Largest L2 norm of a point in the box: sqrt(Σ_j max(|lo_j|, |hi_j|)²).
 
     The norm is convex, so its maximum over the box is at a corner, coordinate-wise the
     bound farthest from zero.
     """
-    lo, hi = _box(lower, upper)
-    return float(np.sqrt(np.sum(np.maximum(np.abs(lo), np.abs(hi)) ** 2)))
+    return float(np.sqrt(np.sum(feature_bounds(lower=lower, upper=upper) ** 2)))
 
 
-def cluster_sum_sensitivity(*, lower: Any, upper: Any, n_groupings: int = 1) -> float:
-    """L2 sensitivity of the per-cluster sum vectors, shape (n_clusters, n_features).
+# --------------------------------------------------------------------------- public boxes
 
-    Adding/removing one customer changes exactly one cluster's sum by that customer's
-    (clipped, scaled) record x, so Δ = max ‖x‖₂ over the box = `max_record_norm`.
-    The same holds for per-bucket sums of an LSH coreset. When one message stacks
-    ``n_groupings`` independent partitions (candidate models, hash tables), the record
-    enters one group of each: Δ = sqrt(n_groupings)·max ‖x‖₂.
 
-    Args:
-        lower, upper: per-feature bounds of a record in the space being summed (the
-            scaled space for Lloyd rounds; see `scaled_bounds`), shape (n_features,).
-        n_groupings: number of partitions the record is assigned in simultaneously.
+def raw_box(schema: FeatureSchema) -> tuple[np.ndarray, np.ndarray]:
+    """The schema's public bounds of the numeric features, original units, shape (p,) each."""
+    return _box([f.lower for f in schema.numeric], [f.upper for f in schema.numeric])
+
+
+def transformed_box(schema: FeatureSchema) -> tuple[np.ndarray, np.ndarray]:
+    """Public bounds of the numeric features after clipping and their transforms.
+
+    The transforms (clip, log1p, winsor clip) are monotone, so the box maps to a box.
     """
-    n_groupings = check_count("n_groupings", n_groupings)
-    return math.sqrt(n_groupings) * max_record_norm(lower=lower, upper=upper)
+    transformed = transform_numeric(np.vstack(raw_box(schema)), schema)
+    return transformed[0], transformed[1]
+
+
+def scaled_box(schema: FeatureSchema, scaler: Scaler) -> tuple[np.ndarray, np.ndarray]:
+    """Public bounds of an encoded, scaled record: transformed numerics, one-hots in [0, 1]."""
+    lo, hi = transformed_box(schema)
+    q = schema.n_encoded - len(schema.numeric)
+    lower, upper = np.concatenate([lo, np.zeros(q)]), np.concatenate([hi, np.ones(q)])
+    return scaled_bounds(lower=lower, upper=upper, mean=scaler.mean, scale=scaler.scale)
+
+
+# --------------------------------------------------------------------------- sensitivities
+
+
+def grouped_sum_sensitivity(*, record_norm: float, n_groupings: int = 1, clip_norm: float = 0.0) -> float:
+    """L2 sensitivity of stacked per-group sums of records (clusters, coreset buckets).
+
+    Adding/removing one customer changes one group's sum by its record x in each of
+    ``n_groupings`` stacked partitions (candidate models, hash tables):
+    Δ = sqrt(n_groupings) · max ‖x‖₂. ``record_norm`` is the largest norm the public box
+    allows (`max_record_norm`); with ``clip_norm`` > 0 the nodes shrink every record onto
+    that ball (`noise.clip_rows`) and Δ = sqrt(n_groupings) · min(clip_norm, record_norm):
+    clipping never makes a record longer.
+    """
+    radius = check_positive("record_norm", record_norm)
+    if clip_norm > 0:
+        radius = min(check_positive("clip_norm", clip_norm), radius)
+    return math.sqrt(check_count("n_groupings", n_groupings)) * radius
+
+
+def bounded_sum_sensitivity(*, n_features: int) -> float:
+    """L2 sensitivity of per-feature sums released divided by each feature's public bound.
+
+    One customer adds x_j / b_j, |x_j| ≤ b_j (`feature_bounds`), to each of n features
+    (sums of squares: x_j² / b_j²): Δ = sqrt(n). The noise on the raw sums is then σ·b_j,
+    proportional to each feature's own range.
+    """
+    return math.sqrt(check_count("n_features", n_features))
 
 
 def count_sensitivity(*, n_groupings: int = 1) -> float:
@@ -91,47 +145,6 @@ def histogram_sensitivity(*, n_tables: int = 1) -> float:
     return count_sensitivity(n_groupings=n_tables)
 
 
-def score_sum_sensitivity(*, n_scored: int, max_score: float = 5.0) -> float:
-    """L2 sensitivity of per-segment sums of 1..``max_score`` scores of ``n_scored`` features.
-
-    A customer adds one score in [1, max_score] per scored feature to one segment:
-    Δ = max_score · sqrt(n_scored) (the public range bounds it; nothing is clipped).
-    """
-    return check_positive("max_score", max_score) * math.sqrt(check_count("n_scored", n_scored))
-
-
-def inertia_sensitivity(*, lower: Any, upper: Any, n_groupings: int = 1) -> float:
-    """L2 sensitivity of per-cluster inertia (sum of squared distances to the centroid).
-
-    A customer adds min_c ‖x − c‖² to one cluster. With every centroid inside the box
-    (the server clips centroids into it, which is post-processing), this is at most the
-    squared box diameter Σ_j (hi_j − lo_j)². Stacked partitions scale by sqrt(n).
-    """
-    lo, hi = _box(lower, upper)
-    n_groupings = check_count("n_groupings", n_groupings)
-    return math.sqrt(n_groupings) * float(np.sum((hi - lo) ** 2))
-
-
-def feature_sum_sensitivity(*, lower: Any, upper: Any) -> float:
-    """L2 sensitivity of the per-feature sums Σ_i x_ij (standardisation), original units.
-
-    One customer adds its clipped record: Δ = sqrt(Σ_j max(|lo_j|, |hi_j|)²). Bounds are
-    in the units actually summed (after the schema transform). Summing x − c for a
-    public centre c (e.g. the box midpoint) and passing the shifted bounds lowers Δ.
-    """
-    return max_record_norm(lower=lower, upper=upper)
-
-
-def feature_sumsq_sensitivity(*, lower: Any, upper: Any) -> float:
-    """L2 sensitivity of the per-feature sums of squares Σ_i x_ij².
-
-    One customer adds x_j² ≤ max(lo_j², hi_j²) per feature:
-    Δ = sqrt(Σ_j max(lo_j², hi_j²)²).
-    """
-    lo, hi = _box(lower, upper)
-    return float(np.sqrt(np.sum(np.maximum(lo**2, hi**2) ** 2)))
-
-
 def category_count_sensitivity(*, n_categorical: int) -> float:
     """L2 sensitivity of the category counts of ``n_categorical`` categorical columns.
 
@@ -140,17 +153,10 @@ def category_count_sensitivity(*, n_categorical: int) -> float:
     return math.sqrt(check_count("n_categorical", n_categorical))
 
 
+def score_sum_sensitivity(*, n_scored: int, max_score: float = 5.0) -> float:
+    """L2 sensitivity of per-segment sums of 1..``max_score`` scores of ``n_scored`` features.
 
-def clipped_sum_sensitivity(*, max_norm: float, n_groupings: int = 1, box_norm: float | None = None) -> float:
-    """L2 sensitivity of per-group sums of rows clipped to L2 norm ``max_norm``.
-
-    One customer's clipped row enters one group of each of ``n_groupings`` stacked
-    partitions: Δ = sqrt(n_groupings) · min(max_norm, box_norm), where ``box_norm`` (if
-    given) is the largest norm a row of the public box can have anyway
-    (`max_record_norm`): clipping never makes a row longer.
+    A customer adds one score in [1, max_score] per scored feature to one segment:
+    Δ = max_score · sqrt(n_scored) (the public range bounds it; nothing is clipped).
     """
-    radius = check_positive("max_norm", max_norm)
-    if box_norm is not None:
-        radius = min(radius, check_positive("box_norm", box_norm))
-    return math.sqrt(check_count("n_groupings", n_groupings)) * radius
-
+    return check_positive("max_score", max_score) * math.sqrt(check_count("n_scored", n_scored))
