@@ -9,7 +9,6 @@ Replies hold aggregates only. A node whose table fails validation answers with a
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +19,7 @@ from fedseg.client.data import DataError
 from fedseg.common.messages import NodeFailure, ReadyReply, Scaler
 from fedseg.common.phases.registry import phase_for
 from fedseg.common.preprocessing import LocalTable, encode_table
+from fedseg.common.dp.noise import add_noise_shares
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.secagg.fixed_point import FixedPointOverflowError
 from fedseg.common.secagg.messages import SecAggError
@@ -127,10 +127,7 @@ def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id:
     reply = phase_for(req.inner).answer(req.inner, data)
     flat = flatten(reply, reply_layout(req.inner), req.scales)
     vectors = {t: v for t, v in flat.items() if t in req.round.vectors}
-    rng = np.random.default_rng(int.from_bytes(os.urandom(16), "little")) if req.noise else None
-    for tag, std in req.noise.items():  # this node's share of the DP noise
-        std = np.asarray(std, dtype=float) / req.scales[tag]  # a scalar or one per entry
-        vectors[tag] = vectors[tag] + rng.normal(0.0, 1.0, vectors[tag].shape) * std
+    vectors = add_noise_shares(vectors, req.noise, req.scales)  # this node's share of the DP noise
     return SecureMaskedReply(masked=_step(state, _client(state), lambda c: c.mask_input(req.round, vectors)))
 
 

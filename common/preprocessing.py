@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedseg.common.dp.noise import clip_to_bounds
 from fedseg.common.schema import FeatureSchema
 
 
@@ -59,7 +60,7 @@ def _bounds(schema: FeatureSchema) -> tuple[np.ndarray, np.ndarray]:
 def clip_numeric(numeric: np.ndarray, schema: FeatureSchema) -> np.ndarray:
     """Clip raw values to the schema's public bounds (original units)."""
     lower, upper = _bounds(schema)
-    return np.clip(numeric, lower, upper)
+    return clip_to_bounds(numeric, lower, upper)
 
 
 def transform_numeric(numeric: np.ndarray, schema: FeatureSchema) -> np.ndarray:

@@ -20,12 +20,12 @@ import math
 
 import numpy as np
 
-from fedseg.common import privacy
+from fedseg.common.dp import accounting, noise, sensitivity
+from fedseg.common.dp.ledger import BudgetPlan, PrivacyLedger
 from fedseg.common.config import RunConfig
 from fedseg.common.messages import SchemaRequest
-from fedseg.common.phases import bounds
 from fedseg.common.phases.registry import phase_for
-from fedseg.common.preprocessing import PrepareStats, transform_numeric
+from fedseg.common.preprocessing import PrepareStats
 from fedseg.common.schema import FeatureSchema
 
 PREPROCESSING_WEIGHT = 1.0
@@ -54,8 +54,8 @@ class DPPlanner:
         warm = bool(config.warm_start) if warm_start is None else warm_start
         self.schema = schema
         self.min_survivors = min_survivors
-        self.ledger = privacy.PrivacyLedger(
-            privacy.BudgetPlan(
+        self.ledger = PrivacyLedger(
+            BudgetPlan(
                 epsilon=config.epsilon, delta=config.delta, max_rounds=config.max_rounds,
                 round_weight=LLOYD_PHASE_WEIGHT / config.max_rounds,
                 preprocessing_weight=PREPROCESSING_WEIGHT, initialization_weight=INITIALIZATION_WEIGHT,
@@ -89,26 +89,26 @@ class DPPlanner:
         listed are not released)."""
         phase, rho, deltas, weights = self.sensitivities(request)
         tag_weights = {**TAG_WEIGHTS, **PHASE_TAG_WEIGHTS.get(phase, {})}
-        total = sum(tag_weights[t] for t in deltas)
-        noise: dict[str, float] = {}
-        for tag, delta in deltas.items():
-            rho_tag = rho * tag_weights[tag] / total
-            sigma = privacy.sigma_for(rho=rho_tag, sensitivity=delta)
+        rhos = accounting.split_rho(rho=rho, weights=[tag_weights[t] for t in deltas])
+        n_shares = noise.noise_share_count(min_survivors=self.min_survivors)  # the fewest survivors
+        stds: dict[str, float | list[float]] = {}
+        for (tag, delta), rho_tag in zip(deltas.items(), rhos, strict=True):
+            sigma = accounting.sigma_for(rho=rho_tag, sensitivity=delta)
             self.ledger.record(phase, "distributed-gaussian", rho_tag, sigma, delta, f"{request.phase}.{tag}")
-            share = sigma / math.sqrt(self.min_survivors)
-            noise[tag] = (share * weights[tag]).tolist() if tag in weights else share
+            share = noise.noise_share_std(sigma=sigma, n_clients=n_shares)
+            stds[tag] = (share * weights[tag]).tolist() if tag in weights else share
             if tag in ("count", "counts"):
                 self.count_sigma[request.phase] = sigma
             if tag == "sums":
                 self.sum_sigma[request.phase] = sigma
             if tag in weights:
                 self.entry_sigma[f"{request.phase}.{tag}"] = sigma * np.asarray(weights[tag], dtype=float)
-        return noise
+        return stds
 
     def prepare_center(self) -> np.ndarray:
         """Midpoint of the public box in the transformed space: the nodes sum x − c and
         (x − c)², whose sensitivities are set by the box's half-widths, not its far ends."""
-        box = transform_numeric(bounds.box(self.schema), self.schema)
+        box = np.vstack(sensitivity.transformed_box(self.schema))
         return box.mean(axis=0)
 
     def scaler(self, stats: PrepareStats, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

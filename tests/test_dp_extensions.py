@@ -16,7 +16,7 @@ from fedseg.common import quantiles
 from fedseg.common.config import RunConfig
 from fedseg.common.preprocessing import LocalTable
 from fedseg.common.segment_quantiles import segment_bin_width
-from fedseg.common.privacy import epsilon_from_rho
+from fedseg.common.dp.accounting import epsilon_from_rho
 from fedseg.common.messages import ReadyReply
 from fedseg.common.phases.histogram import HistogramRequest
 from fedseg.common.phases.transitions import TransitionRequest

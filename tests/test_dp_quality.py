@@ -13,12 +13,12 @@ from fedseg.client.handlers import NodeData, handle
 from fedseg.common import kmeans
 from fedseg.common.config import RunConfig
 from fedseg.common.preprocessing import LocalTable, PrepareStats, local_prepare_stats, scaler_from_stats, transform_numeric
-from fedseg.common.privacy import clip_rows, clipped_sum_sensitivity
+from fedseg.common.dp.noise import clip_rows
+from fedseg.common.dp.sensitivity import grouped_sum_sensitivity, max_record_norm, scaled_box
 from fedseg.common.messages import Scaler
 from fedseg.common.phases.lloyd import LloydRequest
 from fedseg.common.phases.prepare import PrepareRequest
 from fedseg.server import dp_planner
-from fedseg.common.phases.bounds import scaled_record_norm
 from fedseg.server.dp_planner import DPPlanner
 from fedseg.server.orchestrator import Candidate, Orchestrator
 from fedseg.simulations.local_transport import LocalTransport
@@ -62,9 +62,9 @@ def test_clipped_group_sums_sensitivity_by_brute_force_add_remove():
         worst_count = max(worst_count, np.linalg.norm(c - base[1]))
     assert worst_sum == pytest.approx(math.sqrt(groupings) * R)
     assert worst_count == pytest.approx(math.sqrt(groupings))
-    assert clipped_sum_sensitivity(max_norm=R, n_groupings=groupings) == pytest.approx(math.sqrt(3) * 1.5)
+    assert grouped_sum_sensitivity(record_norm=100.0, n_groupings=groupings, clip_norm=R) == pytest.approx(math.sqrt(3) * 1.5)
     # clipping never makes a row longer than the box allows
-    assert clipped_sum_sensitivity(max_norm=10.0, n_groupings=4, box_norm=2.0) == pytest.approx(4.0)
+    assert grouped_sum_sensitivity(record_norm=2.0, n_groupings=4, clip_norm=10.0) == pytest.approx(4.0)
 
 
 def test_lloyd_handler_sums_clipped_rows_only_when_asked():
@@ -191,7 +191,7 @@ def test_ledger_matches_zcdp_composition_by_hand(dp_run):
     assert eps <= 1.0 + 1e-9
     # each release: ρ = Δ²/(2σ²) with Δ computed here from the public clip radius
     R = dp_planner.CLIP_PER_ROOT_D * math.sqrt(SCHEMA.n_encoded)
-    radius = min(R, scaled_record_norm(SCHEMA, result.scaler))
+    radius = min(R, max_record_norm(*scaled_box(SCHEMA, result.scaler)))
     for r, nxt in zip(releases, releases[1:] + [None]):
         assert r["rho"] == pytest.approx(r["sensitivity"] ** 2 / (2 * r["sigma"] ** 2), rel=1e-9)
         if r["what"] == "lloyd.sums":  # released with the counts of the same candidates
@@ -210,5 +210,5 @@ def test_clip_radius_is_public_and_far_below_the_box(dp_run):
     result, orch = dp_run
     R = orch.release.clip_norm
     assert R == pytest.approx(dp_planner.CLIP_PER_ROOT_D * math.sqrt(SCHEMA.n_encoded))
-    assert R < scaled_record_norm(SCHEMA, result.scaler) / 2
+    assert R < max_record_norm(*scaled_box(SCHEMA, result.scaler)) / 2
     assert result.chosen.centroids.shape == (4, SCHEMA.n_encoded)

@@ -9,8 +9,8 @@ import pytest
 from fedseg.client.data import validate_frame
 from fedseg.client.handlers import handle
 from fedseg.common.config import ConfigError, RunConfig
+from fedseg.common.dp.accounting import epsilon_from_rho
 from fedseg.common.phases.lloyd import LloydRequest
-from fedseg.common.privacy import epsilon_from_rho
 from fedseg.server.orchestrator import Orchestrator
 from fedseg.simulations.local_transport import LocalTransport
 from fedseg.common.synthetic import generate_customers, synthetic_schema

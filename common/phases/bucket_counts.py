@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fedseg.common import coreset, privacy
+from fedseg.common import coreset
+from fedseg.common.dp import sensitivity
 from fedseg.common.messages import Message, NDArray, Scaler, SchemaRequest
 from fedseg.common.phases.base import DPRelease, Layout, LocalData, Phase
 from fedseg.common.phases.registry import register
@@ -50,7 +51,7 @@ def reply_bounds(req: BucketCountsRequest) -> dict[str, float]:
 
 
 def dp_release(req: BucketCountsRequest, schema: FeatureSchema) -> DPRelease:
-    tables = privacy.count_sensitivity(n_groupings=req.normals.shape[0])
+    tables = sensitivity.count_sensitivity(n_groupings=req.normals.shape[0])
     return DPRelease("initialization", COUNTS_SHARE, {"counts": tables})
 
 

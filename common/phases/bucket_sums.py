@@ -11,7 +11,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from fedseg.common import coreset, privacy
+from fedseg.common import coreset
+from fedseg.common.dp import sensitivity
 from fedseg.common.messages import Message, NDArray
 from fedseg.common.phases import bounds
 from fedseg.common.phases.base import DPRelease, Layout, LocalData, Phase
@@ -53,7 +54,7 @@ def dp_release(req: BucketSumsRequest, schema: FeatureSchema) -> DPRelease:
     tables = req.normals.shape[0]
     box_norm = bounds.scaled_record_norm(schema, req.scaler)
     deltas = {"sums": bounds.sum_sensitivity(req.clip_norm, tables, box_norm),
-              "counts": privacy.count_sensitivity(n_groupings=tables)}
+              "counts": sensitivity.count_sensitivity(n_groupings=tables)}
     return DPRelease("initialization", 1.0 - COUNTS_SHARE, deltas)
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from fedseg.common import privacy, quantiles
+from fedseg.common import quantiles
+from fedseg.common.dp import sensitivity
 from fedseg.common.messages import Message, NDArray, SchemaRequest
 from fedseg.common.phases.base import DPRelease, Layout, LocalData, Phase
 from fedseg.common.phases.registry import register
@@ -43,7 +44,7 @@ def reply_bounds(req: HistogramRequest) -> dict[str, float]:
 
 def dp_release(req: HistogramRequest, schema: FeatureSchema) -> DPRelease:
     # the request's own schema, as the planner has always used for this phase
-    delta = privacy.histogram_sensitivity(n_tables=len(req.schema_.quantile_indices))
+    delta = sensitivity.histogram_sensitivity(n_tables=len(req.schema_.quantile_indices))
     return DPRelease("quantiles", 1.0, {"counts": delta})
 
 

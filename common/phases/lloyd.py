@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from fedseg.common import kmeans, privacy
+from fedseg.common import kmeans
+from fedseg.common.dp import sensitivity
 from fedseg.common.messages import Message, NDArray, Scaler, SchemaRequest
 from fedseg.common.phases import bounds
 from fedseg.common.phases.base import DPRelease, Layout, LocalData, Phase, by_name
@@ -69,7 +70,7 @@ def dp_release(req: LloydRequest, schema: FeatureSchema) -> DPRelease:
     cands = len(req.sizes)
     box_norm = bounds.scaled_record_norm(schema, req.scaler)
     deltas = {"sums": bounds.sum_sensitivity(req.clip_norm, cands, box_norm),
-              "counts": privacy.count_sensitivity(n_groupings=cands)}
+              "counts": sensitivity.count_sensitivity(n_groupings=cands)}
     return DPRelease("lloyd", 1.0, deltas)
 
 

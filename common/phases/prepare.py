@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
+
+from fedseg.common.dp import sensitivity
 from fedseg.common.messages import Message, NDArray, SchemaRequest
 from fedseg.common.phases import bounds
 from fedseg.common.phases.base import DPRelease, Layout, LocalData, Phase, by_name
 from fedseg.common.phases.registry import register
-from fedseg.common.preprocessing import PrepareStats, local_prepare_stats, transform_numeric
+from fedseg.common.preprocessing import PrepareStats, local_prepare_stats
 from fedseg.common.schema import FeatureSchema
 
 
@@ -54,7 +57,7 @@ def reply_bounds(req: PrepareRequest) -> dict[str, float]:
 
 def dp_release(req: PrepareRequest, schema: FeatureSchema) -> DPRelease:
     """Values minus the public centre, bounded by the transformed box."""
-    box = transform_numeric(bounds.box(schema), schema)
+    box = np.vstack(sensitivity.transformed_box(schema))
     if req.center is not None:
         box = box - req.center
     return DPRelease("preprocessing", 1.0, *bounds.feature_sums_release(schema, box, 1, "count"))

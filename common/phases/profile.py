@@ -12,7 +12,8 @@ from typing import Literal
 
 import numpy as np
 
-from fedseg.common import kmeans, privacy, quantiles
+from fedseg.common import kmeans, quantiles
+from fedseg.common.dp import sensitivity
 from fedseg.common.messages import Message, NDArray, Scaler, SchemaRequest
 from fedseg.common.phases import bounds
 from fedseg.common.phases.base import DPRelease, Layout, LocalData, Phase, by_name
@@ -85,9 +86,9 @@ def dp_release(req: ProfileRequest, schema: FeatureSchema) -> DPRelease:
     per scored feature and 1 to one bin of each quantile feature, in one segment."""
     deltas, weights = bounds.feature_sums_release(schema, bounds.box(schema), len(req.centroids), "counts")
     if _n_scored(req):
-        deltas["scores"] = privacy.score_sum_sensitivity(n_scored=_n_scored(req), max_score=MAX_SCORE)
+        deltas["scores"] = sensitivity.score_sum_sensitivity(n_scored=_n_scored(req), max_score=MAX_SCORE)
     if schema.quantile_indices:
-        deltas["histograms"] = privacy.histogram_sensitivity(n_tables=len(schema.quantile_indices))
+        deltas["histograms"] = sensitivity.histogram_sensitivity(n_tables=len(schema.quantile_indices))
     return DPRelease("profiling", 1.0, deltas, weights)
 
 

@@ -10,7 +10,8 @@ from typing import Literal
 
 import numpy as np
 
-from fedseg.common import kmeans, privacy
+from fedseg.common import kmeans
+from fedseg.common.dp import sensitivity
 from fedseg.common.messages import Message, NDArray, Scaler, SchemaRequest
 from fedseg.common.phases.base import DPRelease, Layout, LocalData, Phase
 from fedseg.common.phases.registry import register
@@ -52,7 +53,7 @@ def reply_bounds(req: TransitionRequest) -> dict[str, float]:
 
 
 def dp_release(req: TransitionRequest, schema: FeatureSchema) -> DPRelease:
-    return DPRelease("transitions", 1.0, {"counts": privacy.count_sensitivity()})
+    return DPRelease("transitions", 1.0, {"counts": sensitivity.count_sensitivity()})
 
 
 PHASE = register(Phase("transitions", TransitionRequest, TransitionReply, answer, layout, reply_bounds, dp_release))

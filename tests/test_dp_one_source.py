@@ -1,0 +1,74 @@
+"""The planner's per-node noise and the node's draw are one source of DP arithmetic.
+
+References by hand: Bun–Steinke ρ of the target, the planner's phase and field weights,
+σ = Δ/sqrt(2ρ), the per-node share σ/sqrt(t); the node's shares added up (Monte Carlo)
+carry the ledger's σ.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fedseg.common.config import RunConfig
+from fedseg.common.dp.noise import add_noise_shares
+from fedseg.common.schema import FeatureSchema, NumericFeature
+from fedseg.common.phases.prepare import PrepareRequest
+from fedseg.server.dp_planner import DPPlanner
+
+# x0 in [0, 10], x1 in [-2, 4]: per-feature bounds b = (10, 4), p = 2, no categoricals
+SCHEMA = FeatureSchema(id="id", numeric=(NumericFeature(name="x0", lower=0.0, upper=10.0),
+                                         NumericFeature(name="x1", lower=-2.0, upper=4.0)))
+T = 3  # the fewest nodes a round may end with
+
+
+def _prep_rho() -> float:
+    L = math.log(1e6)
+    total = (math.sqrt(1.0 + L) - math.sqrt(L)) ** 2
+    # phase weights: preprocessing 1, initialisation 2, Lloyd 5, profiles 1 (no quantiles,
+    # no warm start)
+    return total * 1.0 / 9.0
+
+
+def test_planner_per_node_noise_std_is_sigma_over_root_t_by_hand():
+    planner = DPPlanner(RunConfig(k=2, epsilon=1.0, delta=1e-6), SCHEMA, T)
+    stds = planner.plan(PrepareRequest(schema=SCHEMA))
+    rho = _prep_rho()
+    # field weights in preprocessing: count 1, sums 1, sumsq 3 (of 5); Δ = 1, √2, √2
+    sigma_count = 1.0 / math.sqrt(2 * rho / 5)
+    sigma_sums = math.sqrt(2) / math.sqrt(2 * rho / 5)
+    sigma_sumsq = math.sqrt(2) / math.sqrt(2 * rho * 3 / 5)
+    assert stds["count"] == pytest.approx(sigma_count / math.sqrt(T), rel=1e-12)
+    np.testing.assert_allclose(stds["sums"], np.array([10.0, 4.0]) * sigma_sums / math.sqrt(T), rtol=1e-12)
+    np.testing.assert_allclose(stds["sumsq"], np.array([100.0, 16.0]) * sigma_sumsq / math.sqrt(T), rtol=1e-12)
+    sigmas = {r["what"]: r["sigma"] for r in planner.ledger.to_dict()["releases"]}
+    assert sigmas["prepare.count"] == pytest.approx(sigma_count, rel=1e-12)
+    assert sigmas["prepare.sums"] == pytest.approx(sigma_sums, rel=1e-12)
+
+
+def test_node_shares_add_up_to_the_planned_sigma_monte_carlo():
+    planner = DPPlanner(RunConfig(k=2, epsilon=1.0, delta=1e-6), SCHEMA, T)
+    stds = planner.plan(PrepareRequest(schema=SCHEMA))
+    sigma = {r["what"]: r["sigma"] for r in planner.ledger.to_dict()["releases"]}
+    draws = 20_000
+    scales = {"count": 1.0, "sums": 8.0, "sumsq": 64.0}  # public fixed-point divisors
+    zero = {"count": np.zeros(draws), "sums": np.zeros((draws, 2)), "sumsq": np.zeros((draws, 2))}
+    rng = np.random.default_rng(11)
+    total = {tag: np.zeros_like(v) for tag, v in zero.items()}
+    for _ in range(T):  # the T surviving nodes each add their share, as _secure_round does
+        noisy = add_noise_shares(zero, stds, scales, rng=rng)
+        total = {tag: total[tag] + noisy[tag] * scales[tag] for tag in total}
+    assert total["count"].std() == pytest.approx(sigma["prepare.count"], rel=0.03)
+    np.testing.assert_allclose(total["sums"].std(axis=0), np.array([10.0, 4.0]) * sigma["prepare.sums"], rtol=0.03)
+    np.testing.assert_allclose(total["sumsq"].std(axis=0), np.array([100.0, 16.0]) * sigma["prepare.sumsq"], rtol=0.03)
+
+
+def test_add_noise_shares_leaves_unreleased_tags_and_draws_from_the_os_by_default():
+    vectors = {"sums": np.zeros(4), "inertia": np.ones(4)}
+    a = add_noise_shares(vectors, {"sums": 1.0}, {"sums": 1.0, "inertia": 1.0})
+    b = add_noise_shares(vectors, {"sums": 1.0}, {"sums": 1.0, "inertia": 1.0})
+    np.testing.assert_array_equal(a["inertia"], vectors["inertia"])
+    assert not np.array_equal(a["sums"], b["sums"])  # a fresh seed per call
+    assert add_noise_shares(vectors, {}, {})["sums"] is vectors["sums"]
