@@ -11,6 +11,7 @@ from flwr.app import ConfigRecord, Context, Message
 from flwr.clientapp import ClientApp
 
 from fedseg.client.handlers import handle
+from fedseg.client.policy import node_policy
 from fedseg.client.records import from_content, to_content
 from fedseg.client.source import label_after_profile, node_data
 from fedseg.common.messages import NodeFailure
@@ -52,7 +53,8 @@ def make_client_app(run_config_overrides: Mapping[str, Any] | None = None) -> Cl
         data = node_data(dict(context.node_config), {**dict(context.run_config), **overrides})
         saved = context.state.config_records.get(STATE_RECORD)
         state = {k: v for k, v in (saved or {}).items() if isinstance(v, bytes)}
-        reply = handle(request, data, state, context.node_id)
+        policy = node_policy(dict(context.node_config), {**dict(context.run_config), **overrides})
+        reply = handle(request, data, state, context.node_id, policy)
         context.state.config_records[STATE_RECORD] = ConfigRecord(state)
         write_labels_if_final(dict(context.node_config), request, reply, data)
         return Message(to_content(encode(reply)), reply_to=msg)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from fedseg.client.data import DataError
+from fedseg.client.policy import NodePolicy
 from fedseg.common.messages import NodeFailure, ReadyReply, Scaler
 from fedseg.common.phases.registry import phase_for
 from fedseg.common.preprocessing import LocalTable, encode_table
@@ -78,12 +79,15 @@ class NodeData:
             cache.popitem(last=False)
 
 
-def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = None, node_id: int = 0) -> Reply:
+def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = None, node_id: int = 0,
+           policy: NodePolicy | None = None) -> Reply:
     """Answer one request; data and protocol problems become a `NodeFailure` reply.
 
     `state` keeps the node's secure-aggregation keys between messages (Flower's
-    `context.state`); `node_id` is this node's id as the server knows it.
+    `context.state`); `node_id` is this node's id as the server knows it; `policy` is
+    the node's own privacy policy (`client/policy.py`), never the server's word.
     """
+    policy = policy or NodePolicy()
     try:
         if type(request) in _SECURE:
             return _SECURE[type(request)](request, data, state if state is not None else {}, node_id)

@@ -7,14 +7,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fedseg.client.handlers import NodeData, handle
+from fedseg.client.policy import NodePolicy
 from fedseg.common.wire import Reply, Request, decode_reply, decode_request, encode
 
 
 class LocalTransport:
     """Nodes by id, each with its own data; counts the bytes that cross the wire."""
 
-    def __init__(self, nodes: Mapping[int, NodeData]) -> None:
+    def __init__(self, nodes: Mapping[int, NodeData], policies: Mapping[int, NodePolicy] | None = None) -> None:
         self.nodes = dict(nodes)
+        self.policies = dict(policies or {})  # each node's own policy (default: the safe floors)
         self.bytes_down = 0
         self.bytes_up = 0
         self.dead: set[int] = set()
@@ -30,7 +32,8 @@ class LocalTransport:
                 continue
             payload = encode(request)
             self.bytes_down += len(payload)
-            answer = encode(handle(decode_request(payload), self.nodes[nid], self.states[nid], nid))
+            answer = encode(handle(decode_request(payload), self.nodes[nid], self.states[nid], nid,
+                                 self.policies.get(nid)))
             self.bytes_up += len(answer)
             self.received.append((nid, answer))
             replies[nid] = decode_reply(answer)
