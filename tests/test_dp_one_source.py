@@ -33,7 +33,7 @@ def _prep_rho() -> float:
 
 
 def test_planner_per_node_noise_std_is_sigma_over_root_t_by_hand():
-    planner = DPPlanner(RunConfig(k=2, epsilon=1.0, delta=1e-6), SCHEMA, T)
+    planner = DPPlanner(RunConfig(k=2, epsilon=1.0, delta=1e-6), SCHEMA)
     stds = planner.plan(PrepareRequest(schema=SCHEMA))
     rho = _prep_rho()
     # field weights in preprocessing: count 1, sums 1, sumsq 3 (of 5); Δ = 1, √2, √2
@@ -49,7 +49,7 @@ def test_planner_per_node_noise_std_is_sigma_over_root_t_by_hand():
 
 
 def test_node_shares_add_up_to_the_planned_sigma_monte_carlo():
-    planner = DPPlanner(RunConfig(k=2, epsilon=1.0, delta=1e-6), SCHEMA, T)
+    planner = DPPlanner(RunConfig(k=2, epsilon=1.0, delta=1e-6), SCHEMA)
     stds = planner.plan(PrepareRequest(schema=SCHEMA))
     sigma = {r["what"]: r["sigma"] for r in planner.ledger.to_dict()["releases"]}
     draws = 20_000
