@@ -126,3 +126,16 @@ def test_dirty_cell_reaches_neither_the_model_nor_the_server_log(caplog):
     assert any("secret-4711" in m and "row 8" in m for m in node_log)  # the detail stays on the node
     server_log = [r.getMessage() for r in caplog.records if r.name != "fedseg.client"]
     assert not any("secret-4711" in m for m in server_log)
+
+
+def test_fedseg_check_prints_the_fingerprint_a_node_pins(tmp_path):
+    """The central team hands out the schema; each operator pins what `fedseg check` prints."""
+    from typer.testing import CliRunner
+
+    from fedseg.cli.main import cli
+
+    (tmp_path / "schema.toml").write_text(BIG.to_toml())
+    _frames(5.0)[0].to_csv(tmp_path / "t.csv", index=False)
+    done = CliRunner().invoke(cli, ["check", "--schema", str(tmp_path / "schema.toml"), "--data", str(tmp_path / "t.csv")])
+    assert done.exit_code == 0, done.output
+    assert f"schema-sha256 = {schema_fingerprint(BIG)}" in done.output
