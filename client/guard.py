@@ -40,7 +40,10 @@ def pinned_fingerprints(policy: NodePolicy) -> set[str]:
     pins = set()
     if policy.schema_path is not None:
         path = Path(policy.schema_path)
-        pins.add(_pinned_file(path, path.stat().st_mtime))
+        try:
+            pins.add(_pinned_file(path, path.stat().st_mtime))
+        except (OSError, ValueError) as exc:  # a missing or broken pin refuses, never unpins
+            raise Refused("policy-refused", f"schema-path {path}: {exc}") from None
     if policy.schema_sha256 is not None:
         pins.add(policy.schema_sha256.strip().lower())
     if len(pins) > 1:

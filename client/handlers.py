@@ -103,7 +103,7 @@ def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = No
         return phase_for(request).answer(request, data)
     except (Refused, DataError, SecAggError, FixedPointOverflowError) as exc:
         code = failure_code(exc)
-        log.error("fedseg: %s refused (%s): %s", request.phase, code, exc)
+        log.error("fedseg: %s request not answered, the server gets %r: %s", request.phase, code, exc)
         guard.mark_failed(state, _run_id(state))
         return NodeFailure(code=code)
 

@@ -151,3 +151,32 @@ def test_colluders_subtracting_their_shares_leave_the_full_sigma(tmp_path, monke
     for share in count_shares:
         remaining = (t - c) * (share * scales["count"]) ** 2  # t survivors, c remove their own
         assert remaining == pytest.approx(sigma["count"] ** 2, rel=1e-12)
+
+
+def test_ledger_period_is_a_window_of_period_days(tmp_path):
+    """Releases older than `period-days` leave the period budget; the run budget is per run id."""
+    import datetime as dt
+
+    from fedseg.client.guard import Refused
+    from fedseg.client.node_ledger import charge
+
+    policy = NodePolicy(max_epsilon_run=1.0, max_epsilon_period=1.0, period_days=30,
+                        privacy_ledger=tmp_path / "ledger.json")
+    day0 = dt.date(2026, 1, 1)
+    charge(policy, "run-a", 0.9 * rho_of(1.0), "prepare", today=day0)
+    with pytest.raises(Refused) as refused:
+        charge(policy, "run-b", 0.2 * rho_of(1.0), "prepare", today=day0 + dt.timedelta(days=29))
+    assert refused.value.code == "budget-exhausted"
+    charge(policy, "run-b", 0.2 * rho_of(1.0), "prepare", today=day0 + dt.timedelta(days=30))
+    assert _spent(tmp_path / "ledger.json") == pytest.approx({"run-a": 0.9 * rho_of(1.0), "run-b": 0.2 * rho_of(1.0)})
+    assert [p.name for p in tmp_path.iterdir()] == ["ledger.json"]  # no temporary file left behind
+
+
+def test_a_dp_limit_needs_a_ledger_file():
+    from fedseg.client.policy import PolicyError, policy_from_mapping
+
+    with pytest.raises(PolicyError, match="privacy-ledger"):
+        policy_from_mapping({"max-epsilon-run": 1.0}, "node config")
+    policy = policy_from_mapping({"max-epsilon-run": 1.0, "privacy-ledger": "/var/lib/fedseg/l.json",
+                                  "require-secure": True, "max-records": 5000}, "node config")
+    assert policy.requires_dp and policy.max_records == 5000

@@ -139,3 +139,8 @@ def test_fedseg_check_prints_the_fingerprint_a_node_pins(tmp_path):
     done = CliRunner().invoke(cli, ["check", "--schema", str(tmp_path / "schema.toml"), "--data", str(tmp_path / "t.csv")])
     assert done.exit_code == 0, done.output
     assert f"schema-sha256 = {schema_fingerprint(BIG)}" in done.output
+
+
+def test_a_missing_pinned_schema_file_refuses_rather_than_unpins(tmp_path):
+    tr = LocalTransport(frame_nodes(_frames()), {1: NodePolicy(schema_path=tmp_path / "gone.toml")})
+    assert tr.send({1: PrepareRequest(schema=BIG)})[1] == NodeFailure(code="policy-refused")
