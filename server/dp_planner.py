@@ -6,9 +6,10 @@ round's threshold and c the colluders its own policy tolerates (`client/node_dp.
 the unmasked sum carries noise of variance at least σ² and the server never sees a sum
 without it. The server cannot know each node's c, and its ledger below is the server's
 claim; each node that sets a DP limit books the same releases in its own ledger, which
-is the guarantee (PRIVACY.md, "Threat model: a deviating server"). σ per field comes from the field's L2 sensitivity (records clipped to the
-schema's public bounds; add/remove one customer) and its share of the zCDP budget; the
-ledger records every release and refuses one over budget.
+is the guarantee (PRIVACY.md, "Threat model: a deviating server"). σ per field comes
+from the field's L2 sensitivity (records clipped to the schema's public bounds;
+add/remove one customer) and its share of the zCDP budget; the ledger records every
+release and refuses one over budget.
 
 Quality at small ε (PRIVACY.md, "Differential privacy"): the preprocessing sums are
 centred on the public box's midpoint; sums of scaled records (coreset buckets, Lloyd)
