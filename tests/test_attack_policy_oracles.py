@@ -144,3 +144,19 @@ def test_fedseg_check_prints_the_fingerprint_a_node_pins(tmp_path):
 def test_a_missing_pinned_schema_file_refuses_rather_than_unpins(tmp_path):
     tr = LocalTransport(frame_nodes(_frames()), {1: NodePolicy(schema_path=tmp_path / "gone.toml")})
     assert tr.send({1: PrepareRequest(schema=BIG)})[1] == NodeFailure(code="policy-refused")
+
+
+def test_an_overflow_answers_a_code_only_and_ends_the_nodes_run(monkeypatch):
+    """Should a value still pass the fixed-point range (data outside the public bounds),
+    the node answers `overflow` without the value, and nothing more in that run."""
+    import fedseg.client.handlers as handlers
+
+    orch, tr, _ = cohort()
+    requests = forged_round(orch, prepare(), honest_scales(3), tags=["count", "sums", "sumsq"])
+    real = handlers.flatten
+    monkeypatch.setattr(handlers, "flatten", lambda *a: {t: v * 7.18e16 for t, v in real(*a).items()})
+    tr.received.clear()
+    assert tr.send(requests) == {nid: NodeFailure(code="overflow") for nid in requests}
+    assert all(b"7.18" not in payload and b"e+16" not in payload for _, payload in tr.received)
+    monkeypatch.setattr(handlers, "flatten", real)
+    assert tr.send(requests) == {nid: NodeFailure(code="policy-refused") for nid in requests}
