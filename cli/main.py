@@ -169,15 +169,19 @@ def check(
     schema: Annotated[Path, typer.Option(help="feature schema TOML")],
     data: Annotated[Path, typer.Option(help="customer table (CSV or Parquet)")],
 ) -> None:
-    """Validate a table against the schema exactly as a node would."""
+    """Validate a table against the schema exactly as a node would; print the schema's
+    fingerprint (the node-config key schema-sha256 pins it)."""
     from fedseg.client.data import load_table
     from fedseg.common.schema import load_schema
+    from fedseg.common.schema_pin import schema_fingerprint
 
     try:
-        table = load_table(data, load_schema(schema))
+        feature_schema = load_schema(schema)
+        table = load_table(data, feature_schema)
     except USER_ERRORS as exc:
         fail(str(exc))
     console.print(f"[green]ok[/green]: {data}: {table.n_rows} rows match {schema}")
+    console.print(f"schema-sha256 = {schema_fingerprint(feature_schema)}", highlight=False)
 
 
 @cli.command()

@@ -49,7 +49,8 @@ def make_client_app(run_config_overrides: Mapping[str, Any] | None = None) -> Cl
         try:
             request = decode_request(from_content(msg.content))
         except WireError as exc:
-            return Message(to_content(encode(NodeFailure(error=str(exc)))), reply_to=msg)
+            log.error("fedseg: undecodable request: %s", exc)
+            return Message(to_content(encode(NodeFailure(code="bad-request"))), reply_to=msg)
         data = node_data(dict(context.node_config), {**dict(context.run_config), **overrides})
         saved = context.state.config_records.get(STATE_RECORD)
         state = {k: v for k, v in (saved or {}).items() if isinstance(v, bytes)}

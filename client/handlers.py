@@ -2,22 +2,28 @@
 
 A phase request is answered by its phase's handler (`fedseg.common.phases`, found
 through the registry) on the node's data; the secure-mode wrappers mask that reply.
-Replies hold aggregates only. A node whose table fails validation answers with a
-`NodeFailure` naming file, column and rows; the server leaves it out.
+Replies hold aggregates only. Before it reads its data the node checks the request
+against its own policy (`client/guard.py`, `client/node_dp.py`); any failure becomes a
+`NodeFailure` carrying one fixed code, while the detail (file, column, rows, values)
+goes only to the node's own log (logger "fedseg.client"). After a failure in a secure
+run the node answers nothing more in that run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from fedseg.client import guard, node_dp, node_ledger
 from fedseg.client.data import DataError
+from fedseg.client.guard import Refused
 from fedseg.client.policy import NodePolicy
-from fedseg.common.messages import NodeFailure, ReadyReply, Scaler
+from fedseg.common.messages import FAILURE_CODES, NodeFailure, ReadyReply, Scaler
 from fedseg.common.phases.registry import phase_for
 from fedseg.common.preprocessing import LocalTable, encode_table
 from fedseg.common.dp.noise import add_noise_shares
@@ -25,7 +31,7 @@ from fedseg.common.schema import FeatureSchema
 from fedseg.common.secagg.fixed_point import FixedPointOverflowError
 from fedseg.common.secagg.messages import SecAggError
 from fedseg.common.secagg.node import SecAggClient
-from fedseg.common.secure_layout import flatten, reply_layout
+from fedseg.common.secure_layout import flatten, reply_layout, vector_lengths
 from fedseg.common.wire import (
     Reply,
     Request,
@@ -41,6 +47,7 @@ from fedseg.common.wire import (
 )
 
 TableLoader = Callable[[FeatureSchema], LocalTable]
+log = logging.getLogger("fedseg.client")
 
 
 class NodeData:
@@ -81,19 +88,36 @@ class NodeData:
 
 def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = None, node_id: int = 0,
            policy: NodePolicy | None = None) -> Reply:
-    """Answer one request; data and protocol problems become a `NodeFailure` reply.
+    """Answer one request; any refusal or data problem becomes a coded `NodeFailure`.
 
     `state` keeps the node's secure-aggregation keys between messages (Flower's
     `context.state`); `node_id` is this node's id as the server knows it; `policy` is
     the node's own privacy policy (`client/policy.py`), never the server's word.
     """
     policy = policy or NodePolicy()
+    state = state if state is not None else {}
     try:
         if type(request) in _SECURE:
-            return _SECURE[type(request)](request, data, state if state is not None else {}, node_id)
+            return _SECURE[type(request)](request, data, state, node_id, policy)
+        guard.check_plaintext(request, policy)
         return phase_for(request).answer(request, data)
-    except (DataError, SecAggError, FixedPointOverflowError) as exc:
-        return NodeFailure(error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, DataError) else str(exc))
+    except (Refused, DataError, SecAggError, FixedPointOverflowError) as exc:
+        code = failure_code(exc)
+        log.error("fedseg: %s request not answered, the server gets %r: %s", request.phase, code, exc)
+        guard.mark_failed(state, _run_id(state))
+        return NodeFailure(code=code)
+
+
+def failure_code(exc: Exception) -> str:
+    """The code the server sees: the exception's own when it has one of the fixed set."""
+    code = getattr(exc, "code", None)
+    if code in FAILURE_CODES:
+        return code
+    if isinstance(exc, DataError):
+        return "bad-table"
+    if isinstance(exc, FixedPointOverflowError):
+        return "overflow"
+    return "protocol-error"
 
 
 # ---- secure mode ----------------------------------------------------------------------
@@ -104,11 +128,19 @@ _STATE_KEY = "secagg"
 def _client(state: dict[str, bytes]) -> SecAggClient:
     if _STATE_KEY not in state:
         raise SecAggError("no secure-aggregation state on this node: set-up did not happen here")
-    return SecAggClient.from_bytes(state[_STATE_KEY])
+    client = SecAggClient.from_bytes(state[_STATE_KEY])
+    guard.check_not_failed(state, client.state.run_id)
+    return client
 
 
-def _validate(req: ValidateRequest, data: NodeData, state: dict, node_id: int) -> ReadyReply:
-    data.table(req.schema_)
+def _run_id(state: dict[str, bytes]) -> str:
+    """The secure run this node is in ("" before any set-up)."""
+    return SecAggClient.from_bytes(state[_STATE_KEY]).state.run_id if _STATE_KEY in state else ""
+
+
+def _validate(req: ValidateRequest, data: NodeData, state: dict, node_id: int, policy: NodePolicy) -> ReadyReply:
+    guard.check_schema(req, policy)
+    guard.check_rows(data.table(req.schema_).n_rows, policy)
     return ReadyReply()
 
 
@@ -119,23 +151,41 @@ def _step(state: dict, client: SecAggClient, step: Callable[[SecAggClient], Any]
     return out
 
 
-def _setup(req: SecureSetupRequest, data: NodeData, state: dict, node_id: int) -> SecureKeysReply:
+def _setup(req: SecureSetupRequest, data: NodeData, state: dict, node_id: int, policy: NodePolicy) -> SecureKeysReply:
+    guard.check_not_failed(state, req.setup.run_id)
     return SecureKeysReply(keys=_step(state, SecAggClient(node_id), lambda c: c.advertise_keys(req.setup)))
 
 
-def _broadcast(req: SecureBroadcastRequest, data: NodeData, state: dict, node_id: int) -> SecureSharesReply:
+def _broadcast(req: SecureBroadcastRequest, data: NodeData, state: dict, node_id: int,
+               policy: NodePolicy) -> SecureSharesReply:
     return SecureSharesReply(shares=_step(state, _client(state), lambda c: c.share_keys(req.broadcast)))
 
 
-def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id: int) -> Reply:
+def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id: int, policy: NodePolicy) -> Reply:
+    client = _client(state)
+    _check_round(req, data, client, policy)
     reply = phase_for(req.inner).answer(req.inner, data)
-    flat = flatten(reply, reply_layout(req.inner), req.scales)
-    vectors = {t: v for t, v in flat.items() if t in req.round.vectors}
-    vectors = add_noise_shares(vectors, req.noise, req.scales)  # this node's share of the DP noise
-    return SecureMaskedReply(masked=_step(state, _client(state), lambda c: c.mask_input(req.round, vectors)))
+    layout = {t: s for t, s in reply_layout(req.inner).items() if t in req.round.vectors}
+    vectors = flatten(reply, layout, req.scales)
+    stds = node_dp.share_stds(req.noise, threshold=client.state.threshold, policy=policy)
+    vectors = add_noise_shares(vectors, stds, req.scales)  # this node's share of the DP noise
+    return SecureMaskedReply(masked=_step(state, client, lambda c: c.mask_input(req.round, vectors)))
 
 
-def _secure_unmask(req: SecureUnmaskRequest, data: NodeData, state: dict, node_id: int) -> SecureUnmaskReply:
+def _check_round(req: SecureRoundRequest, data: NodeData, client: SecAggClient, policy: NodePolicy) -> None:
+    """The node's policy on one secure round; under a DP limit the release is booked last."""
+    guard.check_schema(req.inner, policy)
+    if set(req.round.vectors) - set(vector_lengths(reply_layout(req.inner))):
+        raise Refused("bad-request", f"round asks for fields {sorted(req.round.vectors)} the phase has not")
+    rho = node_dp.release_rho(req) if policy.requires_dp else 0.0
+    guard.check_scales(req, policy, frac_bits=client.state.frac_bits, n_nodes=len(client.state.roster))
+    guard.check_rows(data.table(req.inner.schema_).n_rows, policy)
+    if policy.requires_dp:
+        node_ledger.charge(policy, client.state.run_id, rho, req.inner.phase)
+
+
+def _secure_unmask(req: SecureUnmaskRequest, data: NodeData, state: dict, node_id: int,
+                   policy: NodePolicy) -> SecureUnmaskReply:
     return SecureUnmaskReply(shares=_step(state, _client(state), lambda c: c.unmask(req.unmask)))
 
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 MIN_SECURE_COHORT = 3  # with two nodes, each learns the other's aggregates from the sum
 
@@ -56,6 +56,14 @@ class NodePolicy(BaseModel):
     roster: Path | None = Field(None, alias="roster", description="the federation's identity public keys")
     roster_sha256: str | None = Field(None, alias="roster-sha256",
                                       description="fingerprint of the roster, confirmed out of band")
+    max_records: int = Field(10_000_000, alias="max-records", ge=1,
+                             description="most customers this node holds: sets the fixed-point scales it accepts")
+
+    @model_validator(mode="after")
+    def _ledger_for_dp(self) -> NodePolicy:
+        if self.requires_dp and self.privacy_ledger is None:
+            raise ValueError("max-epsilon-run/max-epsilon-period need privacy-ledger (a file kept across runs)")
+        return self
 
     @property
     def requires_dp(self) -> bool:

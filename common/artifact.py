@@ -40,7 +40,8 @@ class RunInfo(BaseModel):
     config: dict[str, Any]
     seed: int
     clients: int
-    clients_failed: list[str] = []
+    clients_failed: dict[int, str] = Field(
+        default_factory=dict, description="node id -> failure code (fixed set; details stay in the node's log)")
     rounds: int = Field(description="communication rounds (server↔nodes exchanges)")
     lloyd_rounds: int
     converged: bool

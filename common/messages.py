@@ -73,11 +73,25 @@ class Scaler(Message):
     scale: NDArray
 
 
+FailureCode = Literal[
+    # the node's own checks (client/guard.py, client/node_dp.py)
+    "bad-table", "bad-request", "schema-mismatch", "policy-refused", "overflow", "budget-exhausted",
+    "protocol-error",
+    # secure aggregation's refusals (`SecAggRefused.code`)
+    "bad-signature", "unknown-key", "threshold-refused", "cohort-too-small", "cohort-changed",
+    "inconsistent-survivors",
+    # what the server notes for a node that sent nothing usable
+    "no-reply", "node-error", "bad-reply", "left-secure-round", "no-secure-setup",
+]
+FAILURE_CODES: frozenset[str] = frozenset(FailureCode.__args__)  # type: ignore[attr-defined]
+
+
 class NodeFailure(Message):
-    """A node that cannot take part: its reason, as the node stated it."""
+    """A node that cannot take part, as one code from a fixed set: never text, so no cell
+    value or count can travel in an error (the node logs the detail on its side)."""
 
     phase: Literal["failure"] = "failure"
-    error: str
+    code: FailureCode
 
 
 class ReadyReply(Message):

@@ -1,11 +1,15 @@
 """Differential privacy for a run: which fields each phase releases, with how much noise.
 
-Distributed Gaussian mechanism under secure aggregation: every node adds its share
-N(0, σ²/t) to each released field, t being the fewest nodes a round may end with, so the
-unmasked sum carries noise of variance at least σ² and the server never sees a sum
-without it. σ per field comes from the field's L2 sensitivity (records clipped to the
-schema's public bounds; add/remove one customer) and its share of the zCDP budget; the
-ledger records every release and refuses one over budget.
+Distributed Gaussian mechanism under secure aggregation: the request states the total σ
+of every released field and every node adds its own share N(0, σ²/(t − c)), t being the
+round's threshold and c the colluders its own policy tolerates (`client/node_dp.py`), so
+the unmasked sum carries noise of variance at least σ² and the server never sees a sum
+without it. The server cannot know each node's c, and its ledger below is the server's
+claim; each node that sets a DP limit books the same releases in its own ledger, which
+is the guarantee (PRIVACY.md, "Threat model: a deviating server"). σ per field comes
+from the field's L2 sensitivity (records clipped to the schema's public bounds;
+add/remove one customer) and its share of the zCDP budget; the ledger records every
+release and refuses one over budget.
 
 Quality at small ε (PRIVACY.md, "Differential privacy"): the preprocessing sums are
 centred on the public box's midpoint; sums of scaled records (coreset buckets, Lloyd)
@@ -20,7 +24,7 @@ import math
 
 import numpy as np
 
-from fedseg.common.dp import accounting, noise, sensitivity
+from fedseg.common.dp import accounting, sensitivity
 from fedseg.common.dp.ledger import BudgetPlan, PrivacyLedger
 from fedseg.common.config import RunConfig
 from fedseg.common.messages import SchemaRequest
@@ -45,15 +49,13 @@ INIT_PER_BUCKET = 20.0
 
 
 class DPPlanner:
-    """Per phase request: released fields, per-node noise std per field, ledger entries."""
+    """Per phase request: released fields, total noise std per field, ledger entries."""
 
-    def __init__(self, config: RunConfig, schema: FeatureSchema, min_survivors: int,
-                 warm_start: bool | None = None) -> None:
+    def __init__(self, config: RunConfig, schema: FeatureSchema, warm_start: bool | None = None) -> None:
         """`warm_start` (default: the config's) budgets the transition table; the
         histogram phase is budgeted when the schema has quantile features."""
         warm = bool(config.warm_start) if warm_start is None else warm_start
         self.schema = schema
-        self.min_survivors = min_survivors
         self.ledger = PrivacyLedger(
             BudgetPlan(
                 epsilon=config.epsilon, delta=config.delta, max_rounds=config.max_rounds,
@@ -85,18 +87,16 @@ class DPPlanner:
         return release.ledger_phase, rho, release.deltas, release.weights
 
     def plan(self, request: SchemaRequest) -> dict[str, float | list[float]]:
-        """Per-node noise std per released field, a scalar or one per entry (fields not
-        listed are not released)."""
+        """Total noise std σ per released field, a scalar or one per entry (fields not
+        listed are not released); each node draws its share of it."""
         phase, rho, deltas, weights = self.sensitivities(request)
         tag_weights = {**TAG_WEIGHTS, **PHASE_TAG_WEIGHTS.get(phase, {})}
         rhos = accounting.split_rho(rho=rho, weights=[tag_weights[t] for t in deltas])
-        n_shares = noise.noise_share_count(min_survivors=self.min_survivors)  # the fewest survivors
         stds: dict[str, float | list[float]] = {}
         for (tag, delta), rho_tag in zip(deltas.items(), rhos, strict=True):
             sigma = accounting.sigma_for(rho=rho_tag, sensitivity=delta)
             self.ledger.record(phase, "distributed-gaussian", rho_tag, sigma, delta, f"{request.phase}.{tag}")
-            share = noise.noise_share_std(sigma=sigma, n_clients=n_shares)
-            stds[tag] = (share * weights[tag]).tolist() if tag in weights else share
+            stds[tag] = (sigma * np.asarray(weights[tag], dtype=float)).tolist() if tag in weights else sigma
             if tag in ("count", "counts"):
                 self.count_sigma[request.phase] = sigma
             if tag == "sums":

@@ -60,14 +60,14 @@ class GridTransport:
         for reply in send_and_receive(self.grid, messages, self.timeout, self.poll_interval):
             nid = reply.metadata.src_node_id
             if reply.has_error():
-                replies[nid] = NodeFailure(error=f"node error: {reply.error.reason}")
+                replies[nid] = NodeFailure(code="node-error")  # its reason may carry node text: not kept
                 continue
             try:
                 payload = from_content(reply.content)
                 self.bytes_up += len(payload)
                 replies[nid] = decode_reply(payload)
-            except WireError as exc:
-                replies[nid] = NodeFailure(error=str(exc))
+            except WireError:
+                replies[nid] = NodeFailure(code="bad-reply")
         return replies
 
 

@@ -68,7 +68,7 @@ def build_artifact(
             config=config.to_flower(),
             seed=config.seed,
             clients=len(result.active),
-            clients_failed=[f"node {nid}: {why}" for nid, why in result.failures.items()],
+            clients_failed=dict(result.failures),
             rounds=result.rounds,
             lloyd_rounds=result.lloyd_rounds,
             converged=chosen.converged,

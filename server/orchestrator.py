@@ -78,7 +78,7 @@ class RunResult:
     table: list[Criteria]
     profile: ProfileStats
     active: list[int]
-    failures: dict[int, str]
+    failures: dict[int, str]  # node id -> failure code (`common.messages.FailureCode`)
     rounds: int
     lloyd_rounds: int
     timings: dict[str, float]
@@ -128,7 +128,7 @@ class Orchestrator:
         except SecureAggregationFailed as exc:
             raise RunError(f"secure aggregation failed: {exc}") from exc
         for nid in [n for n in self.active if n not in active]:
-            self._drop(nid, "left during secure aggregation")
+            self._drop(nid, "left-secure-round")
         self._check_enough()
         return summed
 
@@ -142,7 +142,7 @@ class Orchestrator:
             if isinstance(reply, expect):
                 good[nid] = reply
             elif nid in self.active:
-                self._drop(nid, reply.error if isinstance(reply, NodeFailure) else "no reply")
+                self._drop(nid, reply.code if isinstance(reply, NodeFailure) else "no-reply")
         self._check_enough()
         return good
 
@@ -167,17 +167,18 @@ class Orchestrator:
         except SecAggError as exc:
             raise RunError(f"secure aggregation set-up failed: {exc}") from exc
         for nid in [n for n in self.active if n not in joined]:
-            self._drop(nid, "did not complete secure set-up")
+            self._drop(nid, "no-secure-setup")
         self._check_enough()
         self.secure = channel
         if self.config.dp:
-            self.release = NoisyRelease(self.config, self.schema, channel.server.threshold, warm_start=self.warm is not None)
+            self.release = NoisyRelease(self.config, self.schema, warm_start=self.warm is not None)
         self.emit(Event("secure", f"keys agreed with {len(joined)} nodes (threshold {channel.server.threshold})", self.rounds))
 
-    def _drop(self, nid: int, reason: str) -> None:
+    def _drop(self, nid: int, code: str) -> None:
+        """A node leaves the run; the central team sees its id and code, never node text."""
         self.active.remove(nid)
-        self.failures[nid] = reason
-        self.emit(Event("node-failed", f"node {nid} left the run: {reason}", self.rounds))
+        self.failures[nid] = code
+        self.emit(Event("node-failed", f"node {nid} left the run: {code}", self.rounds, {"node": nid, "code": code}))
 
     def _failure_text(self) -> str:
         return "; ".join(f"node {n}: {r}" for n, r in self.failures.items()) or "none"

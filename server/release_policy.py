@@ -24,7 +24,7 @@ from fedseg.common.preprocessing import PrepareStats, scaler_from_stats
 from fedseg.common.schema import FeatureSchema
 from fedseg.server.dp_planner import DPPlanner
 
-NoisePlan = dict[str, float | list[float]]  # per-node noise std per released field
+NoisePlan = dict[str, float | list[float]]  # total noise std per released field (nodes draw shares)
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,8 @@ class NoisyRelease:
 
     noisy = True
 
-    def __init__(self, config: RunConfig, schema: FeatureSchema, min_survivors: int, warm_start: bool) -> None:
-        self.planner = DPPlanner(config, schema, min_survivors, warm_start=warm_start)
+    def __init__(self, config: RunConfig, schema: FeatureSchema, warm_start: bool) -> None:
+        self.planner = DPPlanner(config, schema, warm_start=warm_start)
         self.clip_norm = self.planner.clip_norm
 
     def noise(self, request: SchemaRequest) -> NoisePlan | None:

@@ -22,6 +22,8 @@ from fedseg.common.config import RunConfig
 from fedseg.common.schema import FeatureSchema
 from fedseg.server.app import log_event, make_server_app
 from fedseg.server.orchestrator import Event, RunError
+from fedseg.server.quantile_phase import with_as_of
+from fedseg.simulations.data_check import check_partitions
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
@@ -64,6 +66,8 @@ def simulate(
 
     with tempfile.TemporaryDirectory(prefix="fedseg-sim-") as tmp:
         write_partitions(frames, schema, Path(tmp))
+        for i, problem in check_partitions(Path(tmp), with_as_of(schema, config.as_of), len(frames)).items():
+            on_event(Event("data-check", f"partition {i} will leave the run (bad-table): {problem}"))
         start = time.perf_counter()
         run_simulation(
             server_app=make_server_app(config, schema, out_dir, timed, sink),

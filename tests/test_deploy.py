@@ -202,12 +202,15 @@ def test_node_writes_its_labels_after_the_run(deployment):
 
 @pytest.mark.integration
 def test_bad_data_node_drops_out_with_clear_error(deployment):
+    """The central team sees the node's code only (issue 10); the reason, with file,
+    column and row, is in the node's own log, for its operator."""
     model = load_artifact(deployment["out"] / "model.json")
-    assert len(model.run.clients_failed) == 1, model.run.clients_failed
-    failure = model.run.clients_failed[0]
-    assert "bad.csv" in failure and "'age'" in failure and "'forty' is not a number" in failure
-    assert "row 8" in failure
-    assert "bad.csv" in (deployment["out"] / "report.md").read_text()
+    assert list(model.run.clients_failed.values()) == ["bad-table"], model.run.clients_failed
+    for artifact in ("model.json", "report.md"):
+        assert "forty" not in (deployment["out"] / artifact).read_text()
+    node_log = deployment["procs"].log("node-bad")
+    assert "bad.csv" in node_log and "'age'" in node_log and "'forty' is not a number" in node_log
+    assert "row 8" in node_log
 
 
 @pytest.mark.integration
@@ -302,7 +305,7 @@ def test_node_killed_mid_run_does_not_stop_the_run(deployment):
     print(f"\nnode killed mid-run: run finished {time.monotonic() - t_kill:.1f}s after the kill; "
           f"{model.run.rounds} rounds; left out: {model.run.clients_failed}")
     assert model.run.clients == 3
-    assert any(f"node {victim_id}" in failure for failure in model.run.clients_failed)
+    assert int(victim_id) in model.run.clients_failed
 
 
 # ---- security material and deployment commands, without Flower processes ---------------

@@ -1,8 +1,8 @@
-"""The planner's per-node noise and the node's draw are one source of DP arithmetic.
+"""The planner's noise and the node's draw are one source of DP arithmetic.
 
 References by hand: Bun–Steinke ρ of the target, the planner's phase and field weights,
-σ = Δ/sqrt(2ρ), the per-node share σ/sqrt(t); the node's shares added up (Monte Carlo)
-carry the ledger's σ.
+σ = Δ/sqrt(2ρ) on the wire (the total, issue 10), the node's share σ/sqrt(t − c); the
+node's shares added up (Monte Carlo) carry the ledger's σ.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import math
 import numpy as np
 import pytest
 
+from fedseg.client.node_dp import share_stds
+from fedseg.client.policy import NodePolicy
 from fedseg.common.config import RunConfig
 from fedseg.common.dp.noise import add_noise_shares
 from fedseg.common.schema import FeatureSchema, NumericFeature
@@ -32,32 +34,35 @@ def _prep_rho() -> float:
     return total * 1.0 / 9.0
 
 
-def test_planner_per_node_noise_std_is_sigma_over_root_t_by_hand():
-    planner = DPPlanner(RunConfig(k=2, epsilon=1.0, delta=1e-6), SCHEMA, T)
+def test_planner_sends_the_total_sigma_by_hand():
+    planner = DPPlanner(RunConfig(k=2, epsilon=1.0, delta=1e-6), SCHEMA)
     stds = planner.plan(PrepareRequest(schema=SCHEMA))
     rho = _prep_rho()
     # field weights in preprocessing: count 1, sums 1, sumsq 3 (of 5); Δ = 1, √2, √2
     sigma_count = 1.0 / math.sqrt(2 * rho / 5)
     sigma_sums = math.sqrt(2) / math.sqrt(2 * rho / 5)
     sigma_sumsq = math.sqrt(2) / math.sqrt(2 * rho * 3 / 5)
-    assert stds["count"] == pytest.approx(sigma_count / math.sqrt(T), rel=1e-12)
-    np.testing.assert_allclose(stds["sums"], np.array([10.0, 4.0]) * sigma_sums / math.sqrt(T), rtol=1e-12)
-    np.testing.assert_allclose(stds["sumsq"], np.array([100.0, 16.0]) * sigma_sumsq / math.sqrt(T), rtol=1e-12)
+    assert stds["count"] == pytest.approx(sigma_count, rel=1e-12)
+    np.testing.assert_allclose(stds["sums"], np.array([10.0, 4.0]) * sigma_sums, rtol=1e-12)
+    np.testing.assert_allclose(stds["sumsq"], np.array([100.0, 16.0]) * sigma_sumsq, rtol=1e-12)
     sigmas = {r["what"]: r["sigma"] for r in planner.ledger.to_dict()["releases"]}
     assert sigmas["prepare.count"] == pytest.approx(sigma_count, rel=1e-12)
     assert sigmas["prepare.sums"] == pytest.approx(sigma_sums, rel=1e-12)
 
 
-def test_node_shares_add_up_to_the_planned_sigma_monte_carlo():
-    planner = DPPlanner(RunConfig(k=2, epsilon=1.0, delta=1e-6), SCHEMA, T)
-    stds = planner.plan(PrepareRequest(schema=SCHEMA))
+@pytest.mark.parametrize("colluders", [0, 1])
+def test_node_shares_add_up_to_the_planned_sigma_monte_carlo(colluders):
+    """The t − c honest shares of the t survivors carry the full σ (c colluders remove theirs)."""
+    planner = DPPlanner(RunConfig(k=2, epsilon=1.0, delta=1e-6), SCHEMA)
+    stds = share_stds(planner.plan(PrepareRequest(schema=SCHEMA)), threshold=T,
+                      policy=NodePolicy(max_colluders=colluders))
     sigma = {r["what"]: r["sigma"] for r in planner.ledger.to_dict()["releases"]}
     draws = 20_000
     scales = {"count": 1.0, "sums": 8.0, "sumsq": 64.0}  # public fixed-point divisors
     zero = {"count": np.zeros(draws), "sums": np.zeros((draws, 2)), "sumsq": np.zeros((draws, 2))}
     rng = np.random.default_rng(11)
     total = {tag: np.zeros_like(v) for tag, v in zero.items()}
-    for _ in range(T):  # the T surviving nodes each add their share, as _secure_round does
+    for _ in range(T - colluders):  # the honest survivors each add their share, as _secure_round does
         noisy = add_noise_shares(zero, stds, scales, rng=rng)
         total = {tag: total[tag] + noisy[tag] * scales[tag] for tag in total}
     assert total["count"].std() == pytest.approx(sigma["prepare.count"], rel=0.03)

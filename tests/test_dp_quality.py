@@ -92,7 +92,7 @@ def test_centred_prepare_stats_and_noiseless_scaler_match_the_plain_one():
     df = generate_customers(3000, 4, seed=2).drop(columns=["true_segment", "department"])
     node = frame_nodes([df])[1]
     table = node.table(SCHEMA)
-    planner = DPPlanner(RunConfig(k=4, epsilon=1.0), SCHEMA, 3)
+    planner = DPPlanner(RunConfig(k=4, epsilon=1.0), SCHEMA)
     c = planner.prepare_center()
     box = np.array([[f.lower for f in SCHEMA.numeric], [f.upper for f in SCHEMA.numeric]])
     np.testing.assert_allclose(c, (transform_numeric(box, SCHEMA)[0] + transform_numeric(box, SCHEMA)[1]) / 2)
@@ -112,7 +112,7 @@ def test_centred_prepare_stats_and_noiseless_scaler_match_the_plain_one():
 
 
 def test_centred_prepare_sensitivity_uses_half_widths():
-    planner = DPPlanner(RunConfig(k=4, epsilon=1.0), SCHEMA, 3)
+    planner = DPPlanner(RunConfig(k=4, epsilon=1.0), SCHEMA)
     c = planner.prepare_center()
     _, _, deltas, weights = planner.sensitivities(PrepareRequest(schema=SCHEMA, center=c))
     box = transform_numeric(np.array([[f.lower for f in SCHEMA.numeric], [f.upper for f in SCHEMA.numeric]]), SCHEMA)
@@ -126,7 +126,7 @@ def test_centred_prepare_sensitivity_uses_half_widths():
 
 
 def test_noisy_variance_is_floored_at_twice_its_noise_std():
-    planner = DPPlanner(RunConfig(k=4, epsilon=1.0), SCHEMA, 3)
+    planner = DPPlanner(RunConfig(k=4, epsilon=1.0), SCHEMA)
     c = planner.prepare_center()
     planner.plan(PrepareRequest(schema=SCHEMA, center=c))
     sd = planner.entry_sigma["prepare.sumsq"]
@@ -144,7 +144,7 @@ def test_noisy_variance_is_floored_at_twice_its_noise_std():
 def test_best_candidate_from_sums_and_counts_matches_the_true_cost():
     rng = np.random.default_rng(9)
     X = np.vstack([rng.normal(m, 0.5, size=(200, 2)) for m in ([0, 0], [4, 0], [0, 4])])
-    planner = DPPlanner(RunConfig(k=3, epsilon=1.0), numeric_schema(2), 3)
+    planner = DPPlanner(RunConfig(k=3, epsilon=1.0), numeric_schema(2))
     cands, costs = [], []
     for _ in range(6):
         C = X[rng.choice(len(X), 3, replace=False)]

@@ -51,9 +51,12 @@ def test_simulation_writes_a_model_that_matches_sklearn(simulated):
 
 
 def test_bad_node_fails_alone_with_a_clear_reason(simulated):
-    model, _, events, _ = simulated
-    assert len(model.run.clients_failed) == 1
-    reason = model.run.clients_failed[0]
+    """The model holds the node's code only (issue 10); the simulate user, who owns every
+    partition, reads the reason from the driver's local check before the engine starts."""
+    model, out, events, _ = simulated
+    assert list(model.run.clients_failed.values()) == ["bad-table"]
+    assert "n/a" not in (out / "model.json").read_text()
+    [reason] = [e.message for e in events if e.phase == "data-check"]
     assert "node-3.csv" in reason and "column 'c'" in reason and "'n/a' is not a number" in reason
     assert "row 5" in reason
     assert [e.round for e in events if e.phase == "lloyd"] == list(range(1, model.run.lloyd_rounds + 1))

@@ -97,7 +97,7 @@ def test_schema_rejects_features_a_transactions_node_cannot_derive():
         RunConfig.parse({"as_of": "2024-02-30"})
 
 
-def test_bad_node_fails_alone_and_run_config_as_of_applies():
+def test_bad_node_fails_alone_and_run_config_as_of_applies(caplog):
     # Prepare: three stores of a purchase log, one with a future purchase
     rng = np.random.default_rng(3)
     n = 3000
@@ -114,8 +114,9 @@ def test_bad_node_fails_alone_and_run_config_as_of_applies():
     # Execute
     result = Orchestrator(RunConfig(k=3, restarts=1, as_of="2024-12-31"), schema, transport(nodes), list(nodes)).run()
     # Assert: node 2 (frames[1]) left with a precise reason; the others made the model
-    assert list(result.failures) == [2]
-    assert "'when': date after as_of 2024-12-31 at row 5" in result.failures[2]
+    assert result.failures == {2: "bad-table"}  # a code for the server; the detail in the node's log
+    node_log = " ".join(r.getMessage() for r in caplog.records if r.name == "fedseg.client")
+    assert "'when': date after as_of 2024-12-31 at row 5" in node_log
     pooled = pd.concat([frames[0], frames[2]])
     assert result.n_customers == pooled["cust"].nunique()
     last = pd.to_datetime(pooled["when"]).groupby(pooled["cust"]).max()

@@ -116,8 +116,8 @@ def print_report(model: ModelArtifact, console: Console | None = None) -> None:
         f"{run.clients} nodes, {run.rounds} communication rounds ({run.lloyd_rounds} Lloyd), "
         f"converged: {run.converged}, privacy mode: {model.privacy.get('mode')}"
     )
-    for failure in run.clients_failed:
-        console.print(f"[yellow]left out: {failure}[/yellow]")
+    for nid, code in run.clients_failed.items():
+        console.print(f"[yellow]left out: node {nid}: {code}[/yellow]")
     if model.drift:
         console.print(changes_text(model.drift))
 
@@ -149,7 +149,7 @@ def markdown_report(model: ModelArtifact) -> str:
     if model.drift:
         lines += ["", "## Segment changes", "", changes_text(model.drift) + "."]
     if model.run.clients_failed:
-        lines += ["", "## Nodes left out", ""] + [f"- {f}" for f in model.run.clients_failed]
+        lines += ["", "## Nodes left out", ""] + [f"- node {n}: {c}" for n, c in model.run.clients_failed.items()]
     return "\n".join(lines) + "\n"
 
 

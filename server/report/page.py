@@ -181,7 +181,7 @@ def run_section(model: ModelArtifact) -> str:
                                           for v, k in stats) + "</div>"]
     if run.clients_failed:
         out.append('<h4>Nodes left out</h4><ul class="failures">'
-                   + "".join(f"<li>{esc(f)}</li>" for f in run.clients_failed) + "</ul>")
+                   + "".join(f"<li>node {esc(n)}: {esc(c)}</li>" for n, c in run.clients_failed.items()) + "</ul>")
     out.append('<div class="grid two"><div><h4>Time per phase</h4>' + timings_chart(run.timings) + "</div>"
                '<div><h4>Run configuration</h4>' + _value_html(run.config) + "</div></div>")
     return "".join(out)
