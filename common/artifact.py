@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fedseg.common.profiles import SegmentProfile
 from fedseg.common.schema import FeatureSchema
@@ -49,6 +49,16 @@ class RunInfo(BaseModel):
     feature_schema: FeatureSchema
     fedseg_version: str | None = Field(
         default=None, description="fedseg.__version__ of the ServerApp that ran (the FAB's code under flwr run)")
+
+    @field_validator("clients_failed", mode="before")
+    @classmethod
+    def _older_list_form(cls, value: Any) -> Any:
+        """Models written before failure codes listed free text per failed node; such a
+        model still loads (e.g. as a warm start), its texts replaced by the generic code,
+        since they may hold a node's cell values."""
+        if isinstance(value, list):
+            return {i: "node-error" for i in range(len(value))}
+        return value
 
 
 class ModelArtifact(BaseModel):

@@ -104,3 +104,15 @@ def test_model_without_fedseg_version_still_loads(tmp_path):
     raw["run"].pop("fedseg_version")  # a model.json written before the field existed
     (tmp_path / "old.json").write_text(json.dumps(raw))
     assert load_artifact(tmp_path / "old.json").run.fedseg_version is None
+
+
+def test_a_model_with_the_older_failure_texts_loads_without_them(tmp_path):
+    """Models written before failure codes listed free text (which could hold a cell
+    value) per failed node: they still load, e.g. as a warm start, with the generic code."""
+    raw = json.loads(artifact().model_dump_json())
+    raw["run"]["clients_failed"] = ["node 7: 'x.csv' column age row 3: value 512.0 above upper"]
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(raw))
+    loaded = load_artifact(path)
+    assert loaded.run.clients_failed == {0: "node-error"}
+    assert "512" not in loaded.model_dump_json()
