@@ -17,6 +17,7 @@ import numpy as np
 
 from fedseg.client.data import DataError
 from fedseg.client.policy import NodePolicy
+from fedseg.client.trust import node_trust
 from fedseg.common.messages import NodeFailure, ReadyReply, Scaler
 from fedseg.common.phases.registry import phase_for
 from fedseg.common.preprocessing import LocalTable, encode_table
@@ -30,6 +31,8 @@ from fedseg.common.wire import (
     Reply,
     Request,
     SecureBroadcastRequest,
+    SecureCheckReply,
+    SecureCheckRequest,
     SecureKeysReply,
     SecureMaskedReply,
     SecureRoundRequest,
@@ -90,7 +93,7 @@ def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = No
     policy = policy or NodePolicy()
     try:
         if type(request) in _SECURE:
-            return _SECURE[type(request)](request, data, state if state is not None else {}, node_id)
+            return _SECURE[type(request)](request, data, state if state is not None else {}, node_id, policy)
         return phase_for(request).answer(request, data)
     except (DataError, SecAggError, FixedPointOverflowError) as exc:
         return NodeFailure(error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, DataError) else str(exc))
@@ -101,13 +104,13 @@ def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = No
 _STATE_KEY = "secagg"
 
 
-def _client(state: dict[str, bytes]) -> SecAggClient:
+def _client(state: dict[str, bytes], policy: NodePolicy) -> SecAggClient:
     if _STATE_KEY not in state:
         raise SecAggError("no secure-aggregation state on this node: set-up did not happen here")
-    return SecAggClient.from_bytes(state[_STATE_KEY])
+    return SecAggClient.from_bytes(state[_STATE_KEY], trust=node_trust(policy))
 
 
-def _validate(req: ValidateRequest, data: NodeData, state: dict, node_id: int) -> ReadyReply:
+def _validate(req: ValidateRequest, data: NodeData, state: dict, node_id: int, policy: NodePolicy) -> ReadyReply:
     data.table(req.schema_)
     return ReadyReply()
 
@@ -119,24 +122,33 @@ def _step(state: dict, client: SecAggClient, step: Callable[[SecAggClient], Any]
     return out
 
 
-def _setup(req: SecureSetupRequest, data: NodeData, state: dict, node_id: int) -> SecureKeysReply:
-    return SecureKeysReply(keys=_step(state, SecAggClient(node_id), lambda c: c.advertise_keys(req.setup)))
+def _setup(req: SecureSetupRequest, data: NodeData, state: dict, node_id: int, policy: NodePolicy) -> SecureKeysReply:
+    client = SecAggClient(node_id, trust=node_trust(policy))
+    return SecureKeysReply(keys=_step(state, client, lambda c: c.advertise_keys(req.setup)))
 
 
-def _broadcast(req: SecureBroadcastRequest, data: NodeData, state: dict, node_id: int) -> SecureSharesReply:
-    return SecureSharesReply(shares=_step(state, _client(state), lambda c: c.share_keys(req.broadcast)))
+def _broadcast(req: SecureBroadcastRequest, data: NodeData, state: dict, node_id: int,
+               policy: NodePolicy) -> SecureSharesReply:
+    return SecureSharesReply(shares=_step(state, _client(state, policy), lambda c: c.share_keys(req.broadcast)))
 
 
-def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id: int) -> Reply:
+def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id: int, policy: NodePolicy) -> Reply:
     reply = phase_for(req.inner).answer(req.inner, data)
     flat = flatten(reply, reply_layout(req.inner), req.scales)
     vectors = {t: v for t, v in flat.items() if t in req.round.vectors}
     vectors = add_noise_shares(vectors, req.noise, req.scales)  # this node's share of the DP noise
-    return SecureMaskedReply(masked=_step(state, _client(state), lambda c: c.mask_input(req.round, vectors)))
+    client = _client(state, policy)
+    return SecureMaskedReply(masked=_step(state, client, lambda c: c.mask_input(req.round, vectors, noised=bool(req.noise))))
 
 
-def _secure_unmask(req: SecureUnmaskRequest, data: NodeData, state: dict, node_id: int) -> SecureUnmaskReply:
-    return SecureUnmaskReply(shares=_step(state, _client(state), lambda c: c.unmask(req.unmask)))
+def _secure_check(req: SecureCheckRequest, data: NodeData, state: dict, node_id: int,
+                  policy: NodePolicy) -> SecureCheckReply:
+    return SecureCheckReply(signature=_step(state, _client(state, policy), lambda c: c.sign_survivors(req.unmask)))
+
+
+def _secure_unmask(req: SecureUnmaskRequest, data: NodeData, state: dict, node_id: int,
+                   policy: NodePolicy) -> SecureUnmaskReply:
+    return SecureUnmaskReply(shares=_step(state, _client(state, policy), lambda c: c.unmask(req.unmask)))
 
 
 _SECURE = {
@@ -144,5 +156,6 @@ _SECURE = {
     SecureSetupRequest: _setup,
     SecureBroadcastRequest: _broadcast,
     SecureRoundRequest: _secure_round,
+    SecureCheckRequest: _secure_check,
     SecureUnmaskRequest: _secure_unmask,
 }
