@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Mapping
 
 from fedseg.common.config import RunConfig
+from fedseg.common.secagg.identity import too_small
 from fedseg.common.secagg.messages import SecAggError, UnmaskRequest
 from fedseg.common.secagg.server import SecAggServer
 from fedseg.common.phases.registry import phase_for
@@ -71,6 +72,8 @@ class SecureChannel:
 
     def setup(self) -> list[int]:
         """Key agreement, once per run; returns the nodes that completed it."""
+        if too_small(len(self.roster)):
+            raise SecureAggregationFailed(too_small(len(self.roster)))
         request = SecureSetupRequest(setup=self.server.setup_request(self.roster))
         for reply in self.send_each({n: request for n in self.roster}, SecureKeysReply).values():
             self.server.receive_keys(reply.keys)

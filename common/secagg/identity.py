@@ -26,6 +26,15 @@ from fedseg.common.secagg.derivation import PROTOCOL, encode_field, int_fields
 from fedseg.common.secagg.messages import KEY_BYTES, IdentityName, SecAggRefused
 
 ROSTER_TABLE = "identities"
+MIN_COHORT = 3  # with two nodes, each learns the other's input from the sum
+
+
+def too_small(n_nodes: int) -> str | None:
+    """Why `n_nodes` cannot run secure aggregation, if it cannot (CLI and server say so early)."""
+    if n_nodes >= MIN_COHORT:
+        return None
+    return (f"secure aggregation needs at least {MIN_COHORT} nodes, got {n_nodes}: with two, each "
+            "node learns the other's aggregates from the sum")
 
 
 def fingerprint(data: bytes) -> str:
@@ -77,7 +86,7 @@ class NodeTrust(BaseModel):
 
     signing_key: Ed25519PrivateKey
     roster: Roster
-    min_cohort: int = Field(3, ge=3)
+    min_cohort: int = Field(MIN_COHORT, ge=MIN_COHORT)
     max_colluders: int = Field(0, ge=0)
 
     @property
