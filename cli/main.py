@@ -30,7 +30,7 @@ os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
-cli.add_typer(deploy_cli)  # certs, node-keys, connection, register, check-node, label-node
+cli.add_typer(deploy_cli)  # certs, node-keys, identity, roster, connection, register, check-node, label-node
 console = Console(stderr=False)
 USER_ERRORS = (DataError, SchemaError, ConfigError, RunError, ArtifactError, ValueError)
 
