@@ -21,7 +21,6 @@ from fedseg.common.secagg.messages import (
     SetupRequest,
     UnmaskShares,
 )
-from fedseg.common.secagg.node import SecAggClient
 from fedseg.common.secagg.server import RoundResult, SecAggServer
 from tests.secagg_driver import run_local_secure_sum, set_up_clients, signed_if_dropped, trusted_clients
 

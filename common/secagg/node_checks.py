@@ -62,6 +62,8 @@ def check_survivors(st: ClientState, request: UnmaskRequest, trust: NodeTrust) -
         raise SecAggRefused("inconsistent-survivors", "duplicate node ids in the unmask request")
     if survivors & dropped or survivors | dropped != set(st.active):
         raise SecAggRefused("inconsistent-survivors", "survivors and dropped must partition the round")
+    if survivors & set(st.excluded):  # their escrow keys were revealed: never a b-share too
+        raise SecAggRefused("inconsistent-survivors", "a node declared dropped is listed as a survivor")
     if st.cohort and survivors != set(st.cohort) and not st.noised:
         raise SecAggRefused("cohort-changed", "a node dropped after the first release; the round is not noised")
     check_threshold(st.threshold, len(survivors), trust)
