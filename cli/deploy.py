@@ -3,6 +3,8 @@ local labelling for the business units. See DEPLOY.md.
 
   fedseg certs --out DIR                      development CA + SuperLink TLS certificate
   fedseg node-keys --out DIR --name NAME      a SuperNode authentication key pair
+  fedseg identity --out DIR --name NAME       a node's secure-aggregation identity key
+  fedseg roster DIR/*.id.pub --out roster.toml  the roster of identities and its fingerprint
   fedseg connection --address HOST:PORT --ca ca.crt
                                               a SuperLink connection for `flwr`
   fedseg register --keys DIR                  register every NAME.pub with the SuperLink
@@ -96,6 +98,46 @@ def node_keys(
     console.print(f"the central team registers it with:\n  flwr supernode register {files.public_key} "
                   f"{CONNECTION} --name {name}\nor, for a folder of keys:  fedseg register --keys {out}",
                   highlight=False)
+
+
+@deploy_cli.command()
+def identity(
+    out: Annotated[Path, typer.Option(help="folder for NAME.id.key (private) and NAME.id.pub")],
+    name: Annotated[str, typer.Option(help="node name on the roster, e.g. the business unit: retail-north")],
+    force: Annotated[bool, typer.Option(help="replace existing files")] = False,
+) -> None:
+    """Make a node's secure-aggregation identity key (Ed25519): it signs the node's keys of every run."""
+    from fedseg.server.identities import make_identity
+    from fedseg.server.security import SecurityError
+
+    try:
+        files = make_identity(out, name, overwrite=force)
+    except (SecurityError, OSError) as exc:
+        _fail(str(exc))
+    console.print(f"identity key         {files.private_key}   (0600; stays on the node: "
+                  f"node config identity-key=\"{files.private_key}\")", highlight=False)
+    console.print(f"identity public key  {files.public_key}   (send to the central team for the roster)",
+                  highlight=False)
+
+
+@deploy_cli.command()
+def roster(
+    public_keys: Annotated[list[Path], typer.Argument(help="identity public keys (NAME.id.pub), one per node")],
+    out: Annotated[Path, typer.Option(help="roster file to write (TOML)")],
+    force: Annotated[bool, typer.Option(help="replace an existing roster")] = False,
+) -> None:
+    """Write the federation's roster of identity public keys and print its fingerprint."""
+    from fedseg.server.identities import write_roster
+    from fedseg.server.security import SecurityError
+
+    try:
+        sha = write_roster(public_keys, out, overwrite=force)
+    except (SecurityError, OSError) as exc:
+        _fail(str(exc))
+    console.print(f"roster       {out}   ({len(public_keys)} identities; send it to every node)", highlight=False)
+    console.print(f"roster-sha256 {sha}", highlight=False)
+    console.print("each node operator confirms this fingerprint out of band (e.g. by phone) and sets\n"
+                  f"  roster=\"{out}\" roster-sha256=\"{sha}\"  in the node config", highlight=False)
 
 
 @deploy_cli.command()

@@ -30,7 +30,7 @@ os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
-cli.add_typer(deploy_cli)  # certs, node-keys, connection, register, check-node, label-node
+cli.add_typer(deploy_cli)  # certs, node-keys, identity, roster, connection, register, check-node, label-node
 console = Console(stderr=False)
 USER_ERRORS = (DataError, SchemaError, ConfigError, RunError, ArtifactError, ValueError)
 
@@ -95,6 +95,7 @@ def simulate(
 ) -> None:
     """Run a federated segmentation on Flower's Simulation Engine and print the segments."""
     from fedseg.cli.progress import ProgressView
+    from fedseg.common.secagg.identity import too_small
     from fedseg.server.report.markdown import print_report
     from fedseg.simulations.driver import simulate as run_sim
     from fedseg.simulations.inputs import simulation_inputs
@@ -123,6 +124,8 @@ def simulate(
             from fedseg.server.warm_start import check_compatible
 
             check_compatible(load_artifact(warm_start), feature_schema, str(warm_start))
+        if (secure or epsilon is not None) and too_small(len(frames)):  # before any engine starts
+            raise ValueError(f"{too_small(len(frames))}; use --clients 3 or more")
         out_dir = out or Path("runs") / time.strftime(f"%Y%m%d-%H%M%S-seed{seed}")
         console.print(f"fedseg: {label}; {len(frames)} nodes; k in {config.k_values}; out {out_dir}")
         logging.getLogger("flwr").setLevel(logging.ERROR)

@@ -23,6 +23,7 @@ from fedseg.client import guard, node_dp, node_ledger
 from fedseg.client.data import DataError
 from fedseg.client.guard import Refused
 from fedseg.client.policy import NodePolicy
+from fedseg.client.trust import node_trust
 from fedseg.common.messages import FAILURE_CODES, NodeFailure, ReadyReply, Scaler
 from fedseg.common.phases.registry import phase_for
 from fedseg.common.preprocessing import LocalTable, encode_table
@@ -36,6 +37,8 @@ from fedseg.common.wire import (
     Reply,
     Request,
     SecureBroadcastRequest,
+    SecureCheckReply,
+    SecureCheckRequest,
     SecureKeysReply,
     SecureMaskedReply,
     SecureRoundRequest,
@@ -125,10 +128,10 @@ def failure_code(exc: Exception) -> str:
 _STATE_KEY = "secagg"
 
 
-def _client(state: dict[str, bytes]) -> SecAggClient:
+def _client(state: dict[str, bytes], policy: NodePolicy) -> SecAggClient:
     if _STATE_KEY not in state:
         raise SecAggError("no secure-aggregation state on this node: set-up did not happen here")
-    client = SecAggClient.from_bytes(state[_STATE_KEY])
+    client = SecAggClient.from_bytes(state[_STATE_KEY], trust=node_trust(policy))
     guard.check_not_failed(state, client.state.run_id)
     return client
 
@@ -153,23 +156,25 @@ def _step(state: dict, client: SecAggClient, step: Callable[[SecAggClient], Any]
 
 def _setup(req: SecureSetupRequest, data: NodeData, state: dict, node_id: int, policy: NodePolicy) -> SecureKeysReply:
     guard.check_not_failed(state, req.setup.run_id)
-    return SecureKeysReply(keys=_step(state, SecAggClient(node_id), lambda c: c.advertise_keys(req.setup)))
+    client = SecAggClient(node_id, trust=node_trust(policy))
+    return SecureKeysReply(keys=_step(state, client, lambda c: c.advertise_keys(req.setup)))
 
 
 def _broadcast(req: SecureBroadcastRequest, data: NodeData, state: dict, node_id: int,
                policy: NodePolicy) -> SecureSharesReply:
-    return SecureSharesReply(shares=_step(state, _client(state), lambda c: c.share_keys(req.broadcast)))
+    return SecureSharesReply(shares=_step(state, _client(state, policy), lambda c: c.share_keys(req.broadcast)))
 
 
 def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id: int, policy: NodePolicy) -> Reply:
-    client = _client(state)
+    client = _client(state, policy)
     _check_round(req, data, client, policy)
     reply = phase_for(req.inner).answer(req.inner, data)
     layout = {t: s for t, s in reply_layout(req.inner).items() if t in req.round.vectors}
     vectors = flatten(reply, layout, req.scales)
     stds = node_dp.share_stds(req.noise, threshold=client.state.threshold, policy=policy)
     vectors = add_noise_shares(vectors, stds, req.scales)  # this node's share of the DP noise
-    return SecureMaskedReply(masked=_step(state, client, lambda c: c.mask_input(req.round, vectors)))
+    masked = _step(state, client, lambda c: c.mask_input(req.round, vectors, noised=bool(req.noise)))
+    return SecureMaskedReply(masked=masked)
 
 
 def _check_round(req: SecureRoundRequest, data: NodeData, client: SecAggClient, policy: NodePolicy) -> None:
@@ -184,9 +189,14 @@ def _check_round(req: SecureRoundRequest, data: NodeData, client: SecAggClient, 
         node_ledger.charge(policy, client.state.run_id, rho, req.inner.phase)
 
 
+def _secure_check(req: SecureCheckRequest, data: NodeData, state: dict, node_id: int,
+                  policy: NodePolicy) -> SecureCheckReply:
+    return SecureCheckReply(signature=_step(state, _client(state, policy), lambda c: c.sign_survivors(req.unmask)))
+
+
 def _secure_unmask(req: SecureUnmaskRequest, data: NodeData, state: dict, node_id: int,
                    policy: NodePolicy) -> SecureUnmaskReply:
-    return SecureUnmaskReply(shares=_step(state, _client(state), lambda c: c.unmask(req.unmask)))
+    return SecureUnmaskReply(shares=_step(state, _client(state, policy), lambda c: c.unmask(req.unmask)))
 
 
 _SECURE = {
@@ -194,5 +204,6 @@ _SECURE = {
     SecureSetupRequest: _setup,
     SecureBroadcastRequest: _broadcast,
     SecureRoundRequest: _secure_round,
+    SecureCheckRequest: _secure_check,
     SecureUnmaskRequest: _secure_unmask,
 }

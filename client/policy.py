@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-MIN_SECURE_COHORT = 3  # with two nodes, each learns the other's aggregates from the sum
+from fedseg.common.secagg.identity import MIN_COHORT
 
 
 class PolicyError(ValueError):
@@ -35,7 +35,7 @@ class NodePolicy(BaseModel):
 
     require_secure: bool = Field(False, alias="require-secure",
                                  description="answer phase requests only under secure aggregation")
-    min_cohort: int = Field(MIN_SECURE_COHORT, alias="min-cohort", ge=MIN_SECURE_COHORT,
+    min_cohort: int = Field(MIN_COHORT, alias="min-cohort", ge=MIN_COHORT,
                             description="fewest nodes in a secure cohort this node takes part in")
     max_colluders: int = Field(0, alias="max-colluders", ge=0,
                                description="peers that may collude with the server (threshold and noise)")

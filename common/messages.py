@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from fedseg.common.schema import FeatureSchema
+from fedseg.common.secagg.messages import RefusalCode
 
 PROTOCOL = "fedseg-wire/1"
 _DTYPES = {"float64": "<f8", "int64": "<i8"}
@@ -78,8 +79,7 @@ FailureCode = Literal[
     "bad-table", "bad-request", "schema-mismatch", "policy-refused", "overflow", "budget-exhausted",
     "protocol-error",
     # secure aggregation's refusals (`SecAggRefused.code`)
-    "bad-signature", "unknown-key", "threshold-refused", "cohort-too-small", "cohort-changed",
-    "inconsistent-survivors",
+    RefusalCode,
     # what the server notes for a node that sent nothing usable
     "no-reply", "node-error", "bad-reply", "left-secure-round", "no-secure-setup",
 ]

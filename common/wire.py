@@ -22,6 +22,7 @@ from fedseg.common.secagg.messages import (
     RoundRequest,
     SetupRequest,
     SetupShares,
+    SurvivorsSignature,
     UnmaskRequest,
     UnmaskShares,
 )
@@ -73,6 +74,13 @@ class SecureUnmaskRequest(Message):
     unmask: UnmaskRequest
 
 
+class SecureCheckRequest(Message):
+    """Only in a round with dropouts, before unmasking: sign this survivor list."""
+
+    phase: Literal["secure_check"] = "secure_check"
+    unmask: UnmaskRequest
+
+
 class SecureKeysReply(Message):
     phase: Literal["secure_keys"] = "secure_keys"
     keys: KeyAdvertisement
@@ -93,10 +101,15 @@ class SecureUnmaskReply(Message):
     shares: UnmaskShares
 
 
+class SecureCheckReply(Message):
+    phase: Literal["secure_signed"] = "secure_signed"
+    signature: SurvivorsSignature
+
+
 _SECURE_REQUESTS = (ValidateRequest, SecureSetupRequest, SecureBroadcastRequest, SecureRoundRequest,
-                    SecureUnmaskRequest)
+                    SecureCheckRequest, SecureUnmaskRequest)
 _OTHER_REPLIES = (NodeFailure, ReadyReply, SecureKeysReply, SecureSharesReply, SecureMaskedReply,
-                  SecureUnmaskReply)
+                  SecureCheckReply, SecureUnmaskReply)
 
 
 def _union(members: tuple[type, ...]) -> Any:

@@ -164,7 +164,7 @@ class Orchestrator:
         channel = SecureChannel(self.config, self._send_each, list(self.active))
         try:
             joined = channel.setup()
-        except SecAggError as exc:
+        except (SecAggError, SecureAggregationFailed) as exc:
             raise RunError(f"secure aggregation set-up failed: {exc}") from exc
         for nid in [n for n in self.active if n not in joined]:
             self._drop(nid, "no-secure-setup")

@@ -3,7 +3,10 @@ a sum over the surviving nodes.
 
 Set-up costs two exchanges once per run (key advertisement, encrypted key shares); each
 phase exchange then costs two: masked upload, then unmasking (Bonawitz et al. 2017 with
-per-round keys derived from one key agreement per run, see PRIVACY.md).
+per-round keys derived from one key agreement per run, see PRIVACY.md). A round in
+which nodes dropped costs one more: the survivors sign the survivor list first. After
+the first released round the cohort may shrink only under DP; the nodes enforce it, and
+the server stops the run with a clear message rather than asking them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import os
 from collections.abc import Callable, Mapping
 
 from fedseg.common.config import RunConfig
-from fedseg.common.secagg.messages import SecAggError
+from fedseg.common.secagg.identity import too_small
+from fedseg.common.secagg.messages import SecAggError, UnmaskRequest
 from fedseg.common.secagg.server import SecAggServer
 from fedseg.common.phases.registry import phase_for
 from fedseg.common.secure_layout import layout_and_bounds, tag_scales, unflatten, vector_lengths
@@ -21,6 +25,8 @@ from fedseg.common.wire import (
     Reply,
     Request,
     SecureBroadcastRequest,
+    SecureCheckReply,
+    SecureCheckRequest,
     SecureKeysReply,
     SecureMaskedReply,
     SecureRoundRequest,
@@ -34,7 +40,15 @@ SendEach = Callable[[Mapping[int, Request], type], dict[int, Reply]]
 
 
 class SecureAggregationFailed(RuntimeError):
-    """Too few nodes survived a round to unmask the sum."""
+    """Too few nodes survived a round to unmask the sum, or the cohort shrank without DP."""
+
+
+def cohort_shrank(cohort: int, now: int) -> SecureAggregationFailed:
+    return SecureAggregationFailed(
+        f"the cohort shrank from {cohort} to {now} nodes after the first release; a secure run "
+        "without differential privacy cannot continue over a smaller cohort (the difference of "
+        "two sums would be the missing nodes' data, and every node refuses it): rerun, or use --epsilon"
+    )
 
 
 def threshold_for(n_nodes: int, max_dropout: float) -> int:
@@ -54,9 +68,12 @@ class SecureChannel:
             frac_bits=frac_bits,
         )
         self.roster = list(nodes)
+        self.cohort: tuple[int, ...] = ()  # survivors of the first released round
 
     def setup(self) -> list[int]:
         """Key agreement, once per run; returns the nodes that completed it."""
+        if too_small(len(self.roster)):
+            raise SecureAggregationFailed(too_small(len(self.roster)))
         request = SecureSetupRequest(setup=self.server.setup_request(self.roster))
         for reply in self.send_each({n: request for n in self.roster}, SecureKeysReply).values():
             self.server.receive_keys(reply.keys)
@@ -79,6 +96,8 @@ class SecureChannel:
             max_nodes=len(self.server.roster),
         )
         lengths = vector_lengths(layout)
+        if self.cohort and not noise and set(self.server.active) != set(self.cohort):
+            raise cohort_shrank(len(self.cohort), len(self.server.active))
         if noise:
             lengths = {t: n for t, n in lengths.items() if t in noise}
         rounds = self.server.round_requests(lengths)
@@ -92,11 +111,16 @@ class SecureChannel:
             except SecAggError:
                 continue  # treated as a dropout of this round
         try:
-            unmask = SecureUnmaskRequest(unmask=self.server.unmask_request())
+            unmask = self.server.unmask_request()
         except SecAggError as exc:
             raise SecureAggregationFailed(str(exc)) from exc
-        survivors = list(unmask.unmask.survivors)
-        for reply in self.send_each({n: unmask for n in survivors}, SecureUnmaskReply).values():
+        if unmask.dropped:
+            if self.cohort and not noise:
+                raise cohort_shrank(len(self.cohort), len(unmask.survivors))
+            unmask = self._signed(unmask)
+        survivors = list(unmask.signatures or unmask.survivors)
+        request_unmask = SecureUnmaskRequest(unmask=unmask)
+        for reply in self.send_each({n: request_unmask for n in survivors}, SecureUnmaskReply).values():
             try:
                 self.server.receive_unmask_shares(reply.shares)
             except SecAggError:
@@ -105,6 +129,7 @@ class SecureChannel:
             result = self.server.finish_round()
         except SecAggError as exc:
             raise SecureAggregationFailed(str(exc)) from exc
+        self.cohort = self.cohort or result.survivors
         sums, reply_type = result.sums, phase_for(request).reply
         if noise:  # noisy counts may dip below zero; a count is never negative
             sums = {t: (v.clip(min=0) if t in reply_type.nonnegative_counts else v) for t, v in sums.items()}
@@ -112,3 +137,16 @@ class SecureChannel:
         if not isinstance(summed, expect):
             raise SecureAggregationFailed(f"expected {expect.__name__}, built {type(summed).__name__}")
         return summed, list(self.server.active)
+
+    def _signed(self, unmask: UnmaskRequest) -> UnmaskRequest:
+        """The extra exchange of a round with dropouts: the survivors sign the list."""
+        check = SecureCheckRequest(unmask=unmask)
+        for reply in self.send_each({n: check for n in unmask.survivors}, SecureCheckReply).values():
+            try:
+                self.server.receive_survivors_signature(reply.signature)
+            except SecAggError:
+                continue  # its signature is not counted
+        try:
+            return self.server.signed_unmask_request()
+        except SecAggError as exc:
+            raise SecureAggregationFailed(str(exc)) from exc

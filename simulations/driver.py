@@ -7,6 +7,7 @@ runs in this process, so progress events reach the caller directly.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -21,6 +22,7 @@ from fedseg.common.artifact import ModelArtifact
 from fedseg.common.config import RunConfig
 from fedseg.common.schema import FeatureSchema
 from fedseg.server.app import log_event, make_server_app
+from fedseg.server.identities import make_federation
 from fedseg.server.orchestrator import Event, RunError
 from fedseg.server.quantile_phase import with_as_of
 from fedseg.simulations.data_check import check_partitions
@@ -43,6 +45,15 @@ def write_partitions(frames: list[pd.DataFrame], schema: FeatureSchema, folder: 
         except (ArrowException, TypeError):  # mixed-type column: keep the text as CSV
             (folder / f"node-{i}.parquet").unlink(missing_ok=True)
             table.to_csv(folder / f"node-{i}.csv", index=False)
+
+
+def write_node_identities(folder: Path, n_nodes: int) -> None:
+    """Give every simulated node its secure-aggregation identity: `node-<i>.policy.toml`
+    (read by `client.policy.node_policy`) with its identity key and the pinned roster."""
+    made = make_federation(folder / "identities", [f"node-{i}" for i in range(n_nodes)])
+    for i in range(n_nodes):
+        lines = [f"{key} = {json.dumps(value)}\n" for key, value in made[f"node-{i}"].items()]
+        (folder / f"node-{i}.policy.toml").write_text("".join(lines))
 
 
 def simulate(
@@ -68,6 +79,7 @@ def simulate(
         write_partitions(frames, schema, Path(tmp))
         for i, problem in check_partitions(Path(tmp), with_as_of(schema, config.as_of), len(frames)).items():
             on_event(Event("data-check", f"partition {i} will leave the run (bad-table): {problem}"))
+        write_node_identities(Path(tmp), len(frames))
         start = time.perf_counter()
         run_simulation(
             server_app=make_server_app(config, schema, out_dir, timed, sink),

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from fedseg.server.identities import make_federation
+
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
 
@@ -188,6 +190,13 @@ def superlink_command(ca_cert: Path, server_cert: Path, server_key: Path, port: 
     return [str(BIN / "flower-superlink"), "--enable-supernode-auth", "--ssl-ca-certfile", str(ca_cert),
             "--ssl-certfile", str(server_cert), "--ssl-keyfile", str(server_key),
             "--host", "127.0.0.1", "--port", str(port), "--disable-runtime-dependency-installation"]
+
+
+def identity_node_configs(folder: Path, names: list[str]) -> dict[str, str]:
+    """Per node name, the `--node-config` fragment with its secure-aggregation identity
+    key and the pinned roster of all `names` (DEPLOY.md, B3b)."""
+    made = make_federation(folder, names)
+    return {name: " ".join(f'{key}="{value}"' for key, value in made[name].items()) for name in names}
 
 
 def supernode_command(port: int, ca_cert: Path, private_key: Path, node_config: str, *extra: str) -> list[str]:

@@ -29,7 +29,7 @@ from fedseg.common.preprocessing import LocalTable, encode_table
 from fedseg.server.security import make_certificates, make_node_keys
 from tests.helpers import pooled_scaler_reference
 from fedseg.simulations.local_deployment import (
-    BIN, REPO, Processes, copy_app, fedseg, flwr, free_port, json_of, superlink_command, supernode_command, wait_for_port,
+    BIN, REPO, Processes, copy_app, fedseg, flwr, free_port, identity_node_configs, json_of, superlink_command, supernode_command, wait_for_port,
 )
 from fedseg.common.synthetic import generate_customers, synthetic_schema, write_departments
 
@@ -95,6 +95,8 @@ def deployment(tmp_path_factory):
         keys = {name: make_node_keys(root / "keys", name) for name in ("sqlite", "csv", "parquet", "bad")}
         make_node_keys(root / "rogue-keys", "rogue")
         configs, pooled, schema_path = write_sources(root)
+        identities = identity_node_configs(root / "identities", list(configs))  # every node has one
+        configs = {name: f"{config} {identities[name]}" for name, config in configs.items()}
         app = copy_app(root, version=FAB_VERSION)
 
         port = free_port()

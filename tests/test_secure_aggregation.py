@@ -21,9 +21,8 @@ from fedseg.common.secagg.messages import (
     SetupRequest,
     UnmaskShares,
 )
-from fedseg.common.secagg.node import SecAggClient
 from fedseg.common.secagg.server import RoundResult, SecAggServer
-from tests.secagg_driver import run_local_secure_sum, set_up_clients
+from tests.secagg_driver import run_local_secure_sum, set_up_clients, signed_if_dropped, trusted_clients
 
 FRAC = 24
 NODES = [101, 7, 55, 3000, 42]  # arbitrary, unsorted ids
@@ -64,7 +63,7 @@ def set_up(nodes, threshold, seed=0):
     """Run the two set-up exchanges; returns the server and the clients."""
     rng = seeded(seed)
     server = SecAggServer(run_id="run-1", threshold=threshold, frac_bits=FRAC)
-    clients = {u: SecAggClient(u, rng=rng) for u in nodes}
+    clients = trusted_clients(nodes, rng=rng)
     set_up_clients(server, clients)
     return server, clients
 
@@ -78,15 +77,15 @@ class Transcript(NamedTuple):
     replies: dict[int, UnmaskShares]
 
 
-def run_round(server, clients, inputs, *, withhold=()):
+def run_round(server, clients, inputs, *, withhold=(), noised=False):
     """One full round in which the masked inputs of `withhold` are lost."""
     spec = {tag: len(v) for tag, v in next(iter(inputs.values())).items()}
     requests = server.round_requests(spec)
-    masked = {u: clients[u].mask_input(req, inputs[u]) for u, req in requests.items()}
+    masked = {u: clients[u].mask_input(req, inputs[u], noised=noised) for u, req in requests.items()}
     for u, msg in masked.items():
         if u not in withhold:
             server.receive_masked(msg)
-    request = server.unmask_request()
+    request = signed_if_dropped(server, server.unmask_request(), lambda u, req: clients[u].sign_survivors(req))
     replies = {u: clients[u].unmask(request) for u in request.survivors}
     for reply in replies.values():
         server.receive_unmask_shares(reply)
@@ -241,7 +240,7 @@ def test_dropped_node_cannot_be_readmitted():
     requests = server.round_requests({"x": 4})
     assert set(requests) == set(NODES) - {55}
     smuggled = requests[7].model_copy(update={"active": (*requests[7].active, 55)})
-    with pytest.raises(SecAggError, match="only shrink"):
+    with pytest.raises(SecAggError, match="cohort-changed"):
         clients[7].mask_input(smuggled, inputs[7])
     # the dropped node itself was never told to unmask and its state refuses to go on
     with pytest.raises(SecAggError):
@@ -341,7 +340,7 @@ def test_later_dropout_keeps_earlier_inputs_private():
     roots_55 = clients[55].state.mask_roots  # known to the test only
 
     first = run_round(server, clients, inputs)
-    second = run_round(server, clients, inputs, withhold=[55])
+    second = run_round(server, clients, inputs, withhold=[55], noised=True)  # DP: may shrink
 
     assert second.result.dropped == (55,)
     assert all(not r.key_shares for r in first.replies.values())
@@ -571,21 +570,24 @@ def test_setup_validation():
     server = SecAggServer(run_id="r", threshold=3, frac_bits=FRAC)
     request = server.setup_request(NODES)
     rng = seeded(26)
-    clients = {u: SecAggClient(u, rng=rng) for u in NODES}
+    clients = trusted_clients([*NODES, 8], rng=rng)
     adverts = {u: clients[u].advertise_keys(request) for u in NODES}
     with pytest.raises(SecAggError, match="unknown"):
         server.receive_keys(adverts[7].model_copy(update={"node_id": 8}))
     with pytest.raises(SecAggError, match="not in the roster"):
-        SecAggClient(8).advertise_keys(request)
+        clients[8].advertise_keys(request)
     for u in (101, 7):
         server.receive_keys(adverts[u])
     with pytest.raises(SecAggError, match="below threshold"):
         server.key_broadcast()
 
     # a broadcast that swaps a node's key is refused by that node
+    signed = {u: adverts[u] for u in (7, 101, 55)}
     fake = KeyBroadcast(
         run_id="r",
         public_keys={7: adverts[42].public_key, **{u: adverts[u].public_key for u in (101, 55)}},
+        identities={u: a.identity for u, a in signed.items()},
+        signatures={u: a.signature for u, a in signed.items()},
     )
     with pytest.raises(SecAggError, match="own public key"):
         clients[7].share_keys(fake)

@@ -13,6 +13,7 @@ from fedseg.common.messages import ReadyReply
 from fedseg.common.phases.lloyd import LloydRequest
 from fedseg.common.wire import (
     SecureKeysReply,
+    SecureCheckRequest,
     SecureMaskedReply,
     SecureRoundRequest,
     SecureSharesReply,
@@ -69,28 +70,60 @@ def test_secure_run_equals_plaintext_run():
 
 
 @pytest.mark.parametrize("n_nodes, before, after", [(5, set(), {3}), (10, {2, 5, 8}, set()), (10, {1}, {4, 7})])
-def test_dropouts_mid_round_reach_the_plaintext_result_over_survivors(n_nodes, before, after):
+def test_a_dropout_after_the_first_release_ends_an_exact_secure_run(n_nodes, before, after):
+    # Changed by issue 10: an exact sum over a smaller cohort, next to one over the full
+    # cohort, is the missing nodes' data (differencing); the nodes refuse it, and the
+    # server says why instead of asking them.
     node_frames = frames(n_nodes, 4000)
-    config = RunConfig(k=3, seed=2, secure=True, min_nodes=3)
-    secure_tr = DroppingTransport(frame_nodes(node_frames), at_round=2, before=before, after=after)
-    secure, _ = run(node_frames, config, secure_tr)
-    assert set(secure.failures) == before | after
+    tr = DroppingTransport(frame_nodes(node_frames), at_round=2, before=before, after=after)
+    with pytest.raises(RunError, match="cohort shrank .* without differential privacy cannot continue"):
+        run(node_frames, RunConfig(k=3, seed=2, secure=True, min_nodes=3), tr)
 
-    # plaintext reference: the nodes lost before masking miss round 2, the ones lost after
-    # unmasking were still counted in round 2 and miss round 3 onwards
-    class PlainDrop(LocalTransport):
-        lloyd = 0
 
-        def send(self, requests):
-            if isinstance(next(iter(requests.values())), LloydRequest):
-                self.lloyd += 1
-                self.dead |= before if self.lloyd == 2 else set()
-                self.dead |= after if self.lloyd == 3 else set()
-            return super().send(requests)
+class FirstRoundDrop(LocalTransport):
+    """Loses nodes before they mask their first secure reply (before any release)."""
 
-    plain, _ = run(node_frames, RunConfig(k=3, seed=2, min_nodes=3), PlainDrop(frame_nodes(node_frames)))
+    def __init__(self, nodes, before):
+        super().__init__(nodes)
+        self.before = set(before)
+
+    def send(self, requests):
+        if isinstance(next(iter(requests.values())), SecureRoundRequest):
+            self.dead |= self.before
+        return super().send(requests)
+
+
+@pytest.mark.parametrize("n_nodes, before", [(5, {3}), (10, {2, 5, 8})])
+def test_dropouts_before_the_first_release_reach_the_plaintext_result_over_survivors(n_nodes, before):
+    node_frames = frames(n_nodes, 4000)
+    secure, tr = run(node_frames, RunConfig(k=3, seed=2, secure=True, min_nodes=3),
+                     FirstRoundDrop(frame_nodes(node_frames), before))
+    assert set(secure.failures) == before
+    assert any(isinstance(r, SecureCheckRequest) for r in tr.sent)  # the survivors signed the list
+    kept = [f for i, f in enumerate(node_frames, start=1) if i not in before]
+    plain, _ = run(kept, RunConfig(k=3, seed=2, min_nodes=3))
     assert_allclose(secure.chosen.centroids, plain.chosen.centroids, atol=1e-6)
     assert (secure.profile.counts == plain.profile.counts).all()
+
+
+@pytest.mark.parametrize("before, after", [({2}, set()), (set(), {4})])
+def test_a_dp_run_continues_over_the_smaller_cohort(before, after):
+    node_frames = frames(5, 4000)
+    tr = DroppingTransport(frame_nodes(node_frames), at_round=2, before=before, after=after)
+    result, _ = run(node_frames, RunConfig(k=3, seed=2, secure=True, min_nodes=3, epsilon=1e4, max_rounds=4), tr)
+    assert set(result.failures) == before | after
+    kept = 4000 - sum(len(node_frames[i - 1]) for i in before | after)
+    assert result.profile.counts.sum() == pytest.approx(kept, rel=0.01)
+
+
+def test_steady_state_costs_two_exchanges_per_secure_round():
+    node_frames = frames(4)
+    result, tr = run(node_frames, RunConfig(k=3, seed=2, secure=True, max_rounds=3))
+    kinds = [type(r).__name__ for r in tr.sent]
+    rounds = kinds.count("SecureRoundRequest")
+    assert kinds.count("SecureUnmaskRequest") == rounds > 0
+    assert "SecureCheckRequest" not in kinds  # nobody dropped: no signing exchange
+    assert len(kinds) == 3 + 2 * rounds  # validate + 2 set-up, then exactly 2 per round
 
 
 def test_too_many_dropouts_stop_the_run_clearly():

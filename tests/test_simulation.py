@@ -68,3 +68,18 @@ def test_model_records_the_fedseg_version_of_the_server(simulated):
     model, *_ = simulated
     assert model.run.fedseg_version == fedseg.__version__
 
+
+
+def test_secure_simulation_gives_every_node_its_identity(tmp_path):
+    # each simulated node reads its node-<i>.policy.toml (identity key, roster, pinned
+    # fingerprint): without it every node would refuse secure aggregation (no-identity)
+    from fedseg.common.synthetic import generate_customers, synthetic_schema
+
+    df = generate_customers(1500, 3, seed=2).drop(columns=["true_segment"])
+    frames = [g.drop(columns=["department"]) for _, g in df.groupby("department")]
+    events = []
+    model, _ = simulate(frames, synthetic_schema(), RunConfig(k=3, seed=1, secure=True, max_rounds=3),
+                        tmp_path, events.append)
+    assert model.run.clients == 3 and not model.run.clients_failed
+    assert sum(s.size for s in model.segments) == 1500
+    assert any(e.phase == "secure" and "keys agreed with 3 nodes" in e.message for e in events)

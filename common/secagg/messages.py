@@ -6,7 +6,7 @@ validated on receipt, so the node and server code trusts the shapes it gets.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from fedseg.common.secagg import fixed_point, shamir
 
 KEY_BYTES = 32
+SIGNATURE_BYTES = 64  # Ed25519
 NONCE_BYTES = 12
 SECRETS_BYTES = 2 * shamir.PACKED_SHARE_BYTES + KEY_BYTES  # share of s | share of b | pad
 CIPHERTEXT_BYTES = NONCE_BYTES + SECRETS_BYTES + 16  # nonce | secrets | Poly1305 tag
@@ -25,6 +26,25 @@ class SecAggError(ValueError):
     """A secure-aggregation message or step that violates the protocol."""
 
 
+RefusalCode = Literal[
+    "no-identity", "bad-signature", "unknown-key", "threshold-refused", "cohort-too-small",
+    "cohort-changed", "inconsistent-survivors",
+]
+
+
+class SecAggRefused(SecAggError):
+    """The node refuses a step that would break its own guarantees (PRIVACY.md, "Threat
+    model: a deviating server"); `code` goes to the server, `detail` stays in the node's log."""
+
+    CODES: frozenset[str] = frozenset(RefusalCode.__args__)  # type: ignore[attr-defined]
+
+    def __init__(self, code: str, detail: str) -> None:
+        if code not in self.CODES:
+            raise ValueError(f"unknown refusal code {code!r}")
+        super().__init__(f"{code}: {detail}")
+        self.code, self.detail = code, detail
+
+
 def bytes_to_u64(data: bytes) -> NDArray[np.uint64]:
     """A wire vector (little-endian uint64 words) as a uint64 array, without a copy."""
     return np.frombuffer(data, dtype="<u8").astype(np.uint64, copy=False)
@@ -33,7 +53,11 @@ def bytes_to_u64(data: bytes) -> NDArray[np.uint64]:
 NodeId = Annotated[int, Field(ge=0, lt=2**64)]
 Tag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/-]{1,64}$")]
 PublicKey = Annotated[bytes, Field(min_length=KEY_BYTES, max_length=KEY_BYTES)]
+Signature = Annotated[bytes, Field(min_length=SIGNATURE_BYTES, max_length=SIGNATURE_BYTES)]
+IdentityName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Key = Annotated[bytes, Field(min_length=KEY_BYTES, max_length=KEY_BYTES)]
+Signature = Annotated[bytes, Field(min_length=SIGNATURE_BYTES, max_length=SIGNATURE_BYTES)]
+IdentityName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Ciphertext = Annotated[bytes, Field(min_length=CIPHERTEXT_BYTES, max_length=CIPHERTEXT_BYTES)]
 ShareValue = Annotated[
     bytes, Field(min_length=shamir.PACKED_SHARE_BYTES, max_length=shamir.PACKED_SHARE_BYTES)
@@ -71,16 +95,29 @@ class SetupRequest(Message):
 
 
 class KeyAdvertisement(Message):
-    """Set-up reply 1, node -> server: C_u, the node's X25519 public key for the run."""
+    """Set-up reply 1, node -> server: C_u, the node's X25519 public key for the run,
+    signed under its roster identity together with the set-up it answers
+    (`identity.key_statement`)."""
 
     node_id: NodeId
     public_key: PublicKey
+    identity: IdentityName
+    signature: Signature
 
 
 class KeyBroadcast(Message):
-    """Set-up exchange 2, server -> every node: the public key of every advertised node."""
+    """Set-up exchange 2, server -> every node: every advertised node's public key, its
+    roster identity and its signature, each keyed by node id."""
 
     public_keys: dict[NodeId, PublicKey]
+    identities: dict[NodeId, IdentityName]
+    signatures: dict[NodeId, Signature]
+
+    @model_validator(mode="after")
+    def _check(self) -> KeyBroadcast:
+        if not set(self.public_keys) == set(self.identities) == set(self.signatures):
+            raise ValueError("keys, identities and signatures must cover the same nodes")
+        return self
 
 
 class SetupShares(Message):
@@ -128,11 +165,25 @@ class MaskedInput(Message):
 
 
 class UnmaskRequest(Message):
-    """Round exchange 2, server -> every survivor: who survived and who dropped."""
+    """Round exchange 2, server -> every survivor: who survived and who dropped.
+
+    With dropouts, `signatures` holds the survivors' signatures over this very list
+    (`SurvivorsSignature`, one extra exchange); nobody reveals a share for a smaller
+    list without at least t of them."""
 
     round: RoundNumber
     survivors: tuple[NodeId, ...]
     dropped: tuple[NodeId, ...]
+    signatures: dict[NodeId, Signature] = {}
+
+
+class SurvivorsSignature(Message):
+    """Reply to an unsigned unmask request with dropouts, node u -> server: u's signature
+    over (run, round, survivors, dropped) (`identity.survivors_statement`)."""
+
+    round: RoundNumber
+    node_id: NodeId
+    signature: Signature
 
 
 class UnmaskShares(Message):

@@ -29,6 +29,7 @@ from fedseg.common.secagg.derivation import (
     xor_keys,
 )
 from fedseg.common.secagg.masks import prg, signed_stream_sum, split_tags
+from fedseg.common.secagg.identity import NodeTrust, check_threshold, key_statement, survivors_statement
 from fedseg.common.secagg.messages import (
     KEY_BYTES,
     NONCE_BYTES,
@@ -37,10 +38,19 @@ from fedseg.common.secagg.messages import (
     MaskedInput,
     RoundRequest,
     SecAggError,
+    SecAggRefused,
     SetupRequest,
     SetupShares,
+    SurvivorsSignature,
     UnmaskRequest,
     UnmaskShares,
+)
+from fedseg.common.secagg.node_checks import (
+    check_round_cohort,
+    check_signatures,
+    check_survivors,
+    require_trust,
+    verified_identity_keys,
 )
 from fedseg.common.secagg.node_state import ClientState
 from fedseg.common.secagg.peer_bytes import PeerBytes
@@ -54,19 +64,21 @@ class SecAggClient:
     """Node side of secure aggregation; one method per message received.
 
     Set-up: `advertise_keys(SetupRequest)`, `share_keys(KeyBroadcast)`. Each round:
-    `mask_input(RoundRequest, vectors)`, `unmask(UnmaskRequest)`. Between messages,
-    keep `to_bytes()` (e.g. in Flower's `context.state`) and restore with `from_bytes`.
+    `mask_input(RoundRequest, vectors)`, then with dropouts `sign_survivors(UnmaskRequest)`,
+    then `unmask(UnmaskRequest)`. Between messages, keep `to_bytes()` (e.g. in Flower's
+    `context.state`) and restore with `from_bytes`. `trust` is the node's own identity,
+    roster and floors; without it the node refuses (`no-identity`).
     """
 
-    def __init__(self, node_id: int, *, rng: Rng = os.urandom) -> None:
+    def __init__(self, node_id: int, *, rng: Rng = os.urandom, trust: NodeTrust | None = None) -> None:
         self._state = ClientState(node_id=node_id)
-        self._rng = rng
+        self._rng, self._trust = rng, trust
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, rng: Rng = os.urandom) -> SecAggClient:
+    def from_bytes(cls, data: bytes, *, rng: Rng = os.urandom, trust: NodeTrust | None = None) -> SecAggClient:
         """Restore a client saved with `to_bytes`."""
         client = cls.__new__(cls)
-        client._state, client._rng = ClientState.model_validate_json(data), rng
+        client._state, client._rng, client._trust = ClientState.model_validate_json(data), rng, trust
         return client
 
     def to_bytes(self) -> bytes:
@@ -81,23 +93,33 @@ class SecAggClient:
     # -- set-up
 
     def advertise_keys(self, request: SetupRequest) -> KeyAdvertisement:
-        """Set-up step 1: draw the run's X25519 key pair and publish its public half."""
-        st = self._state
+        """Set-up step 1: check the cohort and threshold against the node's own floors,
+        draw the run's X25519 key pair and publish its public half, signed."""
+        st, trust = self._state, require_trust(self._trust)
         self._expect_phase("new")
         if st.node_id not in request.node_ids:
             raise SecAggError(f"node {st.node_id} is not in the roster")
+        check_threshold(request.threshold, len(request.node_ids), trust)
         st.run_id, st.roster = request.run_id, request.node_ids
         st.threshold, st.frac_bits = request.threshold, request.frac_bits
         st.private_key = self._rng(KEY_BYTES)
         st.phase = "advertised"
+        public_key, name = public_key_of(st.private_key), trust.name
+        statement = key_statement(
+            run_id=st.run_id, node_id=st.node_id, identity=name, public_key=public_key,
+            node_ids=st.roster, threshold=st.threshold, frac_bits=st.frac_bits,
+        )
         return KeyAdvertisement(
-            run_id=st.run_id, node_id=st.node_id, public_key=public_key_of(st.private_key)
+            run_id=st.run_id, node_id=st.node_id, public_key=public_key, identity=name,
+            signature=trust.sign(statement),
         )
 
     def share_keys(self, broadcast: KeyBroadcast) -> SetupShares:
         """Set-up step 2: agree the pair keys with every peer (the only X25519 of the
-        run), then Shamir-share s_{u,1} and b_{u,1}, encrypted for every other node."""
-        st = self._state
+        run), then Shamir-share s_{u,1} and b_{u,1}, encrypted for every other node.
+
+        Every key must be signed by a distinct roster identity for this set-up."""
+        st, trust = self._state, require_trust(self._trust)
         self._expect_phase("advertised")
         self._expect_run(broadcast.run_id)
         keys = broadcast.public_keys
@@ -113,6 +135,7 @@ class SecAggClient:
             )
         if len(set(keys.values())) != len(keys):
             raise SecAggError("public keys in the broadcast are not distinct")
+        st.identity_keys = PeerBytes.pack(verified_identity_keys(st, broadcast, trust), width=KEY_BYTES)
         private = X25519PrivateKey.from_private_bytes(st.private_key)
         enc_keys, roots = {}, {}
         for v, pk in keys.items():
@@ -129,23 +152,24 @@ class SecAggClient:
 
     # -- rounds
 
-    def mask_input(self, request: RoundRequest, vectors: Mapping[str, ArrayLike]) -> MaskedInput:
+    def mask_input(
+        self, request: RoundRequest, vectors: Mapping[str, ArrayLike], *, noised: bool = False
+    ) -> MaskedInput:
         """Round step 1: encode `vectors` (tag -> float vector), mask them, and escrow
         every pair key under the pad the peer sent.
 
-        Raises FixedPointOverflowError if a value could overflow a sum over the roster.
+        `noised`: the vectors carry this node's DP noise share (checked by the caller
+        against the node's policy); only then may a round run over fewer nodes than the
+        run's cohort. Raises FixedPointOverflowError if a value could overflow a sum.
         """
-        st = self._state
+        st, trust = self._state, require_trust(self._trust)
         self._expect_phase("ready")
         self._expect_run(request.run_id)
         self._expect_round(request.round, "request")
         active = request.active
         if st.node_id not in active:
             raise SecAggError("this node is not in the round's active set")
-        if not set(active) <= set(st.active) or len(set(active)) != len(active):
-            raise SecAggError("the active set may only shrink: it lists nodes that left the run")
-        if len(active) < st.threshold:
-            raise SecAggError(f"{len(active)} active nodes, below threshold {st.threshold}")
+        check_round_cohort(st, active, noised, trust)
         if set(vectors) != set(request.vectors):
             raise SecAggError(
                 f"vectors {sorted(vectors)} do not match the request {sorted(request.vectors)}"
@@ -170,32 +194,43 @@ class SecAggClient:
         everyone, n = tuple(sorted(active)), shamir.PACKED_SHARE_BYTES
         st.key_shares = self._with_own_share(st.key_shares, opened[:, :n], below, everyone)
         st.seed_shares = self._with_own_share(st.seed_shares, opened[:, n : 2 * n], below, everyone)
-        st.active, st.phase = tuple(active), "masked"
+        st.active, st.phase, st.noised, st.signed = tuple(active), "masked", noised, ()
         return MaskedInput(
             run_id=st.run_id, round=st.round, node_id=st.node_id, vectors=masked, escrows=escrows
+        )
+
+    def sign_survivors(self, request: UnmaskRequest) -> SurvivorsSignature:
+        """Round step 2a, only when nodes dropped: sign the survivor list (one list per
+        round: afterwards this node unmasks for exactly that list or not at all)."""
+        st = self._state
+        self._expect_phase("masked")
+        self._check_unmask_request(request)
+        statement = survivors_statement(
+            run_id=st.run_id, round=st.round, survivors=request.survivors, dropped=request.dropped
+        )
+        st.signed, st.phase = tuple(request.survivors), "signed"
+        return SurvivorsSignature(
+            run_id=st.run_id, round=st.round, node_id=st.node_id,
+            signature=require_trust(self._trust).sign(statement),
         )
 
     def unmask(self, request: UnmaskRequest) -> UnmaskShares:
         """Round step 2: reveal b-shares of survivors and s-shares of dropped nodes, and
         send the next round's commitment and encrypted secrets.
 
-        Never reveals both kinds for one node: a node listed as dropped is excluded for
-        the rest of the run, and a request listing this node as dropped is refused.
+        Never reveals both kinds for one node: with dropouts only for the list this node
+        signed and t survivors signed too; a node listed as dropped is excluded for the
+        rest of the run, and a request listing this node as dropped is refused.
         """
         st = self._state
-        self._expect_phase("masked")
-        self._expect_run(request.run_id)
-        self._expect_round(request.round, "unmask request")
+        if st.phase != "signed":
+            self._expect_phase("masked")
+        self._check_unmask_request(request)
+        if request.dropped or st.phase == "signed":
+            if st.phase != "signed" or tuple(request.survivors) != st.signed:
+                raise SecAggRefused("inconsistent-survivors", "not the survivor list this node signed")
+            check_signatures(st, request)
         survivors, dropped = set(request.survivors), set(request.dropped)
-        if len(survivors) != len(request.survivors) or len(dropped) != len(request.dropped):
-            raise SecAggError("duplicate node ids in the unmask request")
-        if survivors & dropped or survivors | dropped != set(st.active):
-            raise SecAggError("survivors and dropped must partition the round's active set")
-        if st.node_id in dropped:
-            st.phase = "excluded"
-            raise SecAggError("this node was declared dropped; it takes no further part")
-        if len(survivors) < st.threshold:
-            raise SecAggError(f"{len(survivors)} survivors, below threshold {st.threshold}")
         kept, gone = sorted(survivors), sorted(dropped)
         reply_seed = dict(zip(kept, st.seed_shares.values_for(kept)))
         reply_key = dict(zip(gone, st.key_shares.values_for(gone)))
@@ -203,6 +238,7 @@ class SecAggClient:
         commitment, secrets = self._share_round_secrets(next_round, next_active)
         st.excluded = tuple(sorted(set(st.excluded) | dropped))
         st.active, st.round, st.phase = next_active, next_round, "ready"
+        st.cohort = st.cohort or next_active  # fixed at the first release; only shrinks
         return UnmaskShares(
             run_id=st.run_id,
             round=request.round,
@@ -214,6 +250,16 @@ class SecAggClient:
         )
 
     # -- helpers
+
+    def _check_unmask_request(self, request: UnmaskRequest) -> None:
+        """Run, round, this node not declared dropped, and `check_survivors`."""
+        st = self._state
+        self._expect_run(request.run_id)
+        self._expect_round(request.round, "unmask request")
+        if st.node_id in request.dropped:
+            st.phase = "excluded"
+            raise SecAggError("this node was declared dropped; it takes no further part")
+        check_survivors(st, request, require_trust(self._trust))
 
     def _share_round_secrets(
         self, round: int, recipients: Sequence[int]

@@ -18,15 +18,18 @@ class ClientState(BaseModel):
     (phase "masked"); `escrow_key` is s_{u,round} and `seed` is b_{u,round};
     `key_shares[v]` / `seed_shares[v]` are this node's shares of s_{v,round} /
     b_{v,round}; `enc_keys[v]` (share encryption) and `mask_roots[v]` (R_uv) are derived
-    from X25519(c_u, C_v) once per run; `excluded` the nodes declared dropped, who may
-    never take part again. The per-peer values are packed (`PeerBytes`): the state is
+    from X25519(c_u, C_v) once per run; `identity_keys[v]` is v's Ed25519 identity key
+    (from the roster, checked at set-up); `excluded` the nodes declared dropped, who may
+    never take part again; `cohort` the survivors of the first released round (the run's
+    cohort: it only shrinks, and only under DP); `noised` whether the current round
+    carries DP noise; `signed` the survivor list this node signed in this round. The per-peer values are packed (`PeerBytes`): the state is
     reloaded on every message, and one blob per field parses much faster than a dict.
     """
 
     model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
 
     node_id: NodeId
-    phase: Literal["new", "advertised", "ready", "masked", "excluded"] = "new"
+    phase: Literal["new", "advertised", "ready", "masked", "signed", "excluded"] = "new"
     run_id: str = ""
     threshold: int = 0
     frac_bits: int = 0
@@ -35,6 +38,10 @@ class ClientState(BaseModel):
     private_key: bytes = b""
     enc_keys: PeerBytes = PeerBytes(width=KEY_BYTES)
     mask_roots: PeerBytes = PeerBytes(width=KEY_BYTES)
+    identity_keys: PeerBytes = PeerBytes(width=KEY_BYTES)
+    cohort: tuple[int, ...] = ()
+    noised: bool = False
+    signed: tuple[int, ...] = ()
     active: tuple[int, ...] = ()
     excluded: tuple[int, ...] = ()
     escrow_key: bytes = b""
@@ -44,7 +51,7 @@ class ClientState(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> ClientState:
-        widths = {"enc_keys": KEY_BYTES, "mask_roots": KEY_BYTES}
+        widths = {"enc_keys": KEY_BYTES, "mask_roots": KEY_BYTES, "identity_keys": KEY_BYTES}
         widths |= {"key_shares": shamir.PACKED_SHARE_BYTES, "seed_shares": shamir.PACKED_SHARE_BYTES}
         for name, width in widths.items():
             if getattr(self, name).width != width:

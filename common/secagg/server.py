@@ -24,6 +24,7 @@ from fedseg.common.secagg.messages import (
     SecAggError,
     SetupRequest,
     SetupShares,
+    SurvivorsSignature,
     UnmaskRequest,
     UnmaskShares,
 )
@@ -45,6 +46,7 @@ class SecAggServer:
 
     Set-up: `setup_request`, `receive_keys`* , `key_broadcast`, `receive_setup_shares`*,
     `finish_setup`. Each round: `round_requests`, `receive_masked`*, `unmask_request`,
+    [with dropouts: `receive_survivors_signature`*, `signed_unmask_request`],
     `receive_unmask_shares`*, `finish_round` (* once per node reply). A message that
     does not fit the current step raises SecAggError and changes nothing.
     """
@@ -58,6 +60,8 @@ class SecAggServer:
         self.roster: tuple[int, ...] = ()
         self.active: tuple[int, ...] = ()
         self._keys: dict[int, bytes] = {}  # C_v for the run
+        self._adverts: dict[int, KeyAdvertisement] = {}  # with identity and signature
+        self._signatures: dict[int, bytes] = {}  # survivors' signatures of this round's list
         self._commitments: dict[int, bytes] = {}  # commitment to s_{v,r} of the current round
         self._secrets_ct: dict[int, dict[int, bytes]] = {}  # sender -> recipient -> ciphertext
         self._escrows: dict[int, dict[int, bytes]] = {}  # u -> v -> k_uv XOR e_{v->u}
@@ -94,13 +98,20 @@ class SecAggServer:
         self._expect_phase("keys")
         self._expect_node(message, self.roster, self._keys)
         self._keys[message.node_id] = message.public_key
+        self._adverts[message.node_id] = message
 
     def key_broadcast(self) -> KeyBroadcast:
         """Set-up exchange 2: relay every advertised public key to every node."""
         self._expect_phase("keys")
         self._expect_enough(len(self._keys), "nodes advertised keys")
         self.phase = "shares"
-        return KeyBroadcast(run_id=self.run_id, public_keys=dict(sorted(self._keys.items())))
+        adverts = [self._adverts[v] for v in sorted(self._keys)]
+        return KeyBroadcast(
+            run_id=self.run_id,
+            public_keys={a.node_id: a.public_key for a in adverts},
+            identities={a.node_id: a.identity for a in adverts},
+            signatures={a.node_id: a.signature for a in adverts},
+        )
 
     def receive_setup_shares(self, message: SetupShares) -> None:
         """Store one node's commitment and encrypted first-round secrets for relaying."""
@@ -174,9 +185,27 @@ class SecAggServer:
             )
         self._survivors = tuple(sorted(self._masked))
         self._dropped = tuple(v for v in self.active if v not in self._masked)
-        self._unmask, self._share_digits, self.phase = {}, {}, "unmasking"
+        self._unmask, self._share_digits, self._signatures = {}, {}, {}
+        self.phase = "signing" if self._dropped else "unmasking"
         return UnmaskRequest(
             run_id=self.run_id, round=self.round, survivors=self._survivors, dropped=self._dropped
+        )
+
+    def receive_survivors_signature(self, message: SurvivorsSignature) -> None:
+        """Record one survivor's signature of the survivor list (rounds with dropouts)."""
+        self._expect_phase("signing")
+        self._expect_round(message.round)
+        self._expect_node(message, self._survivors, self._signatures)
+        self._signatures[message.node_id] = message.signature
+
+    def signed_unmask_request(self) -> UnmaskRequest:
+        """The unmask request again, with the survivors' signatures the nodes check."""
+        self._expect_phase("signing")
+        self._expect_enough(len(self._signatures), "survivors signed the survivor list")
+        self.phase = "unmasking"
+        return UnmaskRequest(
+            run_id=self.run_id, round=self.round, survivors=self._survivors, dropped=self._dropped,
+            signatures=dict(sorted(self._signatures.items())),
         )
 
     def receive_unmask_shares(self, message: UnmaskShares) -> None:
@@ -280,7 +309,7 @@ class SecAggServer:
 
     def _expect_node(
         self,
-        message: KeyAdvertisement | SetupShares | MaskedInput | UnmaskShares,
+        message: KeyAdvertisement | SetupShares | MaskedInput | SurvivorsSignature | UnmaskShares,
         allowed: Collection[int],
         seen: Collection[int],
     ) -> None:

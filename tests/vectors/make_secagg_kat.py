@@ -32,7 +32,7 @@ from fedseg.common.secagg.messages import MaskedInput
 from fedseg.common.secagg.node import SecAggClient
 from fedseg.common.secagg.node_state import ClientState
 from fedseg.common.secagg.server import RoundResult, SecAggServer
-from tests.secagg_driver import set_up_clients
+from tests.secagg_driver import set_up_clients, trusts
 
 KAT_PATH = Path(__file__).with_name("secagg_kat.json")
 
@@ -116,7 +116,7 @@ def run_cohort() -> tuple[dict[int, ClientState], dict[int, MaskedInput], RoundR
     server = SecAggServer(
         run_id=COHORT_RUN_ID, threshold=COHORT_THRESHOLD, frac_bits=COHORT_FRAC_BITS
     )
-    clients = {u: SecAggClient(u, rng=cohort_rng(u)) for u in COHORT}
+    clients = {u: SecAggClient(u, rng=cohort_rng(u), trust=t) for u, t in trusts(COHORT).items()}
     set_up_clients(server, clients)
     requests = server.round_requests({tag: len(v) for tag, v in COHORT_INPUTS[COHORT[0]].items()})
     masked = {u: clients[u].mask_input(req, COHORT_INPUTS[u]) for u, req in requests.items()}
