@@ -132,13 +132,13 @@ def _client(state: dict[str, bytes], policy: NodePolicy) -> SecAggClient:
     if _STATE_KEY not in state:
         raise SecAggError("no secure-aggregation state on this node: set-up did not happen here")
     client = SecAggClient.from_bytes(state[_STATE_KEY], trust=node_trust(policy))
-    guard.check_not_failed(state, client.state.run_id)
+    guard.check_not_failed(state, client.run_facts[0])
     return client
 
 
 def _run_id(state: dict[str, bytes]) -> str:
     """The secure run this node is in ("" before any set-up)."""
-    return SecAggClient.from_bytes(state[_STATE_KEY]).state.run_id if _STATE_KEY in state else ""
+    return SecAggClient.from_bytes(state[_STATE_KEY]).run_facts[0] if _STATE_KEY in state else ""
 
 
 def _validate(req: ValidateRequest, data: NodeData, state: dict, node_id: int, policy: NodePolicy) -> ReadyReply:
@@ -171,7 +171,7 @@ def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id:
     reply = phase_for(req.inner).answer(req.inner, data)
     layout = {t: s for t, s in reply_layout(req.inner).items() if t in req.round.vectors}
     vectors = flatten(reply, layout, req.scales)
-    stds = node_dp.share_stds(req.noise, threshold=client.state.threshold, policy=policy)
+    stds = node_dp.share_stds(req.noise, threshold=client.run_facts[1], policy=policy)
     vectors = add_noise_shares(vectors, stds, req.scales)  # this node's share of the DP noise
     masked = _step(state, client, lambda c: c.mask_input(req.round, vectors, noised=bool(req.noise)))
     return SecureMaskedReply(masked=masked)
@@ -183,10 +183,11 @@ def _check_round(req: SecureRoundRequest, data: NodeData, client: SecAggClient, 
     if set(req.round.vectors) - set(vector_lengths(reply_layout(req.inner))):
         raise Refused("bad-request", f"round asks for fields {sorted(req.round.vectors)} the phase has not")
     rho = node_dp.release_rho(req) if policy.requires_dp else 0.0
-    guard.check_scales(req, policy, frac_bits=client.state.frac_bits, n_nodes=len(client.state.roster))
+    run_id, _, frac_bits, n_nodes = client.run_facts
+    guard.check_scales(req, policy, frac_bits=frac_bits, n_nodes=n_nodes)
     guard.check_rows(data.table(req.inner.schema_).n_rows, policy)
     if policy.requires_dp:
-        node_ledger.charge(policy, client.state.run_id, rho, req.inner.phase)
+        node_ledger.charge(policy, run_id, rho, req.inner.phase)
 
 
 def _secure_check(req: SecureCheckRequest, data: NodeData, state: dict, node_id: int,

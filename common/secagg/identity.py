@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import hmac
 import tomllib
+from functools import lru_cache
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -68,14 +69,20 @@ def load_roster(path: Path, sha256: str | None) -> Roster:
     if not sha256 or not hmac.compare_digest(fingerprint(data), sha256.strip().lower()):
         raise SecAggRefused("no-identity", f"roster {path}: fingerprint is not the pinned roster-sha256")
     try:
-        table = tomllib.loads(data.decode())[ROSTER_TABLE]
-        keys = {str(n): base64.b64decode(v, validate=True) for n, v in table.items()}
-        roster = Roster(keys=keys)
+        roster = _parse_roster(data)
     except (KeyError, ValueError, TypeError, binascii.Error) as exc:
         raise SecAggRefused("no-identity", f"roster {path}: unreadable ({exc})") from None
     if any(len(k) != KEY_BYTES for k in roster.keys.values()):
         raise SecAggRefused("no-identity", f"roster {path}: every key must be 32 bytes")
     return roster
+
+
+@lru_cache(maxsize=8)
+def _parse_roster(data: bytes) -> Roster:
+    """The roster in a file's bytes; kept by content, since a simulation worker serves
+    every message of many nodes and the pinned bytes do not change within a run."""
+    table = tomllib.loads(data.decode())[ROSTER_TABLE]
+    return Roster(keys={str(n): base64.b64decode(v, validate=True) for n, v in table.items()})
 
 
 class NodeTrust(BaseModel):

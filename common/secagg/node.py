@@ -90,6 +90,13 @@ class SecAggClient:
         """A copy of the current state."""
         return self._state.model_copy(deep=True)
 
+    @property
+    def run_facts(self) -> tuple[str, int, int, int]:
+        """(run id, threshold, fixed-point fraction bits, roster size): what the node's
+        policy checks read every round, without copying the whole state."""
+        st = self._state
+        return st.run_id, st.threshold, st.frac_bits, len(st.roster)
+
     # -- set-up
 
     def advertise_keys(self, request: SetupRequest) -> KeyAdvertisement:
