@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 import fedseg
 from fedseg.common.artifact import ModelArtifact, RunInfo, ScalerOut, Segment
 from fedseg.common.config import RunConfig
 from fedseg.common.naming import name_profiles
-from fedseg.common.profiles import build_profiles, describe
+from fedseg.common.profiles import Z95, build_profiles, describe
 from fedseg.common.schema import FeatureSchema
 from fedseg.server.orchestrator import RunResult
 
@@ -46,16 +48,19 @@ def build_artifact(
     """The artifact: centroids in scaled space, profiles in original units, criteria, run facts."""
     chosen = result.chosen
     schema = result.schema or schema  # as the nodes used it: as-of date, winsor limits
-    counts = result.profile.counts
+    noise = result.profile_noise
+    counts = np.maximum(np.rint(np.asarray(result.profile.counts, dtype=float)), 0).astype(np.int64)
     n = int(counts.sum())
-    profiles = build_profiles(result.profile, schema, config.min_segment_size)
+    profiles = build_profiles(result.profile, schema, config.min_segment_size, noise)
     names = name_profiles(profiles)
+    share_ci = None if noise is None else Z95 * float(noise.get("counts", 0.0)) / max(n, 1)
     segments = [
         Segment(id=j, size=int(counts[j]), share=float(counts[j] / n), name=names[j].name,
-                key=names[j].key, summary=describe(p), profile=p)
+                key=names[j].key, summary=describe(p), profile=p, share_ci95=share_ci)
         for j, p in enumerate(profiles)
     ]
-    best = next((c.model_dump(exclude={"k"}) for c in result.table if c.k == chosen.k), {})
+    run_k = chosen.k + result.merged  # the criteria were computed before small segments were merged
+    best = next((c.model_dump(exclude={"k"}) for c in result.table if c.k == run_k), {})
     return ModelArtifact(
         features=schema.encoded_names,
         scaler=ScalerOut(mean=result.scaler.mean.tolist(), scale=result.scaler.scale.tolist()),

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from fedseg.common import coreset, kmeans
+from fedseg.common import coreset, disclosure, kmeans
 from fedseg.common.artifact import ModelArtifact
 from fedseg.common.config import RunConfig
 from fedseg.common.messages import Message, NodeFailure, ReadyReply, Scaler, SchemaRequest
@@ -86,6 +86,8 @@ class RunResult:
     schema: FeatureSchema | None = None  # as the nodes used it (as-of date, winsor limits)
     quantiles: list[FeatureQuantiles] = field(default_factory=list)
     changes: dict | None = None  # warm start: customers that changed segment (aggregate)
+    merged: int = 0  # segments below min-segment-size merged into their nearest (disclosure control)
+    profile_noise: dict | None = None  # DP: noise std of the profile's released fields
 
 
 class Orchestrator:
@@ -205,14 +207,14 @@ class Orchestrator:
         timings["lloyd"] = time.perf_counter() - t2
         chosen, table = self.select(candidates)
         t3 = time.perf_counter()
-        profile = self.profile(scaler, chosen)
+        chosen, profile, merged = self.release_segments(scaler, chosen)
         changes = self.segment_changes(scaler, chosen) if self.warm is not None else None
         timings["profiling"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         return RunResult(
             scaler, n, chosen, table, profile, list(self.active), dict(self.failures),
             self.rounds, lloyd_rounds, timings, self.release.privacy_section(),
-            self.schema, self.quantiles, changes,
+            self.schema, self.quantiles, changes, merged, self.release.profile_noise(),
         )
 
     def _check_extensions(self) -> None:
@@ -359,6 +361,36 @@ class Orchestrator:
         picked = self.release.select(cands)
         self.emit(Event("select", picked.reason, self.rounds))
         return picked.candidate, picked.table
+
+    def release_segments(self, scaler: Scaler, chosen: Candidate) -> tuple[Candidate, ProfileStats, int]:
+        """Profiles of the segments that reach min-segment-size; a smaller one is merged
+        into its nearest released segment (centroid removed) before anything is published
+        (`common.disclosure`). The last Lloyd round's released counts already show most
+        small segments; exact runs re-profile until none is left, a DP run merges the
+        one budgeted profile release's sums instead (post-processing)."""
+        size, k0 = self.config.min_segment_size, chosen.k
+        if chosen.stats is not None and disclosure.small(chosen.stats.counts, size).any():
+            chosen = self._without(chosen, disclosure.small(chosen.stats.counts, size))
+        stats = self.profile(scaler, chosen)
+        while (drop := disclosure.small(stats.counts, size)).any():
+            if self.release.noisy:
+                target = disclosure.nearest_kept(chosen.centroids, drop)
+                stats = ProfileStats(**{f.name: None if getattr(stats, f.name) is None else
+                                        disclosure.merge_rows(getattr(stats, f.name), target, drop)
+                                        for f in dataclasses.fields(stats)})
+                chosen = self._without(chosen, drop)
+                break
+            chosen = self._without(chosen, drop)
+            stats = self.profile(scaler, chosen)
+        if chosen.k < k0:
+            self.emit(Event("disclosure", f"{k0 - chosen.k} segment(s) below min-segment-size {size} merged into "
+                                          f"their nearest segment: {chosen.k} segments released", self.rounds))
+        return chosen, stats, k0 - chosen.k
+
+    def _without(self, chosen: Candidate, drop: np.ndarray) -> Candidate:
+        if drop.all():
+            raise RunError(f"no segment holds min-segment-size {self.config.min_segment_size} customers")
+        return Candidate(int((~drop).sum()), chosen.centroids[~drop], chosen.converged)
 
     def profile(self, scaler: Scaler, chosen: Candidate) -> ProfileStats:
         edges = score_edge_bins(self.schema, self.quantiles) if self.schema.score_indices else None
