@@ -91,7 +91,7 @@ def build_profiles(stats: ProfileStats, schema: FeatureSchema, min_size: int,
     n = max(counts.sum(), 1.0)
     low, high = _bounds(schema)
     pop_mean = np.clip(stats.sums.sum(axis=0) / n, low, high)
-    pop_std = _std(stats.sumsq.sum(axis=0) / n, pop_mean, low, high)
+    pop_std = _population_std(stats, counts, n, pop_mean, low, high)
     quartiles = _quartiles(stats, schema)
     q_floor = disclosure.quantile_floor(min_size)
     out: list[SegmentProfile | None] = []
@@ -129,6 +129,18 @@ def _std(mean_sq: np.ndarray, mean: np.ndarray, low: np.ndarray, high: np.ndarra
     above half the public range (the largest a bounded variable can have)."""
     std = np.sqrt(np.maximum(mean_sq - np.square(mean), 0.0))
     return np.minimum(std, (high - low) / 2)
+
+
+def _population_std(stats: ProfileStats, counts: np.ndarray, n: float, pop_mean: np.ndarray,
+                    low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Population std, never below the spread of the segment means (law of total
+    variance: the between-segment part is a lower bound). Exact sums always meet the
+    bound; noisy sums of squares can fall far below it and would make every z zero."""
+    total = _std(stats.sumsq.sum(axis=0) / n, pop_mean, low, high)
+    ok = counts > 0
+    means = np.clip(stats.sums[ok] / counts[ok, None], low, high)
+    between = np.sqrt((counts[ok, None] * np.square(means - pop_mean)).sum(axis=0) / n)
+    return np.maximum(total, between)
 
 
 def _mean_ci(noise: dict | None, mean: np.ndarray, count: float) -> np.ndarray | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import fedseg
+from fedseg.common import disclosure
 from fedseg.common.artifact import ModelArtifact, RunInfo, ScalerOut, Segment
 from fedseg.common.config import RunConfig
 from fedseg.common.naming import name_profiles
@@ -39,6 +40,21 @@ def privacy_section(config: RunConfig) -> dict:
         "released_per_node": ["a 'ready' flag (table valid)", "public keys and encrypted key shares",
                               "masked vectors that look uniformly random on their own"],
         "released_sums_over_nodes": PHASE_RELEASES,
+    }
+
+
+def disclosure_facts(config: RunConfig, merged: int) -> dict:
+    """The disclosure rules this model was published under (PRIVACY.md, "Disclosure control")."""
+    size = config.min_segment_size
+    return {
+        "min_release_size": size,
+        "merged_segments": merged,
+        "segments": f"a segment below {size} customers is merged into its nearest segment (no centroid or "
+                    "figure of its own); population figures are sums over the released segments",
+        "quartiles": f"segment quartiles only for segments of at least {disclosure.quantile_floor(size)} "
+                     f"customers ({size} on each side of a quartile)",
+        "transitions": f"cells below {size} withheld, with complementary cells so that no row, column or "
+                       "matched total gives one back",
     }
 
 
@@ -81,7 +97,8 @@ def build_artifact(
             feature_schema=schema,
             fedseg_version=fedseg.__version__,
         ),
-        privacy=privacy or result.privacy or privacy_section(config),
+        privacy={**(privacy or result.privacy or privacy_section(config)),
+                 "disclosure_control": disclosure_facts(config, result.merged)},
         quantiles=[q.model_dump() for q in result.quantiles] or None,
         drift=result.changes,
     )

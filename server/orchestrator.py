@@ -348,6 +348,15 @@ class Orchestrator:
         return Candidate(cand.k, new, converged=shift <= tol and not empty.any(), stats=part, evaluated=cand.centroids)
 
     def _report_round(self, rnd: int, cands: list[Candidate]) -> None:
+        """Progress of one round. Exact runs: converged candidates and the best inertia
+        per k. Under DP no inertia is released and a noisy shift never meets the
+        tolerance, so the line says how far the centroids moved (from released sums)."""
+        if self.release.noisy:
+            moved = max(float(np.sqrt(np.square(c.centroids - c.evaluated).sum(axis=1)).mean()) for c in cands)
+            self.emit(Event("lloyd", f"round {rnd}/{self.config.max_rounds} (DP: a fixed number of noisy rounds); "
+                                     f"centroids moved {moved:.3f} on average", rnd,
+                            {"noisy": True, "moved": moved, "candidates": len(cands)}))
+            return
         best: dict[int, float] = {}
         for c in cands:
             best[c.k] = min(best.get(c.k, np.inf), float(c.stats.inertia.sum()))
@@ -365,12 +374,10 @@ class Orchestrator:
     def release_segments(self, scaler: Scaler, chosen: Candidate) -> tuple[Candidate, ProfileStats, int]:
         """Profiles of the segments that reach min-segment-size; a smaller one is merged
         into its nearest released segment (centroid removed) before anything is published
-        (`common.disclosure`). The last Lloyd round's released counts already show most
-        small segments; exact runs re-profile until none is left, a DP run merges the
-        one budgeted profile release's sums instead (post-processing)."""
+        (`common.disclosure`). Exact runs re-profile the remaining segments until none is
+        small (customers then join the segment `fedseg assign` gives them); a DP run
+        merges the sums of its one budgeted profile release instead (post-processing)."""
         size, k0 = self.config.min_segment_size, chosen.k
-        if chosen.stats is not None and disclosure.small(chosen.stats.counts, size).any():
-            chosen = self._without(chosen, disclosure.small(chosen.stats.counts, size))
         stats = self.profile(scaler, chosen)
         while (drop := disclosure.small(stats.counts, size)).any():
             if self.release.noisy:

@@ -136,7 +136,19 @@ class NoisyRelease:
         return Selection(best, [], f"k={best.k} from the released sums")
 
     def privacy_section(self) -> dict | None:
-        return self.planner.privacy_section()
+        """The ledger, with the budgeted (ε, δ) stated as the guarantee: a run may stop
+        early and spend less, but the budget is what it was allowed to spend, so only
+        the budget is promised; the spent figures are informational."""
+        section = self.planner.privacy_section()
+        budget = section.get("budget", {})
+        spent = {"epsilon": section.get("epsilon"), "rho": section.get("rho"),
+                 "note": "informational: what the releases actually cost (less than the budget when the run "
+                         "stopped early); the guarantee is the budgeted (epsilon, delta)"}
+        return {**section, "epsilon": budget.get("epsilon"), "delta": budget.get("delta"),
+                "guarantee": {"epsilon": budget.get("epsilon"), "delta": budget.get("delta"),
+                              "statement": "(epsilon, delta)-differential privacy for every customer "
+                                           "(add/remove one customer), over everything the run released"},
+                "spent": spent}
 
     def profile_noise(self) -> dict | None:
         """Std of the total noise on each released profile field, from the planner's

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fedseg.common.artifact import ModelArtifact, atomic_write_text
+from fedseg.server.report.caveats import caveats
 
 
 def segment_table(model: ModelArtifact, top_features: int = 4) -> Table:
@@ -17,7 +18,7 @@ def segment_table(model: ModelArtifact, top_features: int = 4) -> Table:
     for col in ("segment", "size", "share", "description", "standout features (mean vs population)"):
         table.add_column(col, justify="right" if col in ("size", "share") else "left")
     for seg in model.segments:
-        table.add_row(str(seg.id), f"{seg.size:,}", f"{seg.share:.1%}", seg.name, _standouts(seg, top_features))
+        table.add_row(str(seg.id), f"{seg.size:,}", share_text(seg), seg.name, _standouts(seg, top_features))
     return table
 
 
@@ -36,8 +37,21 @@ def readable(x: float | None) -> str:
 
 
 def _mean_text(p) -> str:
-    """'83,291 (median 71,049)': the segment median next to the mean where it is known."""
-    return readable(p.mean) + (f" (median {readable(p.median)})" if p.median is not None else "")
+    """'83,291 (median 71,049)': the segment median next to the mean where it is known;
+    under DP '83,291 ± 1,020' (95 % interval of the noise)."""
+    return readable(p.mean) + ci_text(p.mean_ci95) + (f" (median {readable(p.median)})" if p.median is not None else "")
+
+
+def ci_text(half_width: float | None, percent: bool = False) -> str:
+    """' ± 1,020' (or ' ± 0.4 pp' for shares): a DP figure's 95 % interval; '' when exact."""
+    if half_width is None:
+        return ""
+    return f" ± {half_width * 100:.1f} pp" if percent else f" ± {readable(half_width)}"
+
+
+def share_text(seg) -> str:
+    """'14.5%' or, under DP, '14.5% ± 0.2 pp'."""
+    return f"{seg.share:.1%}" + ci_text(seg.share_ci95, percent=True)
 
 
 def median_rows(seg) -> list[tuple[str, float, float, float, float]]:
@@ -101,16 +115,10 @@ def print_report(model: ModelArtifact, console: Console | None = None) -> None:
     """Print the segments, the k-selection table and the run's facts to the terminal."""
     console = console or Console()
     console.print(segment_table(model))
-    sel = Table(title="k selection (criteria from aggregated statistics)")
-    for col in ("k", "inertia", "Calinski-Harabasz", "Davies-Bouldin", "silhouette (simplified)"):
-        sel.add_column(col, justify="right")
-    for row in model.selection:
-        mark = " *" if int(row["k"]) == model.k else ""
-        sel.add_row(
-            f"{int(row['k'])}{mark}", f"{row['inertia']:,.1f}", f"{row['calinski_harabasz']:,.1f}",
-            f"{row['davies_bouldin']:.3f}", f"{row['silhouette']:.3f}",
-        )
-    console.print(sel)
+    for line in caveats(model):
+        console.print(f"[yellow]note:[/yellow] {line}", highlight=False)
+    if model.selection:
+        console.print(selection_table(model))
     run = model.run
     console.print(
         f"{run.clients} nodes, {run.rounds} communication rounds ({run.lloyd_rounds} Lloyd), "
@@ -120,6 +128,20 @@ def print_report(model: ModelArtifact, console: Console | None = None) -> None:
         console.print(f"[yellow]left out: {failure}[/yellow]")
     if model.drift:
         console.print(changes_text(model.drift))
+
+
+def selection_table(model: ModelArtifact) -> Table:
+    """The k-selection criteria per k (plaintext and secure runs; none under DP)."""
+    sel = Table(title="k selection (criteria from aggregated statistics)")
+    for col in ("k", "inertia", "Calinski-Harabasz", "Davies-Bouldin", "silhouette (simplified)"):
+        sel.add_column(col, justify="right")
+    for row in model.selection:
+        mark = " *" if int(row["k"]) == model.k else ""
+        sel.add_row(
+            f"{int(row['k'])}{mark}", f"{row['inertia']:,.1f}", f"{row['calinski_harabasz']:,.1f}",
+            f"{row['davies_bouldin']:.3f}", f"{row['silhouette']:.3f}",
+        )
+    return sel
 
 
 def markdown_report(model: ModelArtifact) -> str:
@@ -134,8 +156,13 @@ def markdown_report(model: ModelArtifact) -> str:
         "|---|---:|---:|---|---|",
     ]
     for seg in model.segments:
-        lines.append(f"| {seg.id} | {seg.size:,} | {seg.share:.1%} | {seg.name} | {_standouts(seg, 4)} |")
-    lines += ["", "## k selection", "", "| k | inertia | Calinski-Harabasz | Davies-Bouldin | silhouette |", "|---:|---:|---:|---:|---:|"]
+        lines.append(f"| {seg.id} | {seg.size:,} | {share_text(seg)} | {seg.name} | {_standouts(seg, 4)} |")
+    notes = caveats(model)
+    if notes:
+        lines += [""] + [f"> **Note:** {n}" for n in notes]
+    if model.selection:
+        lines += ["", "## k selection", "", "| k | inertia | Calinski-Harabasz | Davies-Bouldin | silhouette |",
+                  "|---:|---:|---:|---:|---:|"]
     for row in model.selection:
         lines.append(
             f"| {int(row['k'])} | {row['inertia']:,.1f} | {row['calinski_harabasz']:,.1f} | "
