@@ -90,7 +90,10 @@ def build_profiles(stats: ProfileStats, schema: FeatureSchema, min_size: int,
     counts = np.maximum(np.asarray(stats.counts, dtype=float), 0.0)
     n = max(counts.sum(), 1.0)
     low, high = _bounds(schema)
-    pop_mean = np.clip(stats.sums.sum(axis=0) / n, low, high)
+    # population mean = size-weighted mean of the (bounded) segment means: the same
+    # number as the pooled sum for exact sums, and inside the bounds for noisy ones
+    ok = counts > 0
+    pop_mean = (counts[ok, None] * np.clip(stats.sums[ok] / counts[ok, None], low, high)).sum(axis=0) / n
     pop_std = _population_std(stats, counts, n, pop_mean, low, high)
     quartiles = _quartiles(stats, schema)
     q_floor = disclosure.quantile_floor(min_size)

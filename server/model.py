@@ -68,7 +68,7 @@ def build_artifact(
     counts = np.maximum(np.rint(np.asarray(result.profile.counts, dtype=float)), 0).astype(np.int64)
     n = int(counts.sum())
     profiles = build_profiles(result.profile, schema, config.min_segment_size, noise)
-    names = name_profiles(profiles)
+    names = name_profiles(profiles, labels={n: schema.label_of(n) for n in schema.numeric_names})
     share_ci = None if noise is None else Z95 * float(noise.get("counts", 0.0)) / max(n, 1)
     segments = [
         Segment(id=j, size=int(counts[j]), share=float(counts[j] / n), name=names[j].name,

@@ -200,13 +200,15 @@ def test_segment_cards_show_the_median_next_to_the_mean():
             p = seg.profile.numeric[name]
             row = re.search(rf'<tr class="median-row" data-feature="{name}">(.*?)</tr>', card).group(1)
             cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
-            assert cells == [name, _fmt_ref(p.median), f"{_fmt_ref(p.q25)} – {_fmt_ref(p.q75)}", _fmt_ref(p.mean)]
+            label = {"monetary": "total spend"}.get(name, name)  # readable labels (schema.default_label)
+            assert cells == [label, _fmt_ref(p.median), f"{_fmt_ref(p.q25)} – {_fmt_ref(p.q75)}", _fmt_ref(p.mean)]
             assert p.q25 <= p.median <= p.q75
         assert 'data-feature="age"' not in card  # no quartiles for a feature outside the quantile phase
     chips = _parse(html).rows[0][4]  # the overview: all three features stand out, medians next to means
     for name in ("income", "monetary"):
         p = money.segments[0].profile.numeric[name]
-        assert f"{name} {_fmt_ref(p.mean)} median {_fmt_ref(p.median)} · vs {_fmt_ref(p.population_mean)}" in chips
+        label = {"monetary": "total spend"}.get(name, name)
+        assert f"{label} {_fmt_ref(p.mean)} median {_fmt_ref(p.median)} · vs {_fmt_ref(p.population_mean)}" in chips
 
 
 def _fmt_ref(x: float) -> str:

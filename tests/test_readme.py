@@ -67,6 +67,6 @@ def test_readme_data_example_runs_as_written(tmp_path):
     model = load_artifact(tmp_path / "runs" / "demo" / "model.json")
     assert model.k == 6 and model.run.clients == 8
     labels = pd.read_csv(tmp_path / "labels.csv")
-    assert list(labels.columns) == ["customer_id", "segment"]
+    assert list(labels.columns) == ["customer_id", "segment", "segment_name"]
     assert len(labels) == len(pd.read_csv(tmp_path / "demo" / "dept-1.csv"))
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

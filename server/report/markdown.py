@@ -12,13 +12,23 @@ from fedseg.common.artifact import ModelArtifact, atomic_write_text
 from fedseg.server.report.caveats import caveats
 
 
+def feature_labels(model: ModelArtifact) -> dict[str, str]:
+    """Readable label of every column and encoded feature ("channel=online" -> "channel: online")."""
+    schema = model.run.feature_schema
+    out = {n: schema.label_of(n) for n in (*schema.numeric_names, *schema.categorical_names)}
+    for c in schema.categorical:
+        out.update({f"{c.name}={v}": f"{schema.label_of(c.name)}: {v}" for v in c.values})
+    return out
+
+
 def segment_table(model: ModelArtifact, top_features: int = 4) -> Table:
     """Rich table: one row per segment with size, share, name and its standout features."""
+    labels = feature_labels(model)
     table = Table(title=f"fedseg: {model.k} segments of {int(model.metrics['customers'])} customers")
     for col in ("segment", "size", "share", "description", "standout features (mean vs population)"):
         table.add_column(col, justify="right" if col in ("size", "share") else "left")
     for seg in model.segments:
-        table.add_row(str(seg.id), f"{seg.size:,}", share_text(seg), seg.name, _standouts(seg, top_features))
+        table.add_row(str(seg.id), f"{seg.size:,}", share_text(seg), seg.name, _standouts(seg, top_features, labels))
     return table
 
 
@@ -63,17 +73,18 @@ def median_rows(seg) -> list[tuple[str, float, float, float, float]]:
             if p.median is not None]
 
 
-def _standouts(seg, top: int) -> str:
+def _standouts(seg, top: int, labels: dict[str, str] | None = None) -> str:
     """The `top` features furthest from the population, the RFM scores and top categories, as one line."""
     if seg.profile is None:
         return "withheld (below minimum segment size)"
     ranked = sorted(seg.profile.numeric.items(), key=lambda kv: -abs(kv[1].z))[:top]
-    parts = [f"{name} {_mean_text(p)} vs {readable(p.population_mean)}" for name, p in ranked]
+    labels = labels or {}
+    parts = [f"{labels.get(name, name)} {_mean_text(p)} vs {readable(p.population_mean)}" for name, p in ranked]
     if seg.profile.scores:
         parts.insert(0, score_text(seg.profile.scores))
     for col, shares in seg.profile.categories.items():
         value, share = max(shares.items(), key=lambda kv: kv[1])
-        parts.append(f"{col}: {value} {share:.0%}")
+        parts.append(f"{labels.get(col, col)}: {value} {share:.0%}")
         if len(parts) >= top + 2:
             break
     return "; ".join(parts)
@@ -155,8 +166,9 @@ def markdown_report(model: ModelArtifact) -> str:
         "| segment | size | share | description | standout features |",
         "|---|---:|---:|---|---|",
     ]
+    labels = feature_labels(model)
     for seg in model.segments:
-        lines.append(f"| {seg.id} | {seg.size:,} | {share_text(seg)} | {seg.name} | {_standouts(seg, 4)} |")
+        lines.append(f"| {seg.id} | {seg.size:,} | {share_text(seg)} | {seg.name} | {_standouts(seg, 4, labels)} |")
     notes = caveats(model)
     if notes:
         lines += [""] + [f"> **Note:** {n}" for n in notes]
@@ -184,13 +196,14 @@ def _median_lines(model: ModelArtifact) -> list[str]:
     """'Typical values per segment': median and middle half next to the mean (original units)."""
     if not any(median_rows(s) for s in model.segments):
         return []
+    labels = feature_labels(model)
     lines = ["", "## Typical values per segment (medians from federated histograms)", "",
              "| segment | feature | median | middle half (25th–75th percentile) | mean |", "|---|---|---:|---:|---:|"]
     for seg in model.segments:
         if seg.profile is None:
             lines.append(f"| {seg.id} {seg.name} | – | withheld (below minimum segment size) | | |")
         for name, med, q25, q75, mean in median_rows(seg):
-            lines.append(f"| {seg.id} {seg.name} | {name} | {readable(med)} | {readable(q25)} – {readable(q75)} | "
+            lines.append(f"| {seg.id} {seg.name} | {labels.get(name, name)} | {readable(med)} | {readable(q25)} – {readable(q75)} | "
                          f"{readable(mean)} |")
     return lines
 

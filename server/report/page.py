@@ -19,29 +19,30 @@ from fedseg.server.report.charts import (
 )
 from fedseg.server.report.caveats import caveats
 from fedseg.server.report.markdown import (
-    changes_text, ci_text, median_rows, quantile_rows, readable, score_text, share_text,
+    changes_text, ci_text, feature_labels, median_rows, quantile_rows, readable, score_text, share_text,
 )
 
-def _standouts(seg: Segment, top: int = 3) -> str:
+def _standouts(seg: Segment, top: int = 3, labels: dict[str, str] | None = None) -> str:
     """Chips for the `top` features furthest from the population, the RFM scores and majority categories."""
     if seg.profile is None:
         return '<span class="muted">withheld (below the minimum segment size)</span>'
     ranked = sorted(seg.profile.numeric.items(), key=lambda kv: -abs(kv[1].z))[:top]
+    labels = labels or {}
     items = [f'<span class="chip{" dark" if abs(p.z) > 0.6 * Z_LIMIT else ""}" style="background:{z_colour(p.z)}">'
-             f'{esc(f)} {readable(p.mean)}{esc(ci_text(p.mean_ci95))} <small>{f"median {readable(p.median)} · " if p.median is not None else ""}'
+             f'{esc(labels.get(f, f))} {readable(p.mean)}{esc(ci_text(p.mean_ci95))} <small>{f"median {readable(p.median)} · " if p.median is not None else ""}'
              f'vs {readable(p.population_mean)}</small></span>' for f, p in ranked]
     if seg.profile.scores:
         items.insert(0, f'<span class="chip cat">{esc(score_text(seg.profile.scores))}</span>')
     for col, shares in seg.profile.categories.items():
         value, share = max(shares.items(), key=lambda kv: kv[1])
         if share >= 0.5:
-            items.append(f'<span class="chip cat">{esc(col)}: {esc(value)} {share:.0%}</span>')
+            items.append(f'<span class="chip cat">{esc(labels.get(col, col))}: {esc(value)} {share:.0%}</span>')
     return " ".join(items)
 
 
 def segment_table(model: ModelArtifact, names: list[SegmentName]) -> str:
     """The overview table: one row per segment with its colour, name, size, share and standouts."""
-    rows = []
+    rows, labels = [], feature_labels(model)
     for seg, nm in zip(model.segments, names):
         rows.append(
             f'<tr class="segment-row" data-segment="{seg.id}" data-size="{seg.size}">'
@@ -50,7 +51,7 @@ def segment_table(model: ModelArtifact, names: list[SegmentName]) -> str:
             f'<td class="size num">{seg.size:,}</td>'
             f'<td class="share num"><div class="sharebar"><span style="width:{seg.share * 100:.1f}%;'
             f'background:{seg_colour(seg.id)}"></span></div>{esc(share_text(seg))}</td>'
-            f'<td>{_standouts(seg)}</td></tr>')
+            f'<td>{_standouts(seg, labels=labels)}</td></tr>')
     return ('<table id="segments" class="data"><thead><tr><th>#</th><th>segment</th><th class="num">customers</th>'
             '<th class="num">share</th><th>stands out by (segment mean vs population)</th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
@@ -68,11 +69,11 @@ def _action_html(action) -> str:
             f'<dt>service</dt><dd>{esc(action.service_level)}</dd></dl>')
 
 
-def median_table(seg: Segment) -> str:
+def median_table(seg: Segment, labels: dict[str, str] | None = None) -> str:
     """Typical values of one segment: median and middle half next to the mean, in
     original units, for the features with federated quartiles (empty without)."""
     rows = "".join(
-        f'<tr class="median-row" data-feature="{esc(name)}"><td>{esc(name)}</td><td class="num median">{readable(med)}</td>'
+        f'<tr class="median-row" data-feature="{esc(name)}"><td>{esc((labels or {}).get(name, name))}</td><td class="num median">{readable(med)}</td>'
         f'<td class="num">{readable(q25)} – {readable(q75)}</td><td class="num mean">{readable(mean)}</td></tr>'
         for name, med, q25, q75, mean in median_rows(seg))
     if not rows:
@@ -84,12 +85,12 @@ def median_table(seg: Segment) -> str:
 
 def segment_cards(model: ModelArtifact, names: list[SegmentName], playbook: Playbook | None) -> str:
     """A card per segment: z-score bars, typical values and, with a playbook, its action."""
-    cards = []
+    cards, labels = [], feature_labels(model)
     for seg, nm in zip(model.segments, names):
         head = (f'<h3><span class="swatch" style="background:{seg_colour(seg.id)}"></span>{seg.id} · {esc(nm.name)}</h3>'
                 f'<p class="muted">{seg.size:,} customers · {esc(share_text(seg))}'
                 + (f' · playbook key <code>{esc(nm.key)}</code>' if nm.key else "") + "</p>")
-        body = z_bars(seg) + median_table(seg) if seg.profile is not None else \
+        body = z_bars(seg, labels=labels) + median_table(seg, labels) if seg.profile is not None else \
             '<p class="muted">Below the minimum release size: not described.</p>'
         action = ""
         if playbook is not None:
