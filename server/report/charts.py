@@ -15,6 +15,7 @@ import numpy as np
 
 from fedseg.common.artifact import ModelArtifact, Segment
 from fedseg.common.naming import SegmentName
+from fedseg.server.report.map_labels import place_labels
 from fedseg.server.report.markdown import feature_labels, readable
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
@@ -299,15 +300,19 @@ def centroid_map(model: ModelArtifact, names: list[SegmentName]) -> str:
     rmax = 46.0
     smax = max(s.share for s in model.segments) or 1.0
     order = sorted(range(len(model.segments)), key=lambda j: -model.segments[j].share)  # big first
+    circles = [(*xy(coords[j]), max(6.0, rmax * math.sqrt(s.share / smax))) for j, s in enumerate(model.segments)]
+    texts = [_short(nm.name, 34) for nm in names]
+    spots = place_labels(circles, texts, order, w, h)
     for j in order:
         seg, nm = model.segments[j], names[j]
-        x, y = xy(coords[j])
-        r = max(6.0, rmax * math.sqrt(seg.share / smax))
+        x, y, r = circles[j]
         parts.append(f'<circle class="centroid" cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{seg_colour(seg.id)}" '
                      f'fill-opacity="0.75" stroke="#fff" stroke-width="2"><title>{esc(nm.name)}: '
                      f'{seg.share:.1%}</title></circle>')
         parts.append(_text(x, y + 4, str(seg.id), size=13, anchor="middle", fill="#fff", weight="bold"))
-        parts.append(_text(x, y + r + 14, _short(nm.name, 34), size=11, anchor="middle", fill="#333"))
+    for j in order:
+        lx, ly, anchor = spots[j]
+        parts.append(_text(lx, ly, texts[j], size=11, anchor=anchor, fill="#333", extra='class="map-label"'))
     parts.append(_text(w - 8, h - 8, f"PC1 {ratio[0]:.0%} of centroid variance", size=10, anchor="end",
                        fill="#888"))
     parts.append(_text(8, 14, f"PC2 {ratio[1]:.0%}", size=10, fill="#888"))
