@@ -87,3 +87,20 @@ def table_lines(shape: tuple[int, int], match: np.ndarray) -> list[list[tuple[in
     lines += [[(i, j) for i in range(rows)] for j in range(cols)]
     lines.append([(i, int(j)) for i, j in enumerate(match) if j >= 0])
     return lines
+
+
+def released_levels(levels: dict[str, float], n: float, min_size: int) -> dict[str, float]:
+    """The global quantiles (level -> value) that leave `min_size` customers on each side."""
+    return {q: v for q, v in levels.items() if n >= quantile_floor(min_size, float(q))}
+
+
+def check_quantile_levels(schema, n: float, min_size: int) -> None:
+    """Winsor limits and quintile edges are published (artifact, schema the nodes use):
+    refuse a run whose customers are too few for them to describe groups of `min_size`."""
+    for f in schema.numeric:
+        levels = [*(f.winsorize or ()), *((0.2,) if f.score != "none" else ())]
+        for p in levels:
+            if 0.0 < p < 1.0 and n < quantile_floor(min_size, p):
+                raise ValueError(
+                    f"feature {f.name!r}: the quantile at {p:g} would describe fewer than min-segment-size "
+                    f"{min_size} customers ({int(n)} customers; it needs {quantile_floor(min_size, p)})")

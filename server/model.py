@@ -58,6 +58,11 @@ def disclosure_facts(config: RunConfig, merged: int) -> dict:
     }
 
 
+def _released_quantiles(q: dict, n: int, min_size: int) -> dict:
+    """A feature's global quantiles without the levels too far in a tail for N customers."""
+    return {**q, "quantiles": disclosure.released_levels(q["quantiles"], n, min_size)}
+
+
 def build_artifact(
     result: RunResult, config: RunConfig, schema: FeatureSchema, privacy: dict | None = None
 ) -> ModelArtifact:
@@ -99,6 +104,6 @@ def build_artifact(
         ),
         privacy={**(privacy or result.privacy or privacy_section(config)),
                  "disclosure_control": disclosure_facts(config, result.merged)},
-        quantiles=[q.model_dump() for q in result.quantiles] or None,
+        quantiles=[_released_quantiles(q.model_dump(), n, config.min_segment_size) for q in result.quantiles] or None,
         drift=result.changes,
     )

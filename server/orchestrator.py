@@ -252,6 +252,10 @@ class Orchestrator:
                 f"{total.count} customers over all nodes are too few for k={max(self.config.k_values)} "
                 f"with min-segment-size {self.config.min_segment_size} (need {need})"
             )
+        try:
+            disclosure.check_quantile_levels(self.schema, total.count, self.config.min_segment_size)
+        except ValueError as exc:
+            raise RunError(str(exc)) from exc
         # robust features take median/IQR of the (under DP noisy) histograms
         stats = self.release.scaler(total, center)
         mean, scale = robust_scaler(self.schema, self.quantiles, *stats)

@@ -47,3 +47,19 @@ def test_no_small_cell_no_suppression():
     counts = np.array([[50, 0], [12, 70]])
     lines = disclosure.table_lines(counts.shape, np.array([0, 1]))
     assert not disclosure.suppress_cells(counts, 10, lines).any()
+
+
+def test_global_quantile_levels_need_min_size_in_the_tail():
+    levels = {"0.01": 1.0, "0.05": 2.0, "0.25": 3.0, "0.5": 4.0, "0.75": 5.0, "0.95": 6.0, "0.99": 7.0}
+    # 300 customers, min 10: the 1 % tails hold 3 customers (withheld), the 5 % tails 15 (kept)
+    assert disclosure.released_levels(levels, 300, 10) == {k: v for k, v in levels.items() if k not in ("0.01", "0.99")}
+    assert disclosure.released_levels(levels, 1000, 10) == levels
+
+
+def test_winsor_limits_on_too_few_customers_are_refused():
+    from fedseg.common.schema import FeatureSchema, NumericFeature
+
+    schema = FeatureSchema(id="id", numeric=(NumericFeature(name="x", lower=0.0, upper=1.0, winsorize=(0.01, 0.99)),))
+    with pytest.raises(ValueError, match="needs 1000"):
+        disclosure.check_quantile_levels(schema, 999, 10)
+    disclosure.check_quantile_levels(schema, 1000, 10)
