@@ -16,8 +16,8 @@ Three rules, the same in plaintext, secure and DP modes:
   or other published total has exactly one withheld cell (a total minus the published
   cells would give it back).
 
-Pure numpy; the server applies the rules (`server/orchestrator.py`, `server/model.py`,
-`server/warm_start.py`) before anything is written or logged.
+Pure numpy; the server applies the rules (`server/disclosure.py`, `server/model.py`,
+`server/warm_start.py`, `common/profiles.py`) before anything is written or logged.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from fedseg.common.secagg.messages import SecAggError
 from fedseg.common.secure_layout import BoundsMissing, require_bounds
 from fedseg.common.wire import Reply, Request, ValidateRequest
 from fedseg.server import quantile_phase, warm_start
+from fedseg.server.disclosure import release_segments
 from fedseg.server.release_policy import ExactRelease, NoisyRelease, ReleasePolicy
 from fedseg.server.secure_channel import SecureAggregationFailed, SecureChannel
 
@@ -376,32 +377,18 @@ class Orchestrator:
         return picked.candidate, picked.table
 
     def release_segments(self, scaler: Scaler, chosen: Candidate) -> tuple[Candidate, ProfileStats, int]:
-        """Profiles of the segments that reach min-segment-size; a smaller one is merged
-        into its nearest released segment (centroid removed) before anything is published
-        (`common.disclosure`). Exact runs re-profile the remaining segments until none is
-        small (customers then join the segment `fedseg assign` gives them); a DP run
-        merges the sums of its one budgeted profile release instead (post-processing)."""
+        """Profiles of the segments that reach min-segment-size; smaller ones are merged
+        into their nearest segment first (`server/disclosure.py`)."""
         size, k0 = self.config.min_segment_size, chosen.k
-        stats = self.profile(scaler, chosen)
-        while (drop := disclosure.small(stats.counts, size)).any():
-            if self.release.noisy:
-                target = disclosure.nearest_kept(chosen.centroids, drop)
-                stats = ProfileStats(**{f.name: None if getattr(stats, f.name) is None else
-                                        disclosure.merge_rows(getattr(stats, f.name), target, drop)
-                                        for f in dataclasses.fields(stats)})
-                chosen = self._without(chosen, drop)
-                break
-            chosen = self._without(chosen, drop)
-            stats = self.profile(scaler, chosen)
-        if chosen.k < k0:
-            self.emit(Event("disclosure", f"{k0 - chosen.k} segment(s) below min-segment-size {size} merged into "
-                                          f"their nearest segment: {chosen.k} segments released", self.rounds))
-        return chosen, stats, k0 - chosen.k
-
-    def _without(self, chosen: Candidate, drop: np.ndarray) -> Candidate:
-        if drop.all():
-            raise RunError(f"no segment holds min-segment-size {self.config.min_segment_size} customers")
-        return Candidate(int((~drop).sum()), chosen.centroids[~drop], chosen.converged)
+        profile = lambda c: self.profile(scaler, Candidate(len(c), c))  # noqa: E731
+        try:
+            kept, stats = release_segments(chosen.centroids, profile, size, self.release.noisy)
+        except ValueError as exc:
+            raise RunError(str(exc)) from exc
+        if len(kept) < k0:
+            self.emit(Event("disclosure", f"{k0 - len(kept)} segment(s) below min-segment-size {size} merged into "
+                                          f"their nearest segment: {len(kept)} segments released", self.rounds))
+        return Candidate(len(kept), kept, chosen.converged), stats, k0 - len(kept)
 
     def profile(self, scaler: Scaler, chosen: Candidate) -> ProfileStats:
         edges = score_edge_bins(self.schema, self.quantiles) if self.schema.score_indices else None
