@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fedseg.common.schema import FeatureSchema
+
 QUARTILE_LEVEL = 0.25
 
 
@@ -94,7 +96,7 @@ def released_levels(levels: dict[str, float], n: float, min_size: int) -> dict[s
     return {q: v for q, v in levels.items() if n >= quantile_floor(min_size, float(q))}
 
 
-def check_quantile_levels(schema, n: float, min_size: int) -> None:
+def check_quantile_levels(schema: FeatureSchema, n: float, min_size: int) -> None:
     """Winsor limits and quintile edges are published (artifact, schema the nodes use):
     refuse a run whose customers are too few for them to describe groups of `min_size`."""
     for f in schema.numeric:
