@@ -271,7 +271,8 @@ def label_node(
         artifact = load_artifact(model)
         schema = artifact.run.feature_schema
         table = node_data(config, {}).table(schema)
-        where = write_node_labels(config, schema.id, table.ids, segment_labels(artifact, table))
+        where = write_node_labels(config, schema.id, table.ids, segment_labels(artifact, table),
+                                  [s.name for s in artifact.segments])
     except (DataError, ArtifactError, ValueError, OSError) as exc:
         _fail(str(exc))
     console.print(f"{table.n_rows} customers labelled → {where}", highlight=False)

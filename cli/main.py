@@ -156,7 +156,7 @@ def assign(
     data: Annotated[Path, typer.Option(help="customer table (CSV or Parquet)")],
     out: Annotated[Path, typer.Option(help="labels CSV to write: id column and segment")],
 ) -> None:
-    """Label customers with a model locally: columns `<id>,segment`."""
+    """Label customers with a model locally: columns `<id>,segment,segment_name`."""
     from fedseg.client.assign import assign_file
     from fedseg.common.artifact import load_artifact
 

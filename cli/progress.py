@@ -32,6 +32,11 @@ class ProgressView:
         elapsed = f"[dim]{time.perf_counter() - self.start:6.1f}s[/dim]"
         if event.phase == "lloyd":
             d = event.detail
+            if d.get("noisy"):
+                line = (f"round {event.round:>2}/{self.max_rounds}: differentially private, all rounds run; "
+                        f"centroids moved {d['moved']:.3f} (scaled units, noisy)")
+                self.console.print(f"{elapsed} [green]{'lloyd':>11}[/green] {line}", highlight=False)
+                return
             best = min(d["inertia"].items(), key=lambda kv: kv[0])
             line = (
                 f"round {event.round:>2}/{self.max_rounds}: {d['converged']}/{d['candidates']} "

@@ -21,10 +21,12 @@ def segment_labels(model: ModelArtifact, table: LocalTable) -> np.ndarray:
 
 
 def assign_file(model: ModelArtifact, data: Path, out: Path) -> int:
-    """Write `id,segment` for every row of `data` to `out` atomically; returns the row count."""
+    """Write `id,segment,segment_name` for every row of `data` to `out` atomically;
+    returns the row count."""
     schema = model.run.feature_schema
     table = load_table(data, schema)
     labels = segment_labels(model, table)
-    frame = pd.DataFrame({schema.id: table.ids, "segment": labels})
+    names = [s.name for s in model.segments]
+    frame = pd.DataFrame({schema.id: table.ids, "segment": labels, "segment_name": [names[j] for j in labels]})
     atomic_write_text(out, frame.to_csv(index=False))
     return len(frame)

@@ -169,12 +169,16 @@ def load_db_table(url: str, schema: FeatureSchema, table: str | None = None,
     return validate_frame(frame, schema, source)
 
 
-def write_labels_table(url: str, table: str, id_column: str, ids: np.ndarray, labels: np.ndarray) -> int:
-    """Replace `table` in the database with columns `<id>, segment`; returns the row count."""
+def write_labels_table(url: str, table: str, id_column: str, ids: np.ndarray, labels: np.ndarray,
+                       names: list[str] | None = None) -> int:
+    """Replace `table` in the database with columns `<id>, segment[, segment_name]`;
+    returns the row count."""
     sa = _sa()
     parsed = parse_url(url)
     schema_name, table_name = _split_table(table)
     frame = pd.DataFrame({id_column: np.asarray(ids, dtype=str), "segment": np.asarray(labels, dtype=np.int64)})
+    if names is not None:
+        frame["segment_name"] = [names[int(j)] for j in labels]
     engine = _engine(parsed)
     try:
         with engine.begin() as conn:

@@ -114,9 +114,11 @@ def describe_source(node_config: Mapping[str, Any]) -> str:
     return "built-in synthetic customers"
 
 
-def write_node_labels(node_config: Mapping[str, Any], id_column: str, ids, labels) -> str:
-    """Write `<id>,segment` where the node config says (`labels-path` or `labels-table`);
-    returns where it went. The labels never leave the node."""
+def write_node_labels(node_config: Mapping[str, Any], id_column: str, ids, labels, names=None) -> str:
+    """Write `<id>,segment[,segment_name]` where the node config says (`labels-path` or
+    `labels-table`); returns where it went. `names` (segment id -> name, from the model)
+    adds the name beside the number (`fedseg label-node`; in-run labels are written
+    before the names exist). The labels never leave the node."""
     import numpy as np
     import pandas as pd
 
@@ -128,12 +130,14 @@ def write_node_labels(node_config: Mapping[str, Any], id_column: str, ids, label
         from fedseg.client.db import write_labels_table
 
         table = str(node_config["labels-table"])
-        write_labels_table(database_url(node_config), table, id_column, ids, labels)
+        write_labels_table(database_url(node_config), table, id_column, ids, labels, names)
         return f"table {table}"
     if not node_config.get("labels-path"):
         raise DataError("node config: set labels-path (a .csv or .parquet file) or labels-table")
     path = Path(str(node_config["labels-path"])).expanduser()
     frame = pd.DataFrame({id_column: np.asarray(ids, dtype=str), "segment": np.asarray(labels, dtype=np.int64)})
+    if names is not None:
+        frame["segment_name"] = [names[int(j)] for j in labels]
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in {".parquet", ".pq"}:
         tmp = path.with_name(f".{path.name}.tmp")

@@ -34,6 +34,7 @@ class Segment(BaseModel):
     key: str | None = Field(default=None, description="playbook key, e.g. Champions")
     summary: str = ""
     profile: SegmentProfile | None = Field(description="None when below the minimum size")
+    share_ci95: float | None = Field(default=None, description="DP: half-width of the share's 95 % interval")
 
 
 class RunInfo(BaseModel):

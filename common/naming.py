@@ -7,7 +7,8 @@ population (recency counts the other way: fewer days since the last purchase is
 better); the key is what a playbook maps to actions. Demographic and channel
 descriptors (young adults, seniors, affluent, the dominant channel when it holds at
 least half of the segment, a standout interest tag) follow in brackets. Names are unique
-within a model: colliding names get the feature that tells the segments apart.
+within a model: colliding names get the feature that tells the segments apart, in the
+schema's readable label ("Hibernating · longer since last purchase").
 
 Rules, in order (r = -z(recency), f = z(frequency), m = z(monetary), t = z(tenure)):
 
@@ -18,6 +19,7 @@ Rules, in order (r = -z(recency), f = z(frequency), m = z(monetary), t = z(tenur
 | Champions | r >= 0.25, f >= 0.5 and m >= 0.5 |
 | Loyal | f >= 0.3 and m >= -0.25 |
 | Big spenders | m >= 0.5 |
+| Loyal | t >= 0.75 (long-standing customers, not lapsed) |
 | New | r >= 0, f <= 0.25 and t <= -0.75 (without tenure: r >= 0.5 and f <= -0.25) |
 | Promising | r >= 0.25 |
 | About to sleep | r < 0 and f < 0 |
@@ -29,11 +31,13 @@ The thresholds are fields of `NamingConfig` and can be set in the playbook's `[n
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fedseg.common.profiles import SegmentProfile, describe
+from fedseg.common.schema import default_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from fedseg.common.artifact import ModelArtifact
@@ -131,6 +135,8 @@ def rfm_key(profile: SegmentProfile, config: NamingConfig | None = None) -> str 
         return "Loyal"
     if m >= hi:
         return "Big spenders"
+    if ten is not None and z[ten] >= 1.5 * hi:  # the longest-standing customers are not "Need attention"
+        return "Loyal"
     if ten is not None:
         if r >= 0 and f <= hi / 2 and z[ten] <= -1.5 * hi:
             return "New"
@@ -196,8 +202,10 @@ def _compose(key: str | None, words: list[str], profile: SegmentProfile) -> str:
     return f"{key} ({', '.join(words)})" if words else key
 
 
-def name_profiles(profiles: list[SegmentProfile | None], config: NamingConfig | None = None) -> list[SegmentName]:
-    """A unique name per segment (in order); segments without a profile are 'Small segment'."""
+def name_profiles(profiles: list[SegmentProfile | None], config: NamingConfig | None = None,
+                  labels: Mapping[str, str] | None = None) -> list[SegmentName]:
+    """A unique name per segment (in order); segments without a profile are 'Small segment'.
+    `labels`: readable column labels (`FeatureSchema.label_of`) for disambiguation."""
     config = config or NamingConfig()
     out: list[SegmentName] = []
     for j, profile in enumerate(profiles):
@@ -208,11 +216,12 @@ def name_profiles(profiles: list[SegmentProfile | None], config: NamingConfig | 
         words = descriptors(profile, config)
         out.append(SegmentName(id=j, key=key, name=_compose(key, words[: config.max_descriptors], profile),
                                descriptors=words))
-    _disambiguate(out, profiles, config)
+    _disambiguate(out, profiles, config, labels or {})
     return out
 
 
-def _disambiguate(names: list[SegmentName], profiles: list[SegmentProfile | None], config: NamingConfig) -> None:
+def _disambiguate(names: list[SegmentName], profiles: list[SegmentProfile | None], config: NamingConfig,
+                  labels: Mapping[str, str]) -> None:
     """Colliding names: first more descriptors, then the feature where they differ most."""
     groups = _collisions(names)
     for ids in groups:  # 1) the descriptors left out by max_descriptors
@@ -227,8 +236,13 @@ def _disambiguate(names: list[SegmentName], profiles: list[SegmentProfile | None
             spread = {f: max(profiles[j].numeric[f].z for j in described) - min(profiles[j].numeric[f].z for j in described)
                       for f in feats}
             best = max(feats, key=lambda f: spread[f])
+            label = labels.get(best) or default_label(best)
+            if len(described) == 2:  # a pair: "higher ..." / "lower ..."
+                lo, hi = sorted(described, key=lambda j: profiles[j].numeric[best].mean)
+                names[lo].name, names[hi].name = f"{names[lo].name} · lower {label}", f"{names[hi].name} · higher {label}"
+                continue
             for j in described:
-                names[j].name = f"{names[j].name} · {best} {_num(profiles[j].numeric[best].mean)}"
+                names[j].name = f"{names[j].name} · {label} {_num(profiles[j].numeric[best].mean)}"
     for ids in _collisions(names):  # 3) last resort: the segment id
         for j in ids:
             names[j].name = f"{names[j].name} #{j}"
@@ -248,4 +262,6 @@ def _collisions(names: list[SegmentName]) -> list[list[int]]:
 
 def name_model(model: ModelArtifact, config: NamingConfig | None = None) -> list[SegmentName]:
     """Names for every segment of a model artifact."""
-    return name_profiles([s.profile for s in model.segments], config)
+    schema = model.run.feature_schema
+    labels = {n: schema.label_of(n) for n in schema.numeric_names}
+    return name_profiles([s.profile for s in model.segments], config, labels)

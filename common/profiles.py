@@ -5,7 +5,13 @@ so a marketer reads "mean income 54,000" rather than a z-score. Features that ta
 in the quantile phase also get the segment's quartiles (q25, median, q75) from
 per-segment histograms (`common.segment_quantiles`): for skewed money features the
 median is the typical member, the mean is not. A segment smaller than the minimum
-release size is never described on its own.
+release size is never described on its own; quartiles need a group of
+`disclosure.quantile_floor(min size)` (4 x min size) customers.
+
+Under DP (`noise` given) the noisy sums are post-processed into a consistent profile
+(means and standard deviations inside the public bounds, category shares in [0, 1]
+summing to 1) and every mean carries the half-width of its 95 % interval from the
+noise's σ (`mean_ci95`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel
 
+from fedseg.common import disclosure
 from fedseg.common.kmeans import assign
 from fedseg.common.preprocessing import LocalTable, clip_numeric, one_hot
 from fedseg.common.schema import FeatureSchema
@@ -44,12 +51,14 @@ class NumericProfile(BaseModel):
     q25: float | None = None
     median: float | None = None
     q75: float | None = None
+    mean_ci95: float | None = None  # DP: half-width of the mean's 95 % interval (noise only)
 
 
 class SegmentProfile(BaseModel):
     numeric: dict[str, NumericProfile]
     categories: dict[str, dict[str, float]]  # column -> value -> share within segment
     scores: dict[str, float] = {}  # feature -> mean RFM 1-5 quintile score (global quintiles)
+    share_ci95: float | None = None  # DP: half-width of a category share's 95 % interval
 
 
 def local_profile_stats(
@@ -70,30 +79,81 @@ def local_profile_stats(
     )
 
 
-def build_profiles(stats: ProfileStats, schema: FeatureSchema, min_size: int) -> list[SegmentProfile | None]:
-    """A profile per segment, or None where the segment is below `min_size`."""
-    n = stats.counts.sum()
-    pop_mean = stats.sums.sum(axis=0) / n
-    pop_std = np.sqrt(np.maximum(stats.sumsq.sum(axis=0) / n - np.square(pop_mean), 0.0))
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+
+
+def build_profiles(stats: ProfileStats, schema: FeatureSchema, min_size: int,
+                   noise: dict | None = None) -> list[SegmentProfile | None]:
+    """A profile per segment, or None where the segment is below `min_size`; `noise`
+    (DP: σ per released field, `NoisyRelease.profile_noise`) turns on the consistency
+    post-processing and the 95 % intervals."""
+    counts = np.maximum(np.asarray(stats.counts, dtype=float), 0.0)
+    n = max(counts.sum(), 1.0)
+    low, high = _bounds(schema)
+    # population mean = size-weighted mean of the (bounded) segment means: the same
+    # number as the pooled sum for exact sums, and inside the bounds for noisy ones
+    ok = counts > 0
+    pop_mean = (counts[ok, None] * np.clip(stats.sums[ok] / counts[ok, None], low, high)).sum(axis=0) / n
+    pop_std = _population_std(stats, counts, n, pop_mean, low, high)
     quartiles = _quartiles(stats, schema)
+    q_floor = disclosure.quantile_floor(min_size)
     out: list[SegmentProfile | None] = []
-    for j, count in enumerate(stats.counts):  # loop over segments, not records
+    for j, count in enumerate(counts):  # loop over segments, not records
         if count < min_size:
             out.append(None)
             continue
-        mean = stats.sums[j] / count
-        std = np.sqrt(np.maximum(stats.sumsq[j] / count - np.square(mean), 0.0))
+        mean = np.clip(stats.sums[j] / count, low, high)
+        std = _std(stats.sumsq[j] / count, mean, low, high)
         z = np.divide(mean - pop_mean, pop_std, out=np.zeros_like(mean), where=pop_std > 0)
+        ci = _mean_ci(noise, mean, count)
         numeric = {
             f.name: NumericProfile(
                 mean=float(mean[i]), std=float(std[i]), population_mean=float(pop_mean[i]), z=float(z[i]),
-                **_segment_quartiles(quartiles, f.name, j),
+                mean_ci95=None if ci is None else float(ci[i]),
+                **(_segment_quartiles(quartiles, f.name, j) if count >= q_floor else {}),
             )
             for i, f in enumerate(schema.numeric)
         }
+        share_ci = None if noise is None else Z95 * float(noise.get("category_counts", 0.0)) / count
         out.append(SegmentProfile(numeric=numeric, categories=_category_shares(stats, schema, j),
-                                  scores=_mean_scores(stats, schema, j)))
+                                  scores=_mean_scores(stats, schema, j), share_ci95=share_ci))
     return out
+
+
+def _bounds(schema: FeatureSchema) -> tuple[np.ndarray, np.ndarray]:
+    """Public lower/upper bound per numeric feature (±inf where the schema has none)."""
+    low = np.array([-np.inf if f.lower is None else f.lower for f in schema.numeric])
+    high = np.array([np.inf if f.upper is None else f.upper for f in schema.numeric])
+    return low, high
+
+
+def _std(mean_sq: np.ndarray, mean: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Standard deviation from a (possibly noisy) mean of squares: never negative, never
+    above half the public range (the largest a bounded variable can have)."""
+    std = np.sqrt(np.maximum(mean_sq - np.square(mean), 0.0))
+    return np.minimum(std, (high - low) / 2)
+
+
+def _population_std(stats: ProfileStats, counts: np.ndarray, n: float, pop_mean: np.ndarray,
+                    low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Population std, never below the spread of the segment means (law of total
+    variance: the between-segment part is a lower bound). Exact sums always meet the
+    bound; noisy sums of squares can fall far below it and would make every z zero."""
+    total = _std(stats.sumsq.sum(axis=0) / n, pop_mean, low, high)
+    ok = counts > 0
+    means = np.clip(stats.sums[ok] / counts[ok, None], low, high)
+    between = np.sqrt((counts[ok, None] * np.square(means - pop_mean)).sum(axis=0) / n)
+    return np.maximum(total, between)
+
+
+def _mean_ci(noise: dict | None, mean: np.ndarray, count: float) -> np.ndarray | None:
+    """Half-width of the 95 % interval of sums/count under independent Gaussian noise on
+    the sum (σ_S per feature) and the count (σ_n): delta method, Var ≈ (σ_S² + m² σ_n²)/n²."""
+    if noise is None:
+        return None
+    s_sum = np.asarray(noise.get("sums", np.zeros(len(mean))), dtype=float)
+    s_count = float(noise.get("counts", 0.0))
+    return Z95 * np.sqrt(np.square(s_sum) + np.square(mean * s_count)) / count
 
 
 def _quartiles(stats: ProfileStats, schema: FeatureSchema) -> dict[str, np.ndarray]:
@@ -123,10 +183,10 @@ def _mean_scores(stats: ProfileStats, schema: FeatureSchema, j: int) -> dict[str
 def _category_shares(stats: ProfileStats, schema: FeatureSchema, j: int) -> dict[str, dict[str, float]]:
     shares: dict[str, dict[str, float]] = {}
     start = 0
-    for col in schema.categorical:
-        block = stats.category_counts[j, start : start + len(col.values)]
+    for col in schema.categorical:  # noisy counts: clipped at 0, shares then sum to 1
+        block = np.maximum(stats.category_counts[j, start : start + len(col.values)], 0.0)
         total = block.sum()
-        shares[col.name] = {v: float(c / total) if total else 0.0 for v, c in zip(col.values, block)}
+        shares[col.name] = {v: float(c / total) if total else 1.0 / len(col.values) for v, c in zip(col.values, block)}
         start += len(col.values)
     return shares
 

@@ -29,6 +29,7 @@ class NumericFeature(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
+    label: str | None = Field(default=None, description="readable name in reports and segment names")
     transform: Literal["none", "log1p"] = "none"
     lower: float | None = None
     upper: float | None = None
@@ -96,6 +97,7 @@ class CategoricalFeature(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
+    label: str | None = Field(default=None, description="readable name in reports")
     values: tuple[str, ...] = Field(min_length=2)
 
     @model_validator(mode="after")
@@ -171,6 +173,14 @@ class FeatureSchema(BaseModel):
         """The per-customer table a transactions node derives (derived columns may be extra)."""
         return self.model_copy(update={"transactions": None, "allow_extra_columns": True})
 
+    def label_of(self, name: str) -> str:
+        """The readable label of a column: the schema's `label`, else a known RFM or
+        interest-tag wording, else the name with spaces ("tag_tech" -> "tech interest")."""
+        for f in (*self.numeric, *self.categorical):
+            if f.name == name and f.label:
+                return f.label
+        return default_label(name)
+
     @property
     def numeric_names(self) -> list[str]:
         return [f.name for f in self.numeric]
@@ -209,6 +219,8 @@ class FeatureSchema(BaseModel):
             lines.append("allow_extra_columns = true")
         for f in self.numeric:
             lines += ["", "[[numeric]]", f"name = {_q(f.name)}"]
+            if f.label is not None:
+                lines.append(f"label = {_q(f.label)}")
             if f.transform != "none":
                 lines.append(f"transform = {_q(f.transform)}")
             if f.lower is not None:
@@ -228,6 +240,8 @@ class FeatureSchema(BaseModel):
         for c in self.categorical:
             values = ", ".join(_q(v) for v in c.values)
             lines += ["", "[[categorical]]", f"name = {_q(c.name)}", f"values = [{values}]"]
+            if c.label is not None:
+                lines.append(f"label = {_q(c.label)}")
         if self.transactions is not None:
             tx = self.transactions
             lines += ["", "[transactions]", f"date = {_q(tx.date)}", f"amount = {_q(tx.amount)}",
@@ -237,6 +251,23 @@ class FeatureSchema(BaseModel):
             if tx.allow_zero_amounts:
                 lines.append("allow_zero_amounts = true")
         return "\n".join(lines) + "\n"
+
+
+KNOWN_LABELS = {
+    "recency_days": "days since last purchase", "frequency": "purchases", "monetary": "total spend",
+    "avg_order_value": "average order value", "tenure_days": "days as a customer",
+}
+INTEREST_PREFIXES = ("tag_", "interest_", "likes_")
+
+
+def default_label(name: str) -> str:
+    """Readable wording of a column name without a schema label."""
+    if name in KNOWN_LABELS:
+        return KNOWN_LABELS[name]
+    for prefix in INTEREST_PREFIXES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return f"{name[len(prefix):].replace('_', ' ')} interest"
+    return name.replace("_", " ")
 
 
 def _q(text: str) -> str:

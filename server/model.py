@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 import fedseg
+from fedseg.common import disclosure
 from fedseg.common.artifact import ModelArtifact, RunInfo, ScalerOut, Segment
 from fedseg.common.config import RunConfig
 from fedseg.common.naming import name_profiles
-from fedseg.common.profiles import build_profiles, describe
+from fedseg.common.profiles import Z95, build_profiles, describe
 from fedseg.common.schema import FeatureSchema
 from fedseg.server.orchestrator import RunResult
 
@@ -40,22 +43,45 @@ def privacy_section(config: RunConfig) -> dict:
     }
 
 
+def disclosure_facts(config: RunConfig, merged: int) -> dict:
+    """The disclosure rules this model was published under (PRIVACY.md, "Disclosure control")."""
+    size = config.min_segment_size
+    return {
+        "min_release_size": size,
+        "merged_segments": merged,
+        "segments": f"a segment below {size} customers is merged into its nearest segment (no centroid or "
+                    "figure of its own); population figures are sums over the released segments",
+        "quartiles": f"segment quartiles only for segments of at least {disclosure.quantile_floor(size)} "
+                     f"customers ({size} on each side of a quartile)",
+        "transitions": f"cells below {size} withheld, with complementary cells so that no row, column or "
+                       "matched total gives one back",
+    }
+
+
+def _released_quantiles(q: dict, n: int, min_size: int) -> dict:
+    """A feature's global quantiles without the levels too far in a tail for N customers."""
+    return {**q, "quantiles": disclosure.released_levels(q["quantiles"], n, min_size)}
+
+
 def build_artifact(
     result: RunResult, config: RunConfig, schema: FeatureSchema, privacy: dict | None = None
 ) -> ModelArtifact:
     """The artifact: centroids in scaled space, profiles in original units, criteria, run facts."""
     chosen = result.chosen
     schema = result.schema or schema  # as the nodes used it: as-of date, winsor limits
-    counts = result.profile.counts
+    noise = result.profile_noise
+    counts = np.maximum(np.rint(np.asarray(result.profile.counts, dtype=float)), 0).astype(np.int64)
     n = int(counts.sum())
-    profiles = build_profiles(result.profile, schema, config.min_segment_size)
-    names = name_profiles(profiles)
+    profiles = build_profiles(result.profile, schema, config.min_segment_size, noise)
+    names = name_profiles(profiles, labels={n: schema.label_of(n) for n in schema.numeric_names})
+    share_ci = None if noise is None else Z95 * float(noise.get("counts", 0.0)) / max(n, 1)
     segments = [
         Segment(id=j, size=int(counts[j]), share=float(counts[j] / n), name=names[j].name,
-                key=names[j].key, summary=describe(p), profile=p)
+                key=names[j].key, summary=describe(p), profile=p, share_ci95=share_ci)
         for j, p in enumerate(profiles)
     ]
-    best = next((c.model_dump(exclude={"k"}) for c in result.table if c.k == chosen.k), {})
+    run_k = chosen.k + result.merged  # the criteria were computed before small segments were merged
+    best = next((c.model_dump(exclude={"k"}) for c in result.table if c.k == run_k), {})
     return ModelArtifact(
         features=schema.encoded_names,
         scaler=ScalerOut(mean=result.scaler.mean.tolist(), scale=result.scaler.scale.tolist()),
@@ -76,7 +102,8 @@ def build_artifact(
             feature_schema=schema,
             fedseg_version=fedseg.__version__,
         ),
-        privacy=privacy or result.privacy or privacy_section(config),
-        quantiles=[q.model_dump() for q in result.quantiles] or None,
+        privacy={**(privacy or result.privacy or privacy_section(config)),
+                 "disclosure_control": disclosure_facts(config, result.merged)},
+        quantiles=[_released_quantiles(q.model_dump(), n, config.min_segment_size) for q in result.quantiles] or None,
         drift=result.changes,
     )

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from fedseg.common import coreset, kmeans
+from fedseg.common import coreset, disclosure, kmeans
 from fedseg.common.artifact import ModelArtifact
 from fedseg.common.config import RunConfig
 from fedseg.common.messages import Message, NodeFailure, ReadyReply, Scaler, SchemaRequest
@@ -34,6 +34,7 @@ from fedseg.common.secagg.messages import SecAggError
 from fedseg.common.secure_layout import BoundsMissing, require_bounds
 from fedseg.common.wire import Reply, Request, ValidateRequest
 from fedseg.server import quantile_phase, warm_start
+from fedseg.server.disclosure import release_segments
 from fedseg.server.release_policy import ExactRelease, NoisyRelease, ReleasePolicy
 from fedseg.server.secure_channel import SecureAggregationFailed, SecureChannel
 
@@ -86,6 +87,8 @@ class RunResult:
     schema: FeatureSchema | None = None  # as the nodes used it (as-of date, winsor limits)
     quantiles: list[FeatureQuantiles] = field(default_factory=list)
     changes: dict | None = None  # warm start: customers that changed segment (aggregate)
+    merged: int = 0  # segments below min-segment-size merged into their nearest (disclosure control)
+    profile_noise: dict | None = None  # DP: noise std of the profile's released fields
 
 
 class Orchestrator:
@@ -206,14 +209,14 @@ class Orchestrator:
         timings["lloyd"] = time.perf_counter() - t2
         chosen, table = self.select(candidates)
         t3 = time.perf_counter()
-        profile = self.profile(scaler, chosen)
+        chosen, profile, merged = self.release_segments(scaler, chosen)
         changes = self.segment_changes(scaler, chosen) if self.warm is not None else None
         timings["profiling"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         return RunResult(
             scaler, n, chosen, table, profile, list(self.active), dict(self.failures),
             self.rounds, lloyd_rounds, timings, self.release.privacy_section(),
-            self.schema, self.quantiles, changes,
+            self.schema, self.quantiles, changes, merged, self.release.profile_noise(),
         )
 
     def _check_extensions(self) -> None:
@@ -251,6 +254,10 @@ class Orchestrator:
                 f"{total.count} customers over all nodes are too few for k={max(self.config.k_values)} "
                 f"with min-segment-size {self.config.min_segment_size} (need {need})"
             )
+        try:
+            disclosure.check_quantile_levels(self.schema, total.count, self.config.min_segment_size)
+        except ValueError as exc:
+            raise RunError(str(exc)) from exc
         # robust features take median/IQR of the (under DP noisy) histograms
         stats = self.release.scaler(total, center)
         mean, scale = robust_scaler(self.schema, self.quantiles, *stats)
@@ -347,6 +354,15 @@ class Orchestrator:
         return Candidate(cand.k, new, converged=shift <= tol and not empty.any(), stats=part, evaluated=cand.centroids)
 
     def _report_round(self, rnd: int, cands: list[Candidate]) -> None:
+        """Progress of one round. Exact runs: converged candidates and the best inertia
+        per k. Under DP no inertia is released and a noisy shift never meets the
+        tolerance, so the line says how far the centroids moved (from released sums)."""
+        if self.release.noisy:
+            moved = max(float(np.sqrt(np.square(c.centroids - c.evaluated).sum(axis=1)).mean()) for c in cands)
+            self.emit(Event("lloyd", f"round {rnd}/{self.config.max_rounds} (DP: a fixed number of noisy rounds); "
+                                     f"centroids moved {moved:.3f} on average", rnd,
+                            {"noisy": True, "moved": moved, "candidates": len(cands)}))
+            return
         best: dict[int, float] = {}
         for c in cands:
             best[c.k] = min(best.get(c.k, np.inf), float(c.stats.inertia.sum()))
@@ -360,6 +376,20 @@ class Orchestrator:
         picked = self.release.select(cands)
         self.emit(Event("select", picked.reason, self.rounds))
         return picked.candidate, picked.table
+
+    def release_segments(self, scaler: Scaler, chosen: Candidate) -> tuple[Candidate, ProfileStats, int]:
+        """Profiles of the segments that reach min-segment-size; smaller ones are merged
+        into their nearest segment first (`server/disclosure.py`)."""
+        size, k0 = self.config.min_segment_size, chosen.k
+        profile = lambda c: self.profile(scaler, Candidate(len(c), c))  # noqa: E731
+        try:
+            kept, stats = release_segments(chosen.centroids, profile, size, self.release.noisy)
+        except ValueError as exc:
+            raise RunError(str(exc)) from exc
+        if len(kept) < k0:
+            self.emit(Event("disclosure", f"{k0 - len(kept)} segment(s) below min-segment-size {size} merged into "
+                                          f"their nearest segment: {len(kept)} segments released", self.rounds))
+        return Candidate(len(kept), kept, chosen.converged), stats, k0 - len(kept)
 
     def profile(self, scaler: Scaler, chosen: Candidate) -> ProfileStats:
         edges = score_edge_bins(self.schema, self.quantiles) if self.schema.score_indices else None

@@ -48,6 +48,7 @@ class ReleasePolicy(Protocol):
     def min_count(self, phase: str, floor: float) -> float: ...
     def select(self, cands: Sequence) -> Selection: ...
     def privacy_section(self) -> dict | None: ...
+    def profile_noise(self) -> dict | None: ...
 
 
 class ExactRelease:
@@ -94,6 +95,9 @@ class ExactRelease:
     def privacy_section(self) -> dict | None:
         return None
 
+    def profile_noise(self) -> dict | None:
+        return None
+
 
 class NoisyRelease:
     """Differential privacy: nodes add Gaussian noise shares the planner sizes and the
@@ -132,4 +136,33 @@ class NoisyRelease:
         return Selection(best, [], f"k={best.k} from the released sums")
 
     def privacy_section(self) -> dict | None:
-        return self.planner.privacy_section()
+        """The ledger, with the budgeted (ε, δ) stated as the guarantee: a run may stop
+        early and spend less, but the budget is what it was allowed to spend, so only
+        the budget is promised; the spent figures are informational."""
+        section = self.planner.privacy_section()
+        budget = section.get("budget", {})
+        spent = {"epsilon": section.get("epsilon"), "rho": section.get("rho"),
+                 "note": "informational: what the releases actually cost (less than the budget when the run "
+                         "stopped early); the guarantee is the budgeted (epsilon, delta)"}
+        return {**section, "epsilon": budget.get("epsilon"), "delta": budget.get("delta"),
+                "guarantee": {"epsilon": budget.get("epsilon"), "delta": budget.get("delta"),
+                              "statement": "(epsilon, delta)-differential privacy for every customer "
+                                           "(add/remove one customer), over everything the run released"},
+                "spent": spent}
+
+    def profile_noise(self) -> dict | None:
+        """Std of the total noise on each released profile field, from the planner's
+        ledger: "counts" (per segment), "sums" (per numeric feature, original units),
+        "sumsq", "category_counts", "scores", "histograms" (per entry). The reports turn
+        them into 95 % intervals; reading them costs no budget."""
+        sigma = {r.what.split(".", 1)[1]: r.sigma for r in self.planner.ledger.history
+                 if r.what.startswith("profile.")}
+        if not sigma:
+            return None
+        p = len(self.planner.schema.numeric)
+        out: dict = dict(sigma)
+        for tag in ("sums", "sumsq"):
+            per_entry = self.planner.entry_sigma.get(f"profile.{tag}")
+            if per_entry is not None:
+                out[tag] = [float(v) for v in np.asarray(per_entry)[:p]]
+        return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from fedseg.common import disclosure
 from fedseg.common.artifact import ModelArtifact
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.messages import Scaler
@@ -66,7 +67,9 @@ def segment_matching(old_in_new: np.ndarray, new: np.ndarray, warm: bool) -> np.
 def changes_section(counts: np.ndarray, match: np.ndarray, old: ModelArtifact, source: str,
                     min_release: int, noisy: bool = False) -> dict:
     """The drift facts for the artifact: customers that changed segment (a sum over all
-    customers), and the transition table with cells below the minimum release size withheld.
+    customers), and the transition table with cells below the minimum release size
+    withheld, plus the complementary cells that would give them back by difference
+    (`disclosure.suppress_cells`: a column total is a published segment size).
 
     `noisy` (DP): the cells carry Gaussian noise (Δ = 1, phase "transitions" of the
     budget); negatives are clipped to 0 and the totals are derived from the noisy cells
@@ -74,7 +77,8 @@ def changes_section(counts: np.ndarray, match: np.ndarray, old: ModelArtifact, s
     counts = np.maximum(np.rint(np.asarray(counts, dtype=float)), 0).astype(np.int64)
     total = int(counts.sum())
     kept = int(sum(counts[i, j] for i, j in enumerate(match) if j >= 0))
-    cells = [[int(c) if c >= min_release or c == 0 else None for c in row] for row in counts]
+    hidden = disclosure.suppress_cells(counts, min_release, disclosure.table_lines(counts.shape, match))
+    cells = [[None if h else int(c) for c, h in zip(row, hide)] for row, hide in zip(counts, hidden)]
     return {
         "warm_start_from": source,
         "old_k": int(counts.shape[0]),
@@ -84,7 +88,8 @@ def changes_section(counts: np.ndarray, match: np.ndarray, old: ModelArtifact, s
         "changed_segment": total - kept,
         "changed_share": (total - kept) / total if total else 0.0,
         "transitions": cells,
-        "transitions_note": f"customers per (old segment, new segment); cells below {min_release} withheld"
+        "transitions_note": f"customers per (old segment, new segment); cells below {min_release} withheld, "
+                            "and the cells that would give them back by difference"
                             + ("; differentially private (noisy counts)" if noisy else ""),
         "noisy": noisy,
     }

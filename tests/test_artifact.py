@@ -87,7 +87,7 @@ def test_model_written_before_segment_quartiles_still_loads(tmp_path):
     # population_mean and z only
     raw = json.loads(_profiled(None).model_dump_json())
     for entry in raw["segments"][0]["profile"]["numeric"].values():
-        for key in ("q25", "median", "q75"):
+        for key in ("q25", "median", "q75", "mean_ci95"):
             entry.pop(key)
     assert set(raw["segments"][0]["profile"]["numeric"]["a"]) == {"mean", "std", "population_mean", "z"}
     path = tmp_path / "old.json"

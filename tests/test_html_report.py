@@ -200,13 +200,15 @@ def test_segment_cards_show_the_median_next_to_the_mean():
             p = seg.profile.numeric[name]
             row = re.search(rf'<tr class="median-row" data-feature="{name}">(.*?)</tr>', card).group(1)
             cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
-            assert cells == [name, _fmt_ref(p.median), f"{_fmt_ref(p.q25)} – {_fmt_ref(p.q75)}", _fmt_ref(p.mean)]
+            label = {"monetary": "total spend"}.get(name, name)  # readable labels (schema.default_label)
+            assert cells == [label, _fmt_ref(p.median), f"{_fmt_ref(p.q25)} – {_fmt_ref(p.q75)}", _fmt_ref(p.mean)]
             assert p.q25 <= p.median <= p.q75
         assert 'data-feature="age"' not in card  # no quartiles for a feature outside the quantile phase
     chips = _parse(html).rows[0][4]  # the overview: all three features stand out, medians next to means
     for name in ("income", "monetary"):
         p = money.segments[0].profile.numeric[name]
-        assert f"{name} {_fmt_ref(p.mean)} median {_fmt_ref(p.median)} · vs {_fmt_ref(p.population_mean)}" in chips
+        label = {"monetary": "total spend"}.get(name, name)
+        assert f"{label} {_fmt_ref(p.mean)} median {_fmt_ref(p.median)} · vs {_fmt_ref(p.population_mean)}" in chips
 
 
 def _fmt_ref(x: float) -> str:
@@ -279,3 +281,39 @@ def test_full_page_screenshot_from_the_cli(model, tmp_path):
     assert res.exit_code == 0, res.output
     width, height, distinct = png_info(tmp_path / "full.png")
     assert width == 1280 and height > 3000 and distinct > 50  # the whole page, not one screen
+
+
+def test_map_labels_never_overlap():
+    """Eight segments whose centroids nearly coincide: every name on the map keeps its own
+    box (measured here with a wider glyph than Helvetica's average) and covers no circle."""
+    from fedseg.common.artifact import Segment
+    from fedseg.common.naming import SegmentName
+    from fedseg.server.report.charts import centroid_map
+
+    base = synthetic_model(generate_customers(3000, 3, seed=2), k=3)
+    rng = np.random.default_rng(0)
+    d = len(base.features)
+    cents = np.vstack([np.zeros((4, d)), np.ones((4, d))]) + rng.normal(0, 1e-3, (8, d))
+    segs = [Segment(id=j, size=100, share=1 / 8, name=f"Need attention (affluent seniors) #{j}", profile=None)
+            for j in range(8)]
+    model = base.model_copy(update={"k": 8, "centroids": cents.tolist(), "segments": segs})
+    names = [SegmentName(id=j, key=None, name=s.name) for j, s in enumerate(segs)]
+    svg = centroid_map(model, names)
+    glyph, height = 6.2, 12.0
+    boxes = []
+    for x, y, anchor, text in re.findall(r'<text x="([\d.]+)" y="([\d.]+)" font-size="11" text-anchor="(\w+)"'
+                                         r'[^>]*class="map-label">([^<]*)</text>', svg):
+        w = glyph * len(html_unescape(text))
+        left = float(x) - {"start": 0, "middle": w / 2, "end": w}[anchor]
+        boxes.append((left, float(y) - height + 3, left + w, float(y) + 3))
+    assert len(boxes) == 8
+    for i, a in enumerate(boxes):
+        assert 0 <= a[0] and a[2] <= 1000 and 0 <= a[1] and a[3] <= 500
+        for b in boxes[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)

@@ -81,9 +81,29 @@ def test_names_are_unique_within_a_model():
     texts = [n.name for n in names]
     assert len(set(texts)) == len(texts)
     assert [n.key for n in names[:2]] == ["Hibernating", "Hibernating"]
-    assert texts[0] == "Hibernating · monetary 14.4" and texts[1] == "Hibernating · monetary 44.9"
+    # a pair is told apart in words, with the column's readable label
+    assert texts[0] == "Hibernating · lower total spend" and texts[1] == "Hibernating · higher total spend"
+    trio = name_profiles([a, b, prof({"recency_days": 1.7, "frequency": -0.55, "monetary": -0.3},
+                                     means={"monetary": 30.0})], labels={"monetary": "spend (EUR)"})
+    assert [n.name for n in trio] == ["Hibernating · spend (EUR) 14.4", "Hibernating · spend (EUR) 44.9",
+                                      "Hibernating · spend (EUR) 30"]
     assert texts[2].startswith("Champions") and texts[3].startswith("Champions")
     assert texts[4].startswith("Small segment") and names[4].key is None
+
+
+def test_longest_standing_segment_is_not_need_attention():
+    """The issue's CDNOW case: the richest, longest-tenured segment was "Need attention"."""
+    p = prof({"recency_days": 0.02, "frequency": -0.58, "monetary": -0.03, "tenure_days": 1.46, "income": 1.64})
+    assert rfm_key(p) == "Loyal"
+
+
+def test_readable_labels():
+    from fedseg.common.schema import FeatureSchema, NumericFeature
+
+    schema = FeatureSchema(id="id", numeric=(NumericFeature(name="tag_tech"), NumericFeature(name="spend_eur", label="spend (EUR)"),
+                                             NumericFeature(name="recency_days"), NumericFeature(name="n_visits")))
+    assert [schema.label_of(n) for n in schema.numeric_names] == [
+        "tech interest", "spend (EUR)", "days since last purchase", "n visits"]
 
 
 def test_synthetic_ground_truth_segments_get_their_names():

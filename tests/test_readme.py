@@ -67,6 +67,19 @@ def test_readme_data_example_runs_as_written(tmp_path):
     model = load_artifact(tmp_path / "runs" / "demo" / "model.json")
     assert model.k == 6 and model.run.clients == 8
     labels = pd.read_csv(tmp_path / "labels.csv")
-    assert list(labels.columns) == ["customer_id", "segment"]
+    assert list(labels.columns) == ["customer_id", "segment", "segment_name"]
     assert len(labels) == len(pd.read_csv(tmp_path / "demo" / "dept-1.csv"))
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.integration
+def test_readme_dp_example_runs_on_ray(tmp_path):
+    """The README's DP command on the real Simulation Engine (default 20,000 customers):
+    exit 0, report.html written (it used to stop with `min() arg is an empty sequence`)."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
+    done = subprocess.run(["fedseg", "simulate", "--k", "6", "--epsilon", "1", "--delta", "1e-6", "--out", "runs/dp"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (tmp_path / "runs" / "dp" / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert "inertia" not in done.stdout and "±" in done.stdout

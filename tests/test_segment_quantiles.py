@@ -124,7 +124,8 @@ def test_noisy_segment_histograms_are_denoised_row_by_row():
 
 
 def test_small_segments_get_no_quartiles():
-    # Prepare: segment 1 holds 3 customers, below a minimum release size of 5
+    # Prepare: segment 1 holds 3 customers, below a minimum release size of 5; segment 0
+    # holds 8, enough for a mean but not for quartiles (they need 4 x 5 = 20)
     f = NumericFeature(name="x", lower=0.0, upper=10.0, bins=10, scaling="robust")
     schema = FeatureSchema(id="id", numeric=(f,))
     hist = np.array([[0, 2, 4, 2, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 1, 1, 1]])
@@ -133,10 +134,14 @@ def test_small_segments_get_no_quartiles():
     stats = ProfileStats(counts, sums, sums * 3, np.zeros((2, 0)), histograms=hist)
     # Execute
     profiles = build_profiles(stats, schema, min_size=5)
+    relaxed = build_profiles(stats, schema, min_size=2)  # quartiles from 8 customers
     # Assert
     assert profiles[1] is None
     p = profiles[0].numeric["x"]
+    assert p.mean == 2.0 and (p.q25, p.median, p.q75) == (None, None, None)
+    p = relaxed[0].numeric["x"]
     assert (p.q25, p.median, p.q75) == (1.0, 2.0, 2.0)  # n·q = 2, 4, 6 -> bins 1, 2, 2
+    assert relaxed[1].numeric["x"].median is None  # 3 customers described, 3 < 8: no quartiles
 
 
 # ---- simulated runs -------------------------------------------------------------------

@@ -15,7 +15,8 @@ import numpy as np
 
 from fedseg.common.artifact import ModelArtifact, Segment
 from fedseg.common.naming import SegmentName
-from fedseg.server.report.markdown import readable
+from fedseg.server.report.map_labels import place_labels
+from fedseg.server.report.markdown import feature_labels, readable
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
            "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
@@ -86,6 +87,7 @@ def sizes_chart(model: ModelArtifact, names: list[SegmentName]) -> str:
 def heatmap(model: ModelArtifact, names: list[SegmentName]) -> str:
     """Segments × numeric features, cells coloured by z-score against the population."""
     feats = list(model.run.feature_schema.numeric_names)
+    labels = feature_labels(model)
     described = [(s, n) for s, n in zip(model.segments, names) if s.profile is not None]
     if not feats or not described:
         return '<p class="muted">No numeric features or no described segments.</p>'
@@ -95,7 +97,7 @@ def heatmap(model: ModelArtifact, names: list[SegmentName]) -> str:
     parts = []
     for c, f in enumerate(feats):
         x = label_w + c * cw + cw / 2
-        parts.append(_text(x, head - 8, _short(f, 18), size=12, anchor="start",
+        parts.append(_text(x, head - 8, _short(labels.get(f, f), 22), size=12, anchor="start",
                            extra=f'transform="rotate(-40 {x:.1f} {head - 8})"'))
     for r, (seg, nm) in enumerate(described):
         y = head + r * ch
@@ -122,11 +124,12 @@ def heatmap(model: ModelArtifact, names: list[SegmentName]) -> str:
     return _svg(w, h, "".join(parts), "profile heatmap")
 
 
-def z_bars(seg: Segment, width: int = 470) -> str:
+def z_bars(seg: Segment, width: int = 470, labels: dict[str, str] | None = None) -> str:
     """One segment's z-score per numeric feature: bars left (below) or right (above) of 0."""
     assert seg.profile is not None
     items = list(seg.profile.numeric.items())
-    row, label_w = 20, 120
+    row, label_w = 20, 150
+    labels = labels or {}
     plot_w = width - label_w - 40
     zero = label_w + plot_w / 2
     scale = (plot_w / 2) / 3.0  # ±3 σ across the half width
@@ -136,7 +139,7 @@ def z_bars(seg: Segment, width: int = 470) -> str:
         y = 6 + i * row
         z = max(-3.0, min(3.0, p.z))
         x0, w = (zero, z * scale) if z >= 0 else (zero + z * scale, -z * scale)
-        parts.append(_text(label_w - 6, y + 13, _short(f, 16), size=11, anchor="end"))
+        parts.append(_text(label_w - 6, y + 13, _short(labels.get(f, f), 22), size=11, anchor="end"))
         parts.append(f'<rect x="{x0:.1f}" y="{y + 2}" width="{max(w, 0.5):.1f}" height="{row - 5}" '
                      f'fill="{z_colour(p.z if abs(p.z) > 0.3 else p.z * 2)}" stroke="#888" stroke-width="0.3">'
                      f'<title>{esc(f)}: mean {readable(p.mean)}{_median_note(p)} vs {readable(p.population_mean)} '
@@ -292,20 +295,24 @@ def centroid_map(model: ModelArtifact, names: list[SegmentName]) -> str:
         parts.append(f'<line x1="{cx:.1f}" y1="{cy:.1f}" x2="{ex:.1f}" y2="{ey:.1f}" stroke="#d4d4dc" '
                      f'stroke-width="1.2" stroke-dasharray="5 3"/>')
         lx, ly = cx + load[0, i] * arrow * 1.08, cy - load[1, i] * arrow * 1.08
-        parts.append(_text(lx, ly + 4, model.features[i], size=11, anchor="start" if lx >= cx else "end",
+        parts.append(_text(lx, ly + 4, feature_labels(model).get(model.features[i], model.features[i]), size=11, anchor="start" if lx >= cx else "end",
                            fill="#8a8a99", extra='font-style="italic"'))
     rmax = 46.0
     smax = max(s.share for s in model.segments) or 1.0
     order = sorted(range(len(model.segments)), key=lambda j: -model.segments[j].share)  # big first
+    circles = [(*xy(coords[j]), max(6.0, rmax * math.sqrt(s.share / smax))) for j, s in enumerate(model.segments)]
+    texts = [_short(nm.name, 34) for nm in names]
+    spots = place_labels(circles, texts, order, w, h)
     for j in order:
         seg, nm = model.segments[j], names[j]
-        x, y = xy(coords[j])
-        r = max(6.0, rmax * math.sqrt(seg.share / smax))
+        x, y, r = circles[j]
         parts.append(f'<circle class="centroid" cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{seg_colour(seg.id)}" '
                      f'fill-opacity="0.75" stroke="#fff" stroke-width="2"><title>{esc(nm.name)}: '
                      f'{seg.share:.1%}</title></circle>')
         parts.append(_text(x, y + 4, str(seg.id), size=13, anchor="middle", fill="#fff", weight="bold"))
-        parts.append(_text(x, y + r + 14, _short(nm.name, 34), size=11, anchor="middle", fill="#333"))
+    for j in order:
+        lx, ly, anchor = spots[j]
+        parts.append(_text(lx, ly, texts[j], size=11, anchor=anchor, fill="#333", extra='class="map-label"'))
     parts.append(_text(w - 8, h - 8, f"PC1 {ratio[0]:.0%} of centroid variance", size=10, anchor="end",
                        fill="#888"))
     parts.append(_text(8, 14, f"PC2 {ratio[1]:.0%}", size=10, fill="#888"))

@@ -9,15 +9,26 @@ from rich.console import Console
 from rich.table import Table
 
 from fedseg.common.artifact import ModelArtifact, atomic_write_text
+from fedseg.server.report.caveats import caveats
+
+
+def feature_labels(model: ModelArtifact) -> dict[str, str]:
+    """Readable label of every column and encoded feature ("channel=online" -> "channel: online")."""
+    schema = model.run.feature_schema
+    out = {n: schema.label_of(n) for n in (*schema.numeric_names, *schema.categorical_names)}
+    for c in schema.categorical:
+        out.update({f"{c.name}={v}": f"{schema.label_of(c.name)}: {v}" for v in c.values})
+    return out
 
 
 def segment_table(model: ModelArtifact, top_features: int = 4) -> Table:
     """Rich table: one row per segment with size, share, name and its standout features."""
+    labels = feature_labels(model)
     table = Table(title=f"fedseg: {model.k} segments of {int(model.metrics['customers'])} customers")
     for col in ("segment", "size", "share", "description", "standout features (mean vs population)"):
         table.add_column(col, justify="right" if col in ("size", "share") else "left")
     for seg in model.segments:
-        table.add_row(str(seg.id), f"{seg.size:,}", f"{seg.share:.1%}", seg.name, _standouts(seg, top_features))
+        table.add_row(str(seg.id), f"{seg.size:,}", share_text(seg), seg.name, _standouts(seg, top_features, labels))
     return table
 
 
@@ -36,8 +47,21 @@ def readable(x: float | None) -> str:
 
 
 def _mean_text(p) -> str:
-    """'83,291 (median 71,049)': the segment median next to the mean where it is known."""
-    return readable(p.mean) + (f" (median {readable(p.median)})" if p.median is not None else "")
+    """'83,291 (median 71,049)': the segment median next to the mean where it is known;
+    under DP '83,291 ± 1,020' (95 % interval of the noise)."""
+    return readable(p.mean) + ci_text(p.mean_ci95) + (f" (median {readable(p.median)})" if p.median is not None else "")
+
+
+def ci_text(half_width: float | None, percent: bool = False) -> str:
+    """' ± 1,020' (or ' ± 0.4 pp' for shares): a DP figure's 95 % interval; '' when exact."""
+    if half_width is None:
+        return ""
+    return f" ± {half_width * 100:.1f} pp" if percent else f" ± {readable(half_width)}"
+
+
+def share_text(seg) -> str:
+    """'14.5%' or, under DP, '14.5% ± 0.2 pp'."""
+    return f"{seg.share:.1%}" + ci_text(seg.share_ci95, percent=True)
 
 
 def median_rows(seg) -> list[tuple[str, float, float, float, float]]:
@@ -49,17 +73,18 @@ def median_rows(seg) -> list[tuple[str, float, float, float, float]]:
             if p.median is not None]
 
 
-def _standouts(seg, top: int) -> str:
+def _standouts(seg, top: int, labels: dict[str, str] | None = None) -> str:
     """The `top` features furthest from the population, the RFM scores and top categories, as one line."""
     if seg.profile is None:
         return "withheld (below minimum segment size)"
     ranked = sorted(seg.profile.numeric.items(), key=lambda kv: -abs(kv[1].z))[:top]
-    parts = [f"{name} {_mean_text(p)} vs {readable(p.population_mean)}" for name, p in ranked]
+    labels = labels or {}
+    parts = [f"{labels.get(name, name)} {_mean_text(p)} vs {readable(p.population_mean)}" for name, p in ranked]
     if seg.profile.scores:
         parts.insert(0, score_text(seg.profile.scores))
     for col, shares in seg.profile.categories.items():
         value, share = max(shares.items(), key=lambda kv: kv[1])
-        parts.append(f"{col}: {value} {share:.0%}")
+        parts.append(f"{labels.get(col, col)}: {value} {share:.0%}")
         if len(parts) >= top + 2:
             break
     return "; ".join(parts)
@@ -101,16 +126,10 @@ def print_report(model: ModelArtifact, console: Console | None = None) -> None:
     """Print the segments, the k-selection table and the run's facts to the terminal."""
     console = console or Console()
     console.print(segment_table(model))
-    sel = Table(title="k selection (criteria from aggregated statistics)")
-    for col in ("k", "inertia", "Calinski-Harabasz", "Davies-Bouldin", "silhouette (simplified)"):
-        sel.add_column(col, justify="right")
-    for row in model.selection:
-        mark = " *" if int(row["k"]) == model.k else ""
-        sel.add_row(
-            f"{int(row['k'])}{mark}", f"{row['inertia']:,.1f}", f"{row['calinski_harabasz']:,.1f}",
-            f"{row['davies_bouldin']:.3f}", f"{row['silhouette']:.3f}",
-        )
-    console.print(sel)
+    for line in caveats(model):
+        console.print(f"[yellow]note:[/yellow] {line}", highlight=False)
+    if model.selection:
+        console.print(selection_table(model))
     run = model.run
     console.print(
         f"{run.clients} nodes, {run.rounds} communication rounds ({run.lloyd_rounds} Lloyd), "
@@ -120,6 +139,20 @@ def print_report(model: ModelArtifact, console: Console | None = None) -> None:
         console.print(f"[yellow]left out: node {nid}: {code}[/yellow]")
     if model.drift:
         console.print(changes_text(model.drift))
+
+
+def selection_table(model: ModelArtifact) -> Table:
+    """The k-selection criteria per k (plaintext and secure runs; none under DP)."""
+    sel = Table(title="k selection (criteria from aggregated statistics)")
+    for col in ("k", "inertia", "Calinski-Harabasz", "Davies-Bouldin", "silhouette (simplified)"):
+        sel.add_column(col, justify="right")
+    for row in model.selection:
+        mark = " *" if int(row["k"]) == model.k else ""
+        sel.add_row(
+            f"{int(row['k'])}{mark}", f"{row['inertia']:,.1f}", f"{row['calinski_harabasz']:,.1f}",
+            f"{row['davies_bouldin']:.3f}", f"{row['silhouette']:.3f}",
+        )
+    return sel
 
 
 def markdown_report(model: ModelArtifact) -> str:
@@ -133,9 +166,15 @@ def markdown_report(model: ModelArtifact) -> str:
         "| segment | size | share | description | standout features |",
         "|---|---:|---:|---|---|",
     ]
+    labels = feature_labels(model)
     for seg in model.segments:
-        lines.append(f"| {seg.id} | {seg.size:,} | {seg.share:.1%} | {seg.name} | {_standouts(seg, 4)} |")
-    lines += ["", "## k selection", "", "| k | inertia | Calinski-Harabasz | Davies-Bouldin | silhouette |", "|---:|---:|---:|---:|---:|"]
+        lines.append(f"| {seg.id} | {seg.size:,} | {share_text(seg)} | {seg.name} | {_standouts(seg, 4, labels)} |")
+    notes = caveats(model)
+    if notes:
+        lines += [""] + [f"> **Note:** {n}" for n in notes]
+    if model.selection:
+        lines += ["", "## k selection", "", "| k | inertia | Calinski-Harabasz | Davies-Bouldin | silhouette |",
+                  "|---:|---:|---:|---:|---:|"]
     for row in model.selection:
         lines.append(
             f"| {int(row['k'])} | {row['inertia']:,.1f} | {row['calinski_harabasz']:,.1f} | "
@@ -157,13 +196,14 @@ def _median_lines(model: ModelArtifact) -> list[str]:
     """'Typical values per segment': median and middle half next to the mean (original units)."""
     if not any(median_rows(s) for s in model.segments):
         return []
+    labels = feature_labels(model)
     lines = ["", "## Typical values per segment (medians from federated histograms)", "",
              "| segment | feature | median | middle half (25th–75th percentile) | mean |", "|---|---|---:|---:|---:|"]
     for seg in model.segments:
         if seg.profile is None:
             lines.append(f"| {seg.id} {seg.name} | – | withheld (below minimum segment size) | | |")
         for name, med, q25, q75, mean in median_rows(seg):
-            lines.append(f"| {seg.id} {seg.name} | {name} | {readable(med)} | {readable(q25)} – {readable(q75)} | "
+            lines.append(f"| {seg.id} {seg.name} | {labels.get(name, name)} | {readable(med)} | {readable(q25)} – {readable(q75)} | "
                          f"{readable(mean)} |")
     return lines
 

@@ -17,28 +17,32 @@ from fedseg.server.report.charts import (
     Z_LIMIT, category_mix, centroid_map, esc, heatmap, seg_colour, selection_charts, sizes_chart, timings_chart,
     z_bars, z_colour,
 )
-from fedseg.server.report.markdown import changes_text, median_rows, quantile_rows, readable, score_text
+from fedseg.server.report.caveats import caveats
+from fedseg.server.report.markdown import (
+    changes_text, ci_text, feature_labels, median_rows, quantile_rows, readable, score_text, share_text,
+)
 
-def _standouts(seg: Segment, top: int = 3) -> str:
+def _standouts(seg: Segment, top: int = 3, labels: dict[str, str] | None = None) -> str:
     """Chips for the `top` features furthest from the population, the RFM scores and majority categories."""
     if seg.profile is None:
         return '<span class="muted">withheld (below the minimum segment size)</span>'
     ranked = sorted(seg.profile.numeric.items(), key=lambda kv: -abs(kv[1].z))[:top]
+    labels = labels or {}
     items = [f'<span class="chip{" dark" if abs(p.z) > 0.6 * Z_LIMIT else ""}" style="background:{z_colour(p.z)}">'
-             f'{esc(f)} {readable(p.mean)} <small>{f"median {readable(p.median)} · " if p.median is not None else ""}'
+             f'{esc(labels.get(f, f))} {readable(p.mean)}{esc(ci_text(p.mean_ci95))} <small>{f"median {readable(p.median)} · " if p.median is not None else ""}'
              f'vs {readable(p.population_mean)}</small></span>' for f, p in ranked]
     if seg.profile.scores:
         items.insert(0, f'<span class="chip cat">{esc(score_text(seg.profile.scores))}</span>')
     for col, shares in seg.profile.categories.items():
         value, share = max(shares.items(), key=lambda kv: kv[1])
         if share >= 0.5:
-            items.append(f'<span class="chip cat">{esc(col)}: {esc(value)} {share:.0%}</span>')
+            items.append(f'<span class="chip cat">{esc(labels.get(col, col))}: {esc(value)} {share:.0%}</span>')
     return " ".join(items)
 
 
 def segment_table(model: ModelArtifact, names: list[SegmentName]) -> str:
     """The overview table: one row per segment with its colour, name, size, share and standouts."""
-    rows = []
+    rows, labels = [], feature_labels(model)
     for seg, nm in zip(model.segments, names):
         rows.append(
             f'<tr class="segment-row" data-segment="{seg.id}" data-size="{seg.size}">'
@@ -46,8 +50,8 @@ def segment_table(model: ModelArtifact, names: list[SegmentName]) -> str:
             f'<td class="name"><strong>{esc(nm.name)}</strong></td>'
             f'<td class="size num">{seg.size:,}</td>'
             f'<td class="share num"><div class="sharebar"><span style="width:{seg.share * 100:.1f}%;'
-            f'background:{seg_colour(seg.id)}"></span></div>{seg.share:.1%}</td>'
-            f'<td>{_standouts(seg)}</td></tr>')
+            f'background:{seg_colour(seg.id)}"></span></div>{esc(share_text(seg))}</td>'
+            f'<td>{_standouts(seg, labels=labels)}</td></tr>')
     return ('<table id="segments" class="data"><thead><tr><th>#</th><th>segment</th><th class="num">customers</th>'
             '<th class="num">share</th><th>stands out by (segment mean vs population)</th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
@@ -65,11 +69,11 @@ def _action_html(action) -> str:
             f'<dt>service</dt><dd>{esc(action.service_level)}</dd></dl>')
 
 
-def median_table(seg: Segment) -> str:
+def median_table(seg: Segment, labels: dict[str, str] | None = None) -> str:
     """Typical values of one segment: median and middle half next to the mean, in
     original units, for the features with federated quartiles (empty without)."""
     rows = "".join(
-        f'<tr class="median-row" data-feature="{esc(name)}"><td>{esc(name)}</td><td class="num median">{readable(med)}</td>'
+        f'<tr class="median-row" data-feature="{esc(name)}"><td>{esc((labels or {}).get(name, name))}</td><td class="num median">{readable(med)}</td>'
         f'<td class="num">{readable(q25)} – {readable(q75)}</td><td class="num mean">{readable(mean)}</td></tr>'
         for name, med, q25, q75, mean in median_rows(seg))
     if not rows:
@@ -81,12 +85,12 @@ def median_table(seg: Segment) -> str:
 
 def segment_cards(model: ModelArtifact, names: list[SegmentName], playbook: Playbook | None) -> str:
     """A card per segment: z-score bars, typical values and, with a playbook, its action."""
-    cards = []
+    cards, labels = [], feature_labels(model)
     for seg, nm in zip(model.segments, names):
         head = (f'<h3><span class="swatch" style="background:{seg_colour(seg.id)}"></span>{seg.id} · {esc(nm.name)}</h3>'
-                f'<p class="muted">{seg.size:,} customers · {seg.share:.1%}'
+                f'<p class="muted">{seg.size:,} customers · {esc(share_text(seg))}'
                 + (f' · playbook key <code>{esc(nm.key)}</code>' if nm.key else "") + "</p>")
-        body = z_bars(seg) + median_table(seg) if seg.profile is not None else \
+        body = z_bars(seg, labels=labels) + median_table(seg, labels) if seg.profile is not None else \
             '<p class="muted">Below the minimum release size: not described.</p>'
         action = ""
         if playbook is not None:
@@ -136,7 +140,7 @@ def drift_section(model: ModelArtifact) -> str:
     head = "<th>old segment → new segment</th>" + "".join(f"<th class=\"num\">{s.id}</th>" for s in model.segments)
     rows = "".join(
         f"<tr><td>{esc(i)} {esc(olds[i] if i < len(olds) else '')}</td>"
-        + "".join(f'<td class="num">{"&lt;" + str(model.run.config.get("min-segment-size", "")) if c is None else f"{c:,}"}</td>' for c in row)
+        + "".join(f'<td class="num">{"withheld" if c is None else f"{c:,}"}</td>' for c in row)
         + "</tr>" for i, row in enumerate(d["transitions"]))
     return (f'<p id="changed">{esc(changes_text(d))}.</p>'
             f'<table id="transitions" class="data"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')
@@ -239,6 +243,7 @@ table.kv th{text-align:left;color:var(--muted);font-weight:500;padding:2px 12px 
 table.kv td{padding:2px 0}
 ul.released li{margin:3px 0}
 code{background:#f3f4f6;padding:0 4px;border-radius:4px}
+p.caveat{background:#fff7e6;border:1px solid #f5d9a8;border-radius:6px;padding:6px 10px;margin:6px 0}
 footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 """
 
@@ -255,6 +260,7 @@ def render_html(model: ModelArtifact, playbook: Playbook | None = None) -> str:
     if sil is not None:
         summary.append((f"{sil:.3f}", "silhouette (simplified)"))
     stats = "".join(f'<div class="stat"><b>{esc(v)}</b><span>{esc(k)}</span></div>' for v, k in summary)
+    stats += "".join(f'<p class="caveat"><strong>Note:</strong> {esc(c)}</p>' for c in caveats(model))
     sections = [
         ("overview", "Segments", "Who the customers are: one row per segment, named from how it differs "
          "from the whole customer base.", f'<div class="stats">{stats}</div>' + segment_table(model, names)),
@@ -269,9 +275,10 @@ def render_html(model: ModelArtifact, playbook: Playbook | None = None) -> str:
     mix = category_mix(model, names)
     if mix:
         sections.append(("mix", "Category mix", "Share of each category value within each segment.", mix))
+    if model.selection:  # under DP no criteria are released: no selection section
+        sections.append(("selection", "Choosing k", f"Criteria per number of segments, from aggregated "
+                         f"statistics; the chosen k = {model.k} is marked in red.", selection_charts(model)))
     sections += [
-        ("selection", "Choosing k", f"Criteria per number of segments, from aggregated statistics; "
-         f"the chosen k = {model.k} is marked in red.", selection_charts(model)),
         ("map", "Segment map", "The centroids projected on their two main axes (PCA of the centroid "
          "matrix); circle area is proportional to the segment's share, grey arrows show the features that "
          "spread the segments most.", centroid_map(model, names)),
