@@ -30,9 +30,9 @@ T = 3  # the fewest nodes a round may end with
 def _prep_rho() -> float:
     L = math.log(1e6)
     total = (math.sqrt(1.0 + L) - math.sqrt(L)) ** 2
-    # phase weights: preprocessing 1, initialisation 2, Lloyd 5, profiles 1 (no quantiles,
+    # phase weights: preprocessing 1, initialisation 2, Lloyd 5, profiles 4 (no quantiles,
     # no warm start)
-    return total * 1.0 / 9.0
+    return total * 1.0 / 12.0
 
 
 def test_planner_sends_the_total_sigma_by_hand():
