@@ -32,8 +32,8 @@ from fedseg.client.data import validate_frame
 from fedseg.client.handlers import NodeData
 from fedseg.common.artifact import ModelArtifact
 from fedseg.common.config import RunConfig
-from fedseg.common.kmeans import local_stats
-from fedseg.common.preprocessing import encode_table
+from fedseg.common.kmeans import assign, local_stats
+from fedseg.common.preprocessing import clip_numeric, encode_table
 from fedseg.server.model import build_artifact
 from fedseg.server.orchestrator import Orchestrator
 from fedseg.simulations.local_transport import LocalTransport
@@ -91,10 +91,25 @@ def cost_table(args: argparse.Namespace) -> None:
               f"{max(ratios):>11.4f} {listed:>40} {max(rounds):>12} {seconds / len(ratios):>6.1f}", flush=True)
 
 
+def readme_frame(seed: int):
+    return generate_customers(20_000, 5, seed=seed)
+
+
+def exact_means(model: ModelArtifact, seed: int) -> np.ndarray:
+    """Exact means (k, p) of the clipped raw values of the model's own segments, on the
+    pooled data: what a noise-free profile of those segments would say."""
+    schema = synthetic_schema()
+    table = validate_frame(readme_frame(seed)[list(schema.columns)], schema, "pooled")
+    mean, scale = model.scaler_arrays()
+    labels = assign(encode_table(table, schema, mean, scale), model.centroid_array())
+    values = clip_numeric(table.numeric, schema)
+    return np.array([values[labels == j].mean(axis=0) for j in range(len(model.segments))])
+
+
 def readme_model(seed: int, epsilon: float) -> ModelArtifact:
     """The model `fedseg simulate --k 6 [--epsilon E --delta 1e-6] --seed S` writes, in process."""
     schema = synthetic_schema()
-    df = generate_customers(20_000, 5, seed=seed)
+    df = readme_frame(seed)
     frames = [g[list(schema.columns)] for _, g in df.groupby("department")]
     nodes = {i + 1: NodeData(f"side{i}-{epsilon}-{seed}", lambda s, f=f, i=i: validate_frame(f, s, f"node{i}"))
              for i, f in enumerate(frames)}
@@ -113,13 +128,14 @@ def side_by_side(seeds: list[int], epsilon: float = 1.0) -> None:
     schema = synthetic_schema()
     print(f"\nDP (epsilon {epsilon}, delta 1e-6) vs plaintext, k=6, 20,000 customers; segments >= 5 %")
     print(f"{'seed':>4} {'segment':<34} {'share plain':>11} {'share DP':>9} {'|diff|':>7} "
-          f"{'worst mean diff (plain std)':>28} {'out of bounds':>13}")
+          f"{'worst mean diff (plain std)':>28} {'out of bounds':>13} {'noise part':>16} {'segm. part':>16}")
     for seed in seeds:
         plain, dp = readme_model(seed, 0.0), readme_model(seed, epsilon)
         a, b = _original_centroids(plain), _original_centroids(dp)
         scale = plain.scaler_arrays()[1]
         cost = np.sqrt(np.square((a[:, None, :] - b[None, :, :]) / scale).sum(axis=2))
         rows, cols = linear_sum_assignment(cost)
+        exact_dp = exact_means(dp, seed)  # (a) noise = released vs exact of DP segments; (b) segm. = exact vs plain
         oob = sum(not (f.lower <= s.profile.numeric[f.name].mean <= f.upper) for s in dp.segments
                   if s.profile is not None for f in schema.numeric)
         for i, j in zip(rows, cols):
@@ -129,8 +145,15 @@ def side_by_side(seeds: list[int], epsilon: float = 1.0) -> None:
             diffs = {f: abs(q.profile.numeric[f].mean - v.mean) / v.std for f, v in p.profile.numeric.items()
                      if v.std > 0}
             worst = max(diffs, key=diffs.get)
+            names = [f.name for f in schema.numeric]
+            noise = {f: abs(q.profile.numeric[f].mean - exact_dp[j, names.index(f)]) / p.profile.numeric[f].std
+                     for f in diffs}
+            segm = {f: abs(exact_dp[j, names.index(f)] - p.profile.numeric[f].mean) / p.profile.numeric[f].std
+                    for f in diffs}
+            wn, ws = max(noise, key=noise.get), max(segm, key=segm.get)
             print(f"{seed:>4} {p.name[:34]:<34} {p.share:>11.3f} {q.share:>9.3f} {abs(p.share - q.share):>7.3f} "
-                  f"{diffs[worst]:>20.2f} {worst[:7]:>7} {oob:>13}", flush=True)
+                  f"{diffs[worst]:>20.2f} {worst[:7]:>7} {oob:>13} {noise[wn]:>8.2f} {wn[:7]:>7} "
+                  f"{segm[ws]:>8.2f} {ws[:7]:>7}", flush=True)
 
 
 if __name__ == "__main__":

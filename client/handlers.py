@@ -172,8 +172,10 @@ def _secure_round(req: SecureRoundRequest, data: NodeData, state: dict, node_id:
     layout = {t: s for t, s in reply_layout(req.inner).items() if t in req.round.vectors}
     vectors = flatten(reply, layout, req.scales)
     stds = node_dp.share_stds(req.noise, threshold=client.run_facts[1], policy=policy)
-    vectors = add_noise_shares(vectors, stds, req.scales)  # this node's share of the DP noise
-    masked = _step(state, client, lambda c: c.mask_input(req.round, vectors, noised=bool(req.noise)))
+    _, _, frac_bits, n_nodes = client.run_facts
+    # this node's share of the DP noise, a discrete Gaussian on the grid the masked sum adds
+    encoded = add_noise_shares(client.encode(vectors), stds, req.scales, frac_bits=frac_bits, max_nodes=n_nodes)
+    masked = _step(state, client, lambda c: c.mask_encoded(req.round, encoded, noised=bool(req.noise)))
     return SecureMaskedReply(masked=masked)
 
 

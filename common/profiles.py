@@ -62,14 +62,20 @@ class SegmentProfile(BaseModel):
 
 
 def local_profile_stats(
-    table: LocalTable, schema: FeatureSchema, X: np.ndarray, centroids: np.ndarray
+    table: LocalTable, schema: FeatureSchema, X: np.ndarray, centroids: np.ndarray,
+    limits: np.ndarray | None = None,
 ) -> ProfileStats:
-    """This node's per-segment sums for the final centroids (X: encoded scaled rows)."""
+    """This node's per-segment sums for the final centroids (X: encoded scaled rows).
+
+    `limits` (DP, shape (2, p), inside the public box): values clipped to them and
+    centred on their midpoint, so a customer moves a sum by at most the half-width."""
     k = len(centroids)
     labels = assign(X, centroids)
     member = np.zeros((k, len(labels)))
     member[labels, np.arange(len(labels))] = 1.0
     values = clip_numeric(table.numeric, schema)
+    if limits is not None:
+        values = np.clip(values, limits[0], limits[1]) - limits.mean(axis=0)
     return ProfileStats(
         counts=np.bincount(labels, minlength=k).astype(np.int64),
         sums=member @ values,

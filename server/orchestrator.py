@@ -393,9 +393,10 @@ class Orchestrator:
 
     def profile(self, scaler: Scaler, chosen: Candidate) -> ProfileStats:
         edges = score_edge_bins(self.schema, self.quantiles) if self.schema.score_indices else None
+        limits = self.release.planner.profile_limits(self.quantiles) if self.release.noisy else None
         req = profile_phase.ProfileRequest(schema=self.schema, scaler=scaler, centroids=chosen.centroids,
-                                           score_bins=edges)
-        stats = profile_phase.stats(self.exchange(req))
+                                           score_bins=edges, limits=limits)
+        stats = profile_phase.stats(self.exchange(req), req)
         self.emit(Event("profile", f"profiles of {chosen.k} segments", self.rounds))
         return stats
 

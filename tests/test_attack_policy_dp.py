@@ -135,21 +135,22 @@ def test_colluders_subtracting_their_shares_leave_the_full_sigma(tmp_path, monke
     request = prepare()
     plan = orch.release.noise(request)
     sigma = {r["what"].split(".")[1]: r["sigma"] for r in orch.release.planner.ledger.to_dict()["releases"]}
-    drawn: list[float] = []
-    real = noise_module.gaussian_noise
+    drawn: list[float] = []  # each share's std on the fixed-point grid (integer units)
+    real = noise_module.sample_discrete_gaussian
 
-    def spy(shape, *, sigma, rng):
+    def spy(sigma, *, randbytes):
         drawn.append(float(np.min(sigma)))
-        return real(shape, sigma=sigma, rng=rng)
+        return real(sigma, randbytes=randbytes)
 
-    monkeypatch.setattr(noise_module, "gaussian_noise", spy)
+    monkeypatch.setattr(noise_module, "sample_discrete_gaussian", spy)
     scales = honest_scales(n)
     replies = tr.send(forged_round(orch, request, scales, noise=plan, tags=list(plan)))
     assert all(isinstance(r, SecureMaskedReply) for r in replies.values())
     count_shares = drawn[0::len(plan)]  # one draw per tag per node, count first
     assert len(count_shares) == n
     for share in count_shares:
-        remaining = (t - c) * (share * scales["count"]) ** 2  # t survivors, c remove their own
+        frac_bits = orch.secure.frac_bits
+        remaining = (t - c) * (share * 2.0**-frac_bits * scales["count"]) ** 2  # t survivors, c remove their own
         assert remaining == pytest.approx(sigma["count"] ** 2, rel=1e-12)
 
 

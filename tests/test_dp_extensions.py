@@ -79,17 +79,17 @@ def test_histogram_release_ledger_by_hand(cdnow_dp):
     (hist,) = releases(result, "histogram.counts")
     n_features = 3  # recency, frequency, monetary: all scored, each adds 1 to one bin
     delta = math.sqrt(n_features)
-    # weights: quantiles 1 + preprocessing 1 + initialisation 2 + Lloyd 5 + profiles 1 = 10
-    assert_release(hist, "quantiles", delta, total_rho_by_hand(EPS, DELTA) / 10)
+    # weights: quantiles 1 + preprocessing 1 + initialisation 2 + Lloyd 5 + profiles 4 = 13
+    assert_release(hist, "quantiles", delta, total_rho_by_hand(EPS, DELTA) / 13)
 
 
 def test_profile_score_sums_ledger_by_hand(cdnow_dp):
     result, artifact, _ = cdnow_dp
     (scores,) = releases(result, "profile.scores")
     delta = 5.0 * math.sqrt(3)  # a score in 1..5 for each of 3 features, in one segment
-    # profile share 1/10; within it counts 1, sums 3, sums of squares 1, scores 1, per-segment
-    # histograms 1 (no categories)
-    assert_release(scores, "profiling", delta, total_rho_by_hand(EPS, DELTA) / 10 / 7)
+    # profile share 4/13; within it counts 1, sums 8, sums of squares 1, scores 0.5, per-segment
+    # histograms 1 (no categories): 11.5
+    assert_release(scores, "profiling", delta, total_rho_by_hand(EPS, DELTA) * 4 / 13 * 0.5 / 11.5)
     for seg in artifact.segments:
         if seg.profile is not None:
             assert all(1.0 <= v <= 5.0 for v in seg.profile.scores.values())
@@ -99,8 +99,8 @@ def test_segment_histograms_ledger_by_hand(cdnow_dp):
     result, _, _ = cdnow_dp
     (hist,) = releases(result, "profile.histograms")
     delta = math.sqrt(3)  # one count per feature (recency, frequency, monetary), in one segment
-    # a further field of the profile release, weight 1
-    assert_release(hist, "profiling", delta, total_rho_by_hand(EPS, DELTA) / 10 / 7)
+    # a further field of the profile release, weight 1 of 11.5
+    assert_release(hist, "profiling", delta, total_rho_by_hand(EPS, DELTA) * 4 / 13 / 11.5)
 
 
 def test_dp_segment_medians_near_pooled_on_the_largest_segment(cdnow_dp):
@@ -166,9 +166,9 @@ def test_dp_warm_start_releases_noisy_changed_segment_count():
     result, new, tr = run(warm=old, epsilon=EPS, delta=DELTA)
     (cells,) = releases(result, "transitions.counts")
     # weights: histograms 1 (income and monetary are money: robust-scaled by default) +
-    # preprocessing 1 + initialisation 2 + Lloyd 5 + profiles 1 + transitions 1 = 11
+    # preprocessing 1 + initialisation 2 + Lloyd 5 + profiles 4 + transitions 1 = 14
     assert cells["phase"] == "transitions" and cells["sensitivity"] == 1.0
-    assert cells["rho"] == pytest.approx(total_rho_by_hand(EPS, DELTA) / 11, rel=1e-9)
+    assert cells["rho"] == pytest.approx(total_rho_by_hand(EPS, DELTA) / 14, rel=1e-9)
     assert cells["rho"] == pytest.approx(1.0 / (2 * cells["sigma"] ** 2), rel=1e-9)
     assert result.privacy["epsilon"] <= EPS + 1e-9
     assert any(isinstance(r, SecureRoundRequest) and isinstance(r.inner, TransitionRequest) for r in tr.sent)

@@ -16,6 +16,7 @@ from fedseg.client.node_dp import share_stds
 from fedseg.client.policy import NodePolicy
 from fedseg.common.config import RunConfig
 from fedseg.common.dp.noise import add_noise_shares
+from fedseg.common.secagg.fixed_point import encode
 from fedseg.common.schema import FeatureSchema, NumericFeature
 from fedseg.common.phases.prepare import PrepareRequest
 from fedseg.server.dp_planner import DPPlanner
@@ -29,9 +30,9 @@ T = 3  # the fewest nodes a round may end with
 def _prep_rho() -> float:
     L = math.log(1e6)
     total = (math.sqrt(1.0 + L) - math.sqrt(L)) ** 2
-    # phase weights: preprocessing 1, initialisation 2, Lloyd 5, profiles 1 (no quantiles,
+    # phase weights: preprocessing 1, initialisation 2, Lloyd 5, profiles 4 (no quantiles,
     # no warm start)
-    return total * 1.0 / 9.0
+    return total * 1.0 / 12.0
 
 
 def test_planner_sends_the_total_sigma_by_hand():
@@ -59,21 +60,34 @@ def test_node_shares_add_up_to_the_planned_sigma_monte_carlo(colluders):
     sigma = {r["what"]: r["sigma"] for r in planner.ledger.to_dict()["releases"]}
     draws = 20_000
     scales = {"count": 1.0, "sums": 8.0, "sumsq": 64.0}  # public fixed-point divisors
-    zero = {"count": np.zeros(draws), "sums": np.zeros((draws, 2)), "sumsq": np.zeros((draws, 2))}
+    frac_bits = 24
+    zero = {tag: encode(np.zeros(n), frac_bits=frac_bits, max_nodes=T)
+            for tag, n in {"count": draws, "sums": 2 * draws, "sumsq": 2 * draws}.items()}
+    tiled = {tag: np.tile(np.atleast_1d(std), draws) for tag, std in stds.items()}  # `draws` replies at once
     rng = np.random.default_rng(11)
-    total = {tag: np.zeros_like(v) for tag, v in zero.items()}
+    total = {tag: np.zeros(v.shape) for tag, v in zero.items()}
     for _ in range(T - colluders):  # the honest survivors each add their share, as _secure_round does
-        noisy = add_noise_shares(zero, stds, scales, rng=rng)
-        total = {tag: total[tag] + noisy[tag] * scales[tag] for tag in total}
+        noisy = add_noise_shares(zero, tiled, scales, frac_bits=frac_bits, max_nodes=T, randbytes=rng.bytes)
+        total = {tag: total[tag] + noisy[tag].view(np.int64) * 2.0**-frac_bits * scales[tag] for tag in total}
+    total = {tag: v.reshape(draws, -1).squeeze() for tag, v in total.items()}
     assert total["count"].std() == pytest.approx(sigma["prepare.count"], rel=0.03)
     np.testing.assert_allclose(total["sums"].std(axis=0), np.array([10.0, 4.0]) * sigma["prepare.sums"], rtol=0.03)
     np.testing.assert_allclose(total["sumsq"].std(axis=0), np.array([100.0, 16.0]) * sigma["prepare.sumsq"], rtol=0.03)
 
 
 def test_add_noise_shares_leaves_unreleased_tags_and_draws_from_the_os_by_default():
-    vectors = {"sums": np.zeros(4), "inertia": np.ones(4)}
-    a = add_noise_shares(vectors, {"sums": 1.0}, {"sums": 1.0, "inertia": 1.0})
-    b = add_noise_shares(vectors, {"sums": 1.0}, {"sums": 1.0, "inertia": 1.0})
+    vectors = {"sums": encode(np.zeros(4), frac_bits=24, max_nodes=3), "inertia": encode(np.ones(4), frac_bits=24, max_nodes=3)}
+    a = add_noise_shares(vectors, {"sums": 1.0}, {"sums": 1.0, "inertia": 1.0}, frac_bits=24, max_nodes=3)
+    b = add_noise_shares(vectors, {"sums": 1.0}, {"sums": 1.0, "inertia": 1.0}, frac_bits=24, max_nodes=3)
     np.testing.assert_array_equal(a["inertia"], vectors["inertia"])
-    assert not np.array_equal(a["sums"], b["sums"])  # a fresh seed per call
-    assert add_noise_shares(vectors, {}, {})["sums"] is vectors["sums"]
+    assert a["sums"].dtype == np.uint64  # integers on the fixed-point grid, ready to mask
+    assert not np.array_equal(a["sums"], b["sums"])  # fresh OS bytes per call
+    assert add_noise_shares(vectors, {}, {}, frac_bits=24, max_nodes=3)["sums"] is vectors["sums"]
+
+
+def test_noise_that_leaves_the_fixed_point_range_is_refused():
+    from fedseg.common.secagg.fixed_point import FixedPointOverflowError, max_abs_value
+    edge = max_abs_value(frac_bits=0, max_nodes=3) * (1 - 1e-6)  # 3e12 below the bound
+    near_edge = {"sums": encode(np.full(200, edge), frac_bits=0, max_nodes=3)}
+    with pytest.raises(FixedPointOverflowError, match="noised entry"):
+        add_noise_shares(near_edge, {"sums": 1e13}, {"sums": 1.0}, frac_bits=0, max_nodes=3)

@@ -1,4 +1,5 @@
-"""Gaussian noise shares and the clipping of records that bounds what one adds."""
+"""Noise shares (discrete Gaussian on the fixed-point grid; continuous Gaussian for
+analysis) and the clipping of records that bounds what one adds."""
 
 from __future__ import annotations
 
@@ -10,18 +11,14 @@ from typing import Any
 import numpy as np
 
 from fedseg.common.dp.checks import check_count, check_positive, check_sigma
+from fedseg.common.dp.discrete_gaussian import RandomBytes, sample_discrete_gaussian
+from fedseg.common.secagg import fixed_point
 
 def _shape(shape: Any) -> tuple[int, ...]:
     shp = (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
     if any(s < 0 for s in shp):
         raise ValueError(f"shape must not have negative sizes, got {shp}")
     return shp
-
-
-def crypto_rng() -> np.random.Generator:
-    """A generator seeded with 128 bits from the OS's cryptographic RNG, fresh per call:
-    nobody, the server included, can predict or replay a node's noise."""
-    return np.random.default_rng(int.from_bytes(os.urandom(16), "little"))
 
 
 def gaussian_noise(shape: Any, *, sigma: float | np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -53,27 +50,34 @@ def noise_share_std(*, sigma: float, n_clients: int) -> float:
 
 
 def add_noise_shares(
-    vectors: Mapping[str, np.ndarray],
+    encoded: Mapping[str, np.ndarray],
     stds: Mapping[str, float | Sequence[float]],
     scales: Mapping[str, float],
     *,
-    rng: np.random.Generator | None = None,
+    frac_bits: int,
+    max_nodes: int,
+    randbytes: RandomBytes = os.urandom,
 ) -> dict[str, np.ndarray]:
-    """A node's flat reply vectors with its share of the DP noise added, per released tag.
+    """A node's encoded reply vectors with its share of the DP noise added on their grid.
+
+    The share of field ``tag`` is a discrete Gaussian N_Z(0, s²) with s = std·2^frac_bits
+    / scale: the node's std in the reply's own units, on the fixed-point grid the masked
+    sum adds (`discrete_gaussian`; the t − c honest shares sum to variance σ²·4^frac_bits
+    / scale², i.e. σ² once decoded and multiplied back by the scale).
 
     Args:
-        vectors: tag -> flat vector, already divided by its public fixed-point scale.
+        encoded: tag -> uint64 fixed-point encoding of the reply divided by its scale.
         stds: tag -> this node's noise std in the reply's own units (`noise_share_std`,
             a scalar or one per entry); tags not listed are not released with noise.
         scales: tag -> the public scale the vector was divided by (the noise follows).
-        rng: injectable for tests; by default `crypto_rng`.
+        frac_bits, max_nodes: the run's fixed-point encoding (for the grid and range).
+        randbytes: injectable for tests; by default the OS's cryptographic RNG.
     """
-    out = dict(vectors)
-    if stds and rng is None:
-        rng = crypto_rng()
+    out = dict(encoded)
     for tag, std in stds.items():
-        sigma = np.asarray(std, dtype=float) / scales[tag]
-        out[tag] = out[tag] + gaussian_noise(out[tag].shape, sigma=sigma, rng=rng)
+        grid_sigma = np.broadcast_to(np.asarray(std, dtype=float) * 2.0**frac_bits / scales[tag], out[tag].shape)
+        noise = sample_discrete_gaussian(grid_sigma, randbytes=randbytes)
+        out[tag] = fixed_point.add_integers(out[tag], noise, max_nodes=max_nodes)
     return out
 
 

@@ -32,6 +32,9 @@ class ProfileRequest(SchemaRequest):
     scaler: Scaler
     centroids: NDArray  # (k, d)
     score_bins: NDArray | None = None  # (n_scored, 4) quintile edge bins: per-segment score sums
+    # DP: (2, n_numeric) clip limits in original units, inside the public box (tighter
+    # where the run already released quantiles); sums are centred on their midpoint
+    limits: NDArray | None = None
 
 
 class ProfileReply(Message):
@@ -49,7 +52,7 @@ class ProfileReply(Message):
 def answer(req: ProfileRequest, data: LocalData) -> ProfileReply:
     X = data.matrix(req.schema_, req.scaler)
     table = data.table(req.schema_)
-    local = local_profile_stats(table, req.schema_, X, req.centroids)
+    local = local_profile_stats(table, req.schema_, X, req.centroids, clip_limits(req, req.schema_))
     scores = np.zeros((len(req.centroids), 0))
     if req.score_bins is not None and len(req.score_bins):  # sums of 1-5 scores per segment
         labels = kmeans.assign(X, req.centroids)
@@ -59,9 +62,28 @@ def answer(req: ProfileRequest, data: LocalData) -> ProfileReply:
     return by_name(ProfileReply, local, scores=scores)
 
 
-def stats(reply: ProfileReply) -> ProfileStats:
-    """The summed reply as `profiles.build_profiles` takes it."""
-    return by_name(ProfileStats, reply)
+def stats(reply: ProfileReply, req: ProfileRequest | None = None) -> ProfileStats:
+    """The summed reply as `profiles.build_profiles` takes it; sums centred on c (DP
+    limits) are moved back: Σx = Σ(x − c) + n·c, Σx² = Σ(x − c)² + 2c·Σ(x − c) + n·c²,
+    with the (noisy) released n: post-processing."""
+    out = by_name(ProfileStats, reply)
+    limits = None if req is None else clip_limits(req, req.schema_)
+    if limits is None:
+        return out
+    c, n = limits.mean(axis=0), np.asarray(out.counts, dtype=float)[:, None]
+    return by_name(ProfileStats, reply, sums=out.sums + n * c,
+                   sumsq=out.sumsq + 2 * c * out.sums + n * np.square(c))
+
+
+def clip_limits(req: ProfileRequest, schema: FeatureSchema) -> np.ndarray | None:
+    """The request's DP clip limits, held inside the public box (a server cannot widen
+    them), shape (2, p); None without limits."""
+    if req.limits is None:
+        return None
+    box = bounds.box(schema)
+    lim = np.asarray(req.limits, dtype=float).reshape(box.shape)
+    lo = np.clip(lim[0], box[0], box[1])
+    return np.vstack([lo, np.clip(lim[1], lo, box[1])])
 
 
 def _n_scored(req: ProfileRequest) -> int:
@@ -84,7 +106,9 @@ def reply_bounds(req: ProfileRequest) -> dict[str, float]:
 def dp_release(req: ProfileRequest, schema: FeatureSchema) -> DPRelease:
     """Raw values bounded by the public box, per segment; a customer adds a 1..5 score
     per scored feature and 1 to one bin of each quantile feature, in one segment."""
-    deltas, weights = bounds.feature_sums_release(schema, bounds.box(schema), len(req.centroids), "counts")
+    limits = clip_limits(req, schema)
+    values = bounds.box(schema) if limits is None else limits - limits.mean(axis=0)  # centred: half-widths
+    deltas, weights = bounds.feature_sums_release(schema, values, len(req.centroids), "counts")
     if _n_scored(req):
         deltas["scores"] = sensitivity.score_sum_sensitivity(n_scored=_n_scored(req), max_score=MAX_SCORE)
     if schema.quantile_indices:

@@ -78,6 +78,27 @@ def encode(values: ArrayLike, *, frac_bits: int, max_nodes: int) -> NDArray[np.u
     return as_int.view(np.uint64)
 
 
+def add_integers(encoded: NDArray[np.uint64], noise: NDArray[np.int64], *, max_nodes: int) -> NDArray[np.uint64]:
+    """An encoding plus integer noise on the same grid (DP shares), range-checked as
+    `encode` checks a value: the noised entry must still fit a sum of `max_nodes`."""
+    if max_nodes < 2:  # two values of up to 2^63 − 1 could overflow int64 while adding
+        raise ValueError(f"noise shares need max_nodes >= 2, got {max_nodes}")
+    signed = np.asarray(encoded, dtype=np.uint64).view(np.int64)
+    noise = np.asarray(noise, dtype=np.int64)
+    if signed.shape != noise.shape:
+        raise ValueError(f"noise of shape {noise.shape} for an encoding of shape {signed.shape}")
+    limit = max_abs_scaled(max_nodes)
+    if noise.size and (np.max(np.abs(noise)) > limit or np.max(np.abs(signed)) > limit):
+        raise FixedPointOverflowError("noise or encoding outside the fixed-point range")
+    total = signed + noise  # both within 2^63/max_nodes: no int64 overflow for max_nodes >= 2
+    if total.size and np.max(np.abs(total)) > limit:
+        raise FixedPointOverflowError(
+            f"a noised entry exceeds the fixed-point bound {limit} (max_nodes={max_nodes}); "
+            "use fewer fractional bits"
+        )
+    return total.view(np.uint64)
+
+
 def decode(
     total: NDArray[np.uint64], *, frac_bits: int, n_summands: int, max_nodes: int
 ) -> NDArray[np.float64]:

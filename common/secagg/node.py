@@ -169,6 +169,20 @@ class SecAggClient:
         against the node's policy); only then may a round run over fewer nodes than the
         run's cohort. Raises FixedPointOverflowError if a value could overflow a sum.
         """
+        return self.mask_encoded(request, self.encode(vectors), noised=noised)
+
+    def encode(self, vectors: Mapping[str, ArrayLike]) -> dict[str, NDArray[np.uint64]]:
+        """Fixed-point encodings of float vectors at this run's frac_bits and roster size:
+        what `mask_encoded` takes, and the grid a node's integer DP noise is drawn on."""
+        st = self._state
+        return {tag: fixed_point.encode(v, frac_bits=st.frac_bits,
+                                        max_nodes=len(st.roster)) for tag, v in vectors.items()}
+
+    def mask_encoded(
+        self, request: RoundRequest, encoded: Mapping[str, NDArray[np.uint64]], *, noised: bool = False
+    ) -> MaskedInput:
+        """Round step 1 on already encoded vectors (tag -> uint64 ring elements, e.g. with
+        integer DP noise added on the fixed-point grid); see `mask_input`."""
         st, trust = self._state, require_trust(self._trust)
         self._expect_phase("ready")
         self._expect_run(request.run_id)
@@ -177,17 +191,15 @@ class SecAggClient:
         if st.node_id not in active:
             raise SecAggError("this node is not in the round's active set")
         check_round_cohort(st, active, noised, trust)
-        if set(vectors) != set(request.vectors):
+        if set(encoded) != set(request.vectors):
             raise SecAggError(
-                f"vectors {sorted(vectors)} do not match the request {sorted(request.vectors)}"
+                f"vectors {sorted(encoded)} do not match the request {sorted(request.vectors)}"
             )
         peers = sorted(v for v in active if v != st.node_id)
         self._expect_senders(request.secrets, peers, "round secrets")
         opened = self._open_round_secrets(request.secrets, peers)
         order, total, layout = tag_layout(request.vectors)
-        flat = fixed_point.encode(  # one range check over every tag, in the layout's order
-            self._ordered_input(vectors, order), frac_bits=st.frac_bits, max_nodes=len(st.roster)
-        )
+        flat = self._ordered_input(encoded, order)
         roots = st.mask_roots.values_for(peers)
         keys = pair_keys(roots, run_id=st.run_id, round=st.round, layout=layout)
         below = bisect.bisect_left(peers, st.node_id)  # u adds PRG(k_uv) for v > u
@@ -326,12 +338,12 @@ class SecAggClient:
         return opened
 
     def _ordered_input(
-        self, vectors: Mapping[str, ArrayLike], order: TagOrder
-    ) -> NDArray[np.float64]:
-        """The round's vectors concatenated in the layout's (sorted) tag order."""
+        self, encoded: Mapping[str, NDArray[np.uint64]], order: TagOrder
+    ) -> NDArray[np.uint64]:
+        """The round's encodings concatenated in the layout's (sorted) tag order."""
         parts = []
         for tag, length in order:
-            x = np.asarray(vectors[tag], dtype=np.float64)
+            x = np.array(encoded[tag], dtype=np.uint64)
             if x.shape != (length,):
                 raise SecAggError(f"vector {tag!r} has shape {x.shape}, expected ({length},)")
             parts.append(x)
