@@ -116,10 +116,20 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def _no_constant(name: str) -> float:
+    """NaN and Infinity are not JSON: a model holding them is not a model."""
+    raise json.JSONDecodeError(f"{name} is not a number", name, 0)
+
+
 def save_artifact(artifact: ModelArtifact, path: str | Path) -> Path:
+    """Write the model only if the text written reads back through `load_artifact`'s
+    own checks (a non-finite value serialises as null and would not): never a model the
+    next `fedseg` command rejects."""
     path = Path(path)
     optional = {k for k in ("quantiles", "drift") if getattr(artifact, k) is None}  # keys only when used
-    atomic_write_text(path, artifact.model_dump_json(indent=2, exclude=optional))
+    text = artifact.model_dump_json(indent=2, exclude=optional)
+    parse_artifact(text, path)
+    atomic_write_text(path, text)
     return path
 
 
@@ -127,9 +137,16 @@ def load_artifact(path: str | Path) -> ModelArtifact:
     """Read and validate a model file, with errors that name it."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read model file: {exc.strerror or exc}") from exc
+    return parse_artifact(text, path)
+
+
+def parse_artifact(text: str, path: str | Path) -> ModelArtifact:
+    """The model in `text` (named `path` in errors), validated as `load_artifact` does."""
+    try:
+        raw = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path}: not JSON: {exc}") from exc
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
