@@ -126,11 +126,16 @@ def save_artifact(artifact: ModelArtifact, path: str | Path) -> Path:
     own checks (a non-finite value serialises as null and would not): never a model the
     next `fedseg` command rejects."""
     path = Path(path)
+    atomic_write_text(path, artifact_text(artifact, path))
+    return path
+
+
+def artifact_text(artifact: ModelArtifact, path: str | Path = "model.json") -> str:
+    """The model as written, checked to read back through `parse_artifact`."""
     optional = {k for k in ("quantiles", "drift") if getattr(artifact, k) is None}  # keys only when used
     text = artifact.model_dump_json(indent=2, exclude=optional)
     parse_artifact(text, path)
-    atomic_write_text(path, text)
-    return path
+    return text
 
 
 def load_artifact(path: str | Path) -> ModelArtifact:
