@@ -43,6 +43,9 @@ class RunInfo(BaseModel):
     clients: int
     clients_failed: dict[int, str] = Field(
         default_factory=dict, description="node id -> failure code (fixed set; details stay in the node's log)")
+    phase_nodes: dict[str, list[int]] = Field(
+        default_factory=dict, description="per phase, how many nodes each of its exchanges summed (a node that "
+        "left mid-run is in the earlier phases only: the scaler, coreset and early rounds include it)")
     rounds: int = Field(description="communication rounds (server↔nodes exchanges)")
     lloyd_rounds: int
     converged: bool
@@ -103,6 +106,17 @@ class ModelArtifact(BaseModel):
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temp file in the same folder and rename: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = synced_temp(path, text)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def synced_temp(path: Path, text: str) -> str:
+    """`text` in a synced temp file beside `path`, named `.<name>.<random>` (removed
+    again when the write fails): what a rename then puts in place whole."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -110,10 +124,10 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # a model or report is meant to be read by the team
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return tmp
 
 
 def _no_constant(name: str) -> float:

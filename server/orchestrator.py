@@ -90,6 +90,7 @@ class RunResult:
     changes: dict | None = None  # warm start: customers that changed segment (aggregate)
     merged: int = 0  # segments below min-segment-size merged into their nearest (disclosure control)
     profile_noise: dict | None = None  # DP: noise std of the profile's released fields
+    phase_nodes: dict[str, list[int]] = field(default_factory=dict)  # phase -> nodes summed, per exchange
 
 
 class Orchestrator:
@@ -118,6 +119,7 @@ class Orchestrator:
         self.lloyd_rounds = 0
         self.prepared: dict[int, int] = {}  # plaintext: each node's customer count from prepare
         self.n_total: int | None = None  # customers over all nodes, once prepare summed them
+        self.phase_nodes: dict[str, list[int]] = {}  # dropout semantics: who each exchange's sum includes
 
     # ---- exchanges ----------------------------------------------------------------
 
@@ -127,8 +129,9 @@ class Orchestrator:
         fail or go silent are dropped."""
         expect = phase_for(request).reply
         if self.secure is None:
-            replies = self._send_each({nid: request for nid in self.active}, expect)
-            return add_replies(list(self._checked(request, replies).values()))
+            replies = self._checked(request, self._send_each({nid: request for nid in self.active}, expect))
+            self.phase_nodes.setdefault(request.phase, []).append(len(replies))
+            return add_replies(list(replies.values()))
         noise = self.release.noise(request)
         try:
             summed, active = self.secure.aggregate(request, expect, noise)
@@ -142,6 +145,7 @@ class Orchestrator:
         except ReplyRejected as exc:
             raise RunError(f"the secure sum of {exc}; nothing is published (a node sent an impossible "
                            "reply, and a secure sum cannot say which)") from exc
+        self.phase_nodes.setdefault(request.phase, []).append(len(active))
         return summed
 
     def _checked(self, request: SchemaRequest, replies: dict[int, Message]) -> dict[int, Message]:
@@ -248,7 +252,7 @@ class Orchestrator:
         return RunResult(
             scaler, n, chosen, table, profile, list(self.active), dict(self.failures),
             self.rounds, lloyd_rounds, timings, self.release.privacy_section(),
-            self.schema, self.quantiles, changes, merged, self.release.profile_noise(),
+            self.schema, self.quantiles, changes, merged, self.release.profile_noise(), dict(self.phase_nodes),
         )
 
     def _check_extensions(self) -> None:

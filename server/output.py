@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fedseg.common.artifact import synced_temp
+
 FAILED_MARKER = "RUN-FAILED.txt"
 PROBE_BYTES = 64 * 1024  # a model and its reports need more than a few bytes of room
 
@@ -79,15 +81,4 @@ def mark_failed(out_dir: Path, reason: str, outputs: tuple[str, ...]) -> None:
 
 
 def _written_temp(out_dir: Path, name: str, text: str) -> str:
-    """`text` in a synced temp file beside `out_dir/name` (removed again on failure)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # a model or report is meant to be read by the team
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return tmp
+    return synced_temp(out_dir / name, text)

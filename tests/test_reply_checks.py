@@ -155,3 +155,14 @@ def test_a_secure_sum_with_impossible_counts_stops_the_run_naming_the_phase(monk
     nodes[EVIL].key = "evil-" + nodes[EVIL].key
     with pytest.raises(RunError, match=r"secure sum of phase lloyd: field 'counts' failed the count check"):
         run(FRAMES, RunConfig(k=3, seed=2, secure=True), LocalTransport(nodes))
+
+
+def test_the_model_states_how_many_nodes_each_exchange_included():
+    """Dropout semantics (issue 13, item 4): node EVIL leaves at the second Lloyd round, so
+    histogram, prepare, coreset and the first round sum 4 nodes, the rest 3."""
+    tr = TamperingTransport(frame_nodes(FRAMES), "lloyd", FAULTS["nan"][0], at=2)
+    result = run(FRAMES, RunConfig(k=3, seed=2), tr)
+    nodes = result.phase_nodes
+    assert nodes["prepare"] == [4] and nodes["bucket_counts"] == [4] and nodes["bucket_sums"] == [4]
+    assert nodes["lloyd"] == [4] + [3] * (result.lloyd_rounds - 1)
+    assert set(nodes["profile"]) == {3}
