@@ -41,10 +41,12 @@ BASE = "k=2 min-nodes=2 seed=5 max-rounds=3 min-segment-size=5"
 RUN_TIMEOUT_S = 600  # a loaded 2-core machine: every message starts a ClientApp process
 EXCHANGE_TIMEOUT_S = 120.0  # honest nodes answer well within it even with three runs on 2 loaded cores
 # the plaintext runs: evil-1 fails the first exchange, evil-2 and evil-3 the first Lloyd round
+# (the second leaves evil-3 honest: with both runs hanging it, the second run's honest
+# nodes missed a 120 s deadline on a loaded 2-core machine)
 PLAIN_FAULTS = ["evil-1:nan@histogram;evil-2:1e300@lloyd;evil-3:hang@lloyd",
-                "evil-1:wrong-length@histogram;evil-2:negative-counts@lloyd;evil-3:hang@lloyd"]
+                "evil-1:wrong-length@histogram;evil-2:negative-counts@lloyd"]
 CODES = [{"evil-1": "bad-reply-not-finite", "evil-2": "bad-reply-out-of-bounds", "evil-3": "timeout"},
-         {"evil-1": "bad-reply-shape", "evil-2": "bad-reply-count", "evil-3": "timeout"}]
+         {"evil-1": "bad-reply-shape", "evil-2": "bad-reply-count"}]
 
 FAULT_APP = '''"""Test-only ClientApp of the fault matrix (tests/test_fault_matrix.py): a node whose
 node config names it in the run config's `test-fault` ("<name>:<fault>@<phase>;...")
@@ -71,6 +73,7 @@ TAMPER = {
     "wrong-length": lambda r: {first(r): np.asarray(getattr(r, first(r)))[:-1]},
     "1e300": lambda r: {"sums": np.asarray(r.sums) + 1e300},
     "negative-counts": lambda r: {"counts": -np.asarray(r.counts)} if hasattr(r, "counts") else {"count": -r.count},
+    "too-many-counts": lambda r: {"counts": np.asarray(r.counts) + 10**6},
 }
 
 
@@ -172,25 +175,29 @@ def finished(fed, run_id: str, out: Path) -> str:
 
 
 class ScheduledDrops(LocalTransport):
-    """In process, the plaintext runs' schedule: evil-1 silent from the first exchange,
-    evil-2 and evil-3 from the first Lloyd round."""
+    """In process, a plaintext run's schedule: evil-1 silent from the first exchange,
+    the nodes `at_lloyd` from the first Lloyd round."""
+
+    def __init__(self, nodes, at_lloyd: set[int]):
+        super().__init__(nodes)
+        self.at_lloyd = at_lloyd
 
     def send(self, requests):
         phase = getattr(next(iter(requests.values())), "phase", "")
         if phase == "histogram":
             self.dead.add(3)
         if phase == "lloyd":
-            self.dead |= {4, 5}
+            self.dead |= self.at_lloyd
         return super().send(requests)
 
 
-def reference(fed):
+def reference(fed, at_lloyd: set[int]):
     """The stated reference of the plaintext fault runs: the same run in process with the
     evil nodes leaving on the same schedule."""
     config = RunConfig.parse({"k": 2, "min_nodes": 2, "seed": 5, "max_rounds": 3, "min_segment_size": 5})
     nodes = {i: NodeData(f"fault-matrix-{i}", lambda schema, p=p: load_table(p, schema))
              for i, p in enumerate(fed["csvs"], start=1)}  # read as the nodes read them
-    tr = ScheduledDrops(nodes)
+    tr = ScheduledDrops(nodes, at_lloyd)
     return Orchestrator(config, load_schema(fed["schema"]), tr, list(tr.nodes)).run()
 
 
@@ -199,6 +206,7 @@ def nothing_half_written(out: Path) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(1800)  # measured 15-16 min on a loaded 2-core machine (every message starts a ClientApp)
 def test_fault_matrix(federation):
     fed = federation
     started = time.monotonic()
@@ -206,31 +214,30 @@ def test_fault_matrix(federation):
     done = flwr(fed["env"], "run", str(fed["app"]), "fedseg", "--run-config",
                 f'{BASE} out-dir="{fed["root"] / "a-file" / "out"}"', "--format", "json")
     unwritable_id = str(json_of(done)["run-id"])
+    # secure first and alone: in a concurrent run a hung ClientApp dropped a node after the first release
+    run_id, out = submit(fed, "secure", 'secure=true test-fault="evil-2:too-many-counts@lloyd"')
+    log = finished(fed, run_id, out)
+    assert not (out / "model.json").exists()
+    assert "secure sum of phase lloyd: field 'counts' failed the count check" in (out / FAILED_MARKER).read_text()
+    assert "[fedseg] failed:" in log and "phase lloyd" in log, log[-3000:]
+    nothing_half_written(out)
+
     plain = [submit(fed, f"plain-{i}", f'test-fault="{spec}" exchange-timeout={EXCHANGE_TIMEOUT_S}')
              for i, spec in enumerate(PLAIN_FAULTS)]  # two runs at once, on the same nodes
-    secure = submit(fed, "secure", 'secure=true test-fault="evil-2:negative-counts@lloyd"')
-    ref = reference(fed)
-    honest_rows = sum(len(t) for t in fed["tables"][:2])
-
     for (run_id, out), codes in zip(plain, CODES):
+        ref = reference(fed, {NODES.index(n) + 1 for n, c in codes.items() if n != "evil-1"})
+        honest_rows = sum(len(t) for t in fed["tables"][:2]) + (0 if "evil-3" in codes else len(fed["tables"][4]))
         log = finished(fed, run_id, out)
         model = load_artifact(out / "model.json")
         failed = {fed["names"][int(n)]: c for n, c in model.run.clients_failed.items()}
         assert failed == codes, log[-3000:]
         assert sum(s.size for s in model.segments) == honest_rows
         assert_allclose(model.centroid_array(), ref.chosen.centroids, atol=1e-8)
-        nodes = model.run.phase_nodes  # the stated schedule: 4 nodes until Lloyd, then 2
-        assert nodes["histogram"] == nodes["prepare"] == [4] and set(nodes["lloyd"]) == {2}, nodes
+        nodes = model.run.phase_nodes  # the stated schedule: 4 nodes until Lloyd, then fewer
+        assert nodes == ref.phase_nodes and nodes["histogram"] == [4], nodes
         nothing_half_written(out)
         labels = pd.read_csv(fed["labels"].with_name(f"segments.run-{run_id}.csv"))  # one file per run
         assert len(labels) == len(fed["tables"][0])
-
-    run_id, out = secure
-    log = finished(fed, run_id, out)
-    assert not (out / "model.json").exists()
-    assert "secure sum of phase lloyd" in (out / FAILED_MARKER).read_text()
-    assert "[fedseg] failed:" in log and "phase lloyd" in log, log[-3000:]
-    nothing_half_written(out)
 
     log = flwr(fed["env"], "log", unwritable_id, "fedseg", "--show").stdout
     assert "is not writable" in log, log[-3000:]
