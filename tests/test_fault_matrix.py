@@ -41,8 +41,8 @@ BASE = "k=2 min-nodes=2 seed=5 max-rounds=3 min-segment-size=5"
 RUN_TIMEOUT_S = 600  # a loaded 2-core machine: every message starts a ClientApp process
 EXCHANGE_TIMEOUT_S = 120.0  # honest nodes answer well within it even with three runs on 2 loaded cores
 # the plaintext runs: evil-1 fails the first exchange, evil-2 and evil-3 the first Lloyd round
-# (the second leaves evil-3 honest: with both runs hanging it, the second run's honest
-# nodes missed a 120 s deadline on a loaded 2-core machine)
+# (the second leaves evil-3 honest, but evil-3's SuperNode is held up by the first run's
+# hung ClientApp, so the second run times it out too whenever it asks while that hangs)
 PLAIN_FAULTS = ["evil-1:nan@histogram;evil-2:1e300@lloyd;evil-3:hang@lloyd",
                 "evil-1:wrong-length@histogram;evil-2:negative-counts@lloyd"]
 CODES = [{"evil-1": "bad-reply-not-finite", "evil-2": "bad-reply-out-of-bounds", "evil-3": "timeout"},
@@ -225,12 +225,13 @@ def test_fault_matrix(federation):
     plain = [submit(fed, f"plain-{i}", f'test-fault="{spec}" exchange-timeout={EXCHANGE_TIMEOUT_S}')
              for i, spec in enumerate(PLAIN_FAULTS)]  # two runs at once, on the same nodes
     for (run_id, out), codes in zip(plain, CODES):
-        ref = reference(fed, {NODES.index(n) + 1 for n, c in codes.items() if n != "evil-1"})
-        honest_rows = sum(len(t) for t in fed["tables"][:2]) + (0 if "evil-3" in codes else len(fed["tables"][4]))
         log = finished(fed, run_id, out)
         model = load_artifact(out / "model.json")
         failed = {fed["names"][int(n)]: c for n, c in model.run.clients_failed.items()}
-        assert failed == codes, log[-3000:]
+        assert {n: c for n, c in failed.items() if n != "evil-3"} == {n: c for n, c in codes.items() if n != "evil-3"}
+        assert failed.get("evil-3") == codes.get("evil-3") or failed.get("evil-3") == "timeout", log[-3000:]
+        ref = reference(fed, {NODES.index(n) + 1 for n in failed if n != "evil-1"})
+        honest_rows = sum(len(t) for t in fed["tables"][:2]) + (0 if "evil-3" in failed else len(fed["tables"][4]))
         assert sum(s.size for s in model.segments) == honest_rows
         assert_allclose(model.centroid_array(), ref.chosen.centroids, atol=1e-8)
         nodes = model.run.phase_nodes  # the stated schedule: 4 nodes until Lloyd, then fewer
