@@ -44,5 +44,5 @@ class ProgressView:
             )
             self.console.print(f"{elapsed} [green]{'lloyd':>11}[/green] {line}", highlight=False)
             return
-        style = "yellow" if event.phase == "node-failed" else "cyan"
+        style = {"node-failed": "yellow", "failed": "red"}.get(event.phase, "cyan")
         self.console.print(f"{elapsed} [{style}]{event.phase:>11}[/{style}] {event.message}", highlight=False)

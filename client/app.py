@@ -23,14 +23,16 @@ STATE_RECORD = "fedseg-state"  # secure-aggregation keys, kept on the node betwe
 log = logging.getLogger("fedseg.client")
 
 
-def write_labels_if_final(node_config: Mapping[str, Any], request: Any, reply: Any, data: Any) -> None:
+def write_labels_if_final(node_config: Mapping[str, Any], request: Any, reply: Any, data: Any,
+                          run_id: int | None = None) -> None:
     """After the profile phase (the final model), write this node's labels where its node
-    config says; a failed write is logged on the node and never changes the reply."""
+    config says, the run id in the file name; a failed write is logged on the node and
+    never changes the reply."""
     inner = request.inner if isinstance(request, SecureRoundRequest) else request
     if not isinstance(inner, ProfileRequest) or isinstance(reply, NodeFailure):
         return
     try:
-        where = label_after_profile(node_config, inner, data)
+        where = label_after_profile(node_config, inner, data, run_id)
     except Exception as exc:  # noqa: BLE001 - the node's log is the place for it
         log.error("fedseg: could not write segment labels: %s", exc)
         return
@@ -57,7 +59,7 @@ def make_client_app(run_config_overrides: Mapping[str, Any] | None = None) -> Cl
         policy = node_policy(dict(context.node_config), {**dict(context.run_config), **overrides})
         reply = handle(request, data, state, context.node_id, policy)
         context.state.config_records[STATE_RECORD] = ConfigRecord(state)
-        write_labels_if_final(dict(context.node_config), request, reply, data)
+        write_labels_if_final(dict(context.node_config), request, reply, data, msg.metadata.run_id)
         return Message(to_content(encode(reply)), reply_to=msg)
 
     return client_app

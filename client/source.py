@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fedseg.client import label_files
 from fedseg.client.data import DataError, load_table, validate_frame
 from fedseg.client.handlers import NodeData
 from fedseg.common.preprocessing import LocalTable
@@ -114,11 +115,13 @@ def describe_source(node_config: Mapping[str, Any]) -> str:
     return "built-in synthetic customers"
 
 
-def write_node_labels(node_config: Mapping[str, Any], id_column: str, ids, labels, names=None) -> str:
+def write_node_labels(node_config: Mapping[str, Any], id_column: str, ids, labels, names=None,
+                      run_id: int | None = None) -> str:
     """Write `<id>,segment[,segment_name]` where the node config says (`labels-path` or
     `labels-table`); returns where it went. `names` (segment id -> name, from the model)
     adds the name beside the number (`fedseg label-node`; in-run labels are written
-    before the names exist). The labels never leave the node."""
+    before the names exist); `run_id` (in-run labels) goes into the file name. The
+    labels never leave the node."""
     import numpy as np
     import pandas as pd
 
@@ -134,15 +137,13 @@ def write_node_labels(node_config: Mapping[str, Any], id_column: str, ids, label
         return f"table {table}"
     if not node_config.get("labels-path"):
         raise DataError("node config: set labels-path (a .csv or .parquet file) or labels-table")
-    path = Path(str(node_config["labels-path"])).expanduser()
+    path = label_files.for_run(Path(str(node_config["labels-path"])).expanduser(), run_id)
     frame = pd.DataFrame({id_column: np.asarray(ids, dtype=str), "segment": np.asarray(labels, dtype=np.int64)})
     if names is not None:
         frame["segment_name"] = [names[int(j)] for j in labels]
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in {".parquet", ".pq"}:
-        tmp = path.with_name(f".{path.name}.tmp")
-        frame.to_parquet(tmp, index=False)
-        tmp.replace(path)
+        label_files.write_parquet(frame, path)
     else:
         atomic_write_text(path, frame.to_csv(index=False))
     return str(path)
@@ -172,7 +173,8 @@ def _synthetic(partition: int, partitions: int, run_config: Mapping[str, Any]) -
     return NodeData(f"synthetic:{customers}:{partitions}:{seed}:{partition}", load)
 
 
-def label_after_profile(node_config: Mapping[str, Any], request: Any, data: NodeData) -> str | None:
+def label_after_profile(node_config: Mapping[str, Any], request: Any, data: NodeData,
+                        run_id: int | None = None) -> str | None:
     """In-run label write-back: on the final (profile) request, label this node's customers
     with the final centroids and write them where `labels-path`/`labels-table` say.
 
@@ -185,4 +187,4 @@ def label_after_profile(node_config: Mapping[str, Any], request: Any, data: Node
 
     table = data.table(request.schema_)
     labels = assign(data.matrix(request.schema_, request.scaler), request.centroids)
-    return write_node_labels(node_config, request.schema_.id, table.ids, labels)
+    return write_node_labels(node_config, request.schema_.id, table.ids, labels, run_id=run_id)

@@ -43,6 +43,9 @@ class RunInfo(BaseModel):
     clients: int
     clients_failed: dict[int, str] = Field(
         default_factory=dict, description="node id -> failure code (fixed set; details stay in the node's log)")
+    phase_nodes: dict[str, list[int]] = Field(
+        default_factory=dict, description="per phase, how many nodes each of its exchanges summed (a node that "
+        "left mid-run is in the earlier phases only: the scaler, coreset and early rounds include it)")
     rounds: int = Field(description="communication rounds (server↔nodes exchanges)")
     lloyd_rounds: int
     converged: bool
@@ -103,6 +106,17 @@ class ModelArtifact(BaseModel):
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temp file in the same folder and rename: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = synced_temp(path, text)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def synced_temp(path: Path, text: str) -> str:
+    """`text` in a synced temp file beside `path`, named `.<name>.<random>` (removed
+    again when the write fails): what a rename then puts in place whole."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -110,26 +124,48 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # a model or report is meant to be read by the team
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return tmp
+
+
+def _no_constant(name: str) -> float:
+    """NaN and Infinity are not JSON: a model holding them is not a model."""
+    raise json.JSONDecodeError(f"{name} is not a number", name, 0)
 
 
 def save_artifact(artifact: ModelArtifact, path: str | Path) -> Path:
+    """Write the model only if the text written reads back through `load_artifact`'s
+    own checks (a non-finite value serialises as null and would not): never a model the
+    next `fedseg` command rejects."""
     path = Path(path)
-    optional = {k for k in ("quantiles", "drift") if getattr(artifact, k) is None}  # keys only when used
-    atomic_write_text(path, artifact.model_dump_json(indent=2, exclude=optional))
+    atomic_write_text(path, artifact_text(artifact, path))
     return path
+
+
+def artifact_text(artifact: ModelArtifact, path: str | Path = "model.json") -> str:
+    """The model as written, checked to read back through `parse_artifact`."""
+    optional = {k for k in ("quantiles", "drift") if getattr(artifact, k) is None}  # keys only when used
+    text = artifact.model_dump_json(indent=2, exclude=optional)
+    parse_artifact(text, path)
+    return text
 
 
 def load_artifact(path: str | Path) -> ModelArtifact:
     """Read and validate a model file, with errors that name it."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read model file: {exc.strerror or exc}") from exc
+    return parse_artifact(text, path)
+
+
+def parse_artifact(text: str, path: str | Path) -> ModelArtifact:
+    """The model in `text` (named `path` in errors), validated as `load_artifact` does."""
+    try:
+        raw = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path}: not JSON: {exc}") from exc
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:

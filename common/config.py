@@ -40,6 +40,8 @@ class RunConfig(BaseModel):
     as_of: str = Field(default="", pattern=r"^(\d{4}-\d{2}-\d{2})?$",
                        description="transactions nodes: RFM as of this day (YYYY-MM-DD)")
     warm_start: str = Field(default="", description="model.json of a previous run to start Lloyd from")
+    exchange_timeout: float = Field(default=300.0, gt=0.0, le=86_400.0,
+                                    description="seconds a node has to answer one exchange, else it is dropped")
 
     @model_validator(mode="after")
     def _k_range(self) -> RunConfig:

@@ -82,6 +82,10 @@ FailureCode = Literal[
     RefusalCode,
     # what the server notes for a node that sent nothing usable
     "no-reply", "node-error", "bad-reply", "left-secure-round", "no-secure-setup",
+    # a decoded reply no honest node can send (`common/reply_checks.py`): which check failed
+    "bad-reply-shape", "bad-reply-not-finite", "bad-reply-count", "bad-reply-out-of-bounds",
+    # a node that missed the exchange's deadline (`exchange-timeout`)
+    "timeout",
 ]
 FAILURE_CODES: frozenset[str] = frozenset(FailureCode.__args__)  # type: ignore[attr-defined]
 

@@ -11,17 +11,20 @@ from typing import Any
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
-from fedseg.common.artifact import ModelArtifact, load_artifact, save_artifact
+from fedseg.common.artifact import ModelArtifact, artifact_text, load_artifact
 from fedseg.common.config import RunConfig
 from fedseg.common.schema import FeatureSchema, load_schema
 from fedseg.server.flower_transport import GridTransport, wait_for_nodes
 from fedseg.server.model import build_artifact
-from fedseg.server.orchestrator import Event, Orchestrator
+from fedseg.server import output
+from fedseg.server.orchestrator import Event, Orchestrator, RunError
+from fedseg.server.output import OutputError
 from fedseg.common.playbook import load_playbook
-from fedseg.server.report.page import write_html_report
-from fedseg.server.report.markdown import write_report
+from fedseg.server.report.page import render_html
+from fedseg.server.report.markdown import markdown_report
 
 log = logging.getLogger("fedseg")
+OUTPUTS = ("model.json", "report.md", "report.html")  # what a run writes to its output folder
 
 
 def log_event(event: Event) -> None:
@@ -45,16 +48,27 @@ def run_segmentation(
     on_event: Callable[[Event], None] = log_event,
     node_timeout: float = 120.0,
 ) -> ModelArtifact:
-    """One whole run over the grid; the artifact is written atomically to out_dir."""
-    nodes = wait_for_nodes(grid, config.min_nodes, timeout=node_timeout)
-    on_event(Event("connect", f"{len(nodes)} nodes connected"))
-    transport = GridTransport(grid)
-    warm = load_artifact(config.warm_start) if config.warm_start else None
-    result = Orchestrator(config, schema, transport, nodes, on_event, warm=warm).run()
-    artifact = build_artifact(result, config, schema)
-    save_artifact(artifact, out_dir / "model.json")
-    write_report(artifact, out_dir)
-    write_html_report(artifact, out_dir, load_playbook())
+    """One whole run over the grid. The output folder is probed before the first
+    exchange; the model and reports are written all or none (`server/output.py`); any
+    failure ends in one `failed` event naming its cause and a marker in the folder."""
+    try:
+        output.probe(out_dir)
+        nodes = wait_for_nodes(grid, config.min_nodes, timeout=node_timeout)
+        on_event(Event("connect", f"{len(nodes)} nodes connected; each exchange waits at most "
+                                  f"{config.exchange_timeout:g} s (exchange-timeout)"))
+        transport = GridTransport(grid, timeout=config.exchange_timeout)
+        warm = load_artifact(config.warm_start) if config.warm_start else None
+        result = Orchestrator(config, schema, transport, nodes, on_event, warm=warm).run()
+        artifact = build_artifact(result, config, schema)
+        output.publish(out_dir, {"model.json": artifact_text(artifact, out_dir / "model.json"),
+                                 "report.md": markdown_report(artifact),
+                                 "report.html": render_html(artifact, load_playbook())})
+    except BaseException as exc:
+        reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, (RunError, OutputError)) else str(exc)
+        if not isinstance(exc, OutputError) or out_dir.is_dir():
+            output.mark_failed(out_dir, reason, OUTPUTS)
+        on_event(Event("failed", f"run failed, no model written: {reason}"))
+        raise
     on_event(Event("done", f"model written to {out_dir / 'model.json'}", result.rounds))
     return artifact
 

@@ -56,7 +56,7 @@ class GridTransport:
             payload = encode(request)
             self.bytes_down += len(payload)
             messages.append(Message(to_content(payload), dst_node_id=nid, message_type=MESSAGE_TYPE))
-        replies: dict[int, Reply] = {}
+        replies: dict[int, Reply] = {nid: NodeFailure(code="timeout") for nid in requests}  # until it answers
         for reply in send_and_receive(self.grid, messages, self.timeout, self.poll_interval):
             nid = reply.metadata.src_node_id
             if reply.has_error():

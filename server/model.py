@@ -95,6 +95,7 @@ def build_artifact(
             seed=config.seed,
             clients=len(result.active),
             clients_failed=dict(result.failures),
+            phase_nodes=dict(result.phase_nodes),
             rounds=result.rounds,
             lloyd_rounds=result.lloyd_rounds,
             converged=chosen.converged,

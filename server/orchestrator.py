@@ -28,6 +28,7 @@ from fedseg.common.phases.bucket_counts import BucketCountsRequest
 from fedseg.common.phases.bucket_sums import BucketSumsRequest
 from fedseg.common.phases.registry import phase_for
 from fedseg.common.profiles import ProfileStats
+from fedseg.common.reply_checks import ReplyRejected, check_reply
 from fedseg.common.quantiles import FeatureQuantiles, robust_scaler, score_edge_bins
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.secagg.messages import SecAggError
@@ -89,6 +90,7 @@ class RunResult:
     changes: dict | None = None  # warm start: customers that changed segment (aggregate)
     merged: int = 0  # segments below min-segment-size merged into their nearest (disclosure control)
     profile_noise: dict | None = None  # DP: noise std of the profile's released fields
+    phase_nodes: dict[str, list[int]] = field(default_factory=dict)  # phase -> nodes summed, per exchange
 
 
 class Orchestrator:
@@ -115,6 +117,9 @@ class Orchestrator:
         self.secure: SecureChannel | None = None
         self.release: ReleasePolicy = ExactRelease(config)
         self.lloyd_rounds = 0
+        self.prepared: dict[int, int] = {}  # plaintext: each node's customer count from prepare
+        self.n_total: int | None = None  # customers over all nodes, once prepare summed them
+        self.phase_nodes: dict[str, list[int]] = {}  # dropout semantics: who each exchange's sum includes
 
     # ---- exchanges ----------------------------------------------------------------
 
@@ -124,7 +129,9 @@ class Orchestrator:
         fail or go silent are dropped."""
         expect = phase_for(request).reply
         if self.secure is None:
-            return add_replies(list(self._send_each({nid: request for nid in self.active}, expect).values()))
+            replies = self._checked(request, self._send_each({nid: request for nid in self.active}, expect))
+            self.phase_nodes.setdefault(request.phase, []).append(len(replies))
+            return add_replies(list(replies.values()))
         noise = self.release.noise(request)
         try:
             summed, active = self.secure.aggregate(request, expect, noise)
@@ -133,7 +140,34 @@ class Orchestrator:
         for nid in [n for n in self.active if n not in active]:
             self._drop(nid, "left-secure-round")
         self._check_enough()
+        try:
+            check_reply(request, summed, self._customers(len(self.active), self.n_total), exact=not noise)
+        except ReplyRejected as exc:
+            raise RunError(f"the secure sum of {exc}; nothing is published (a node sent an impossible "
+                           "reply, and a secure sum cannot say which)") from exc
+        self.phase_nodes.setdefault(request.phase, []).append(len(active))
         return summed
+
+    def _checked(self, request: SchemaRequest, replies: dict[int, Message]) -> dict[int, Message]:
+        """The replies that pass `check_reply`; a node whose reply fails is dropped with
+        the check's code, the event naming node, phase and check (never a value)."""
+        good: dict[int, Message] = {}
+        for nid, reply in replies.items():
+            try:
+                check_reply(request, reply, self._customers(1, self.prepared.get(nid)))
+            except ReplyRejected as exc:
+                self._drop(nid, exc.code, f"{exc}")
+                continue
+            good[nid] = reply
+            if isinstance(request, prepare_phase.PrepareRequest):
+                self.prepared[nid] = int(reply.count)
+        self._check_enough()
+        return good
+
+    def _customers(self, nodes: int, prepared: int | None) -> int:
+        """Most customers a reply can describe: the prepared count once known, else the
+        configured limit per node."""
+        return prepared if prepared is not None else nodes * self.config.max_records_per_node
 
     def _send_each(self, requests: Mapping[int, Request], expect: type) -> dict[int, Reply]:
         """One exchange with per-node requests; returns the replies of type `expect`."""
@@ -177,11 +211,13 @@ class Orchestrator:
             self.release = NoisyRelease(self.config, self.schema, warm_start=self.warm is not None)
         self.emit(Event("secure", f"keys agreed with {len(joined)} nodes (threshold {channel.server.threshold})", self.rounds))
 
-    def _drop(self, nid: int, code: str) -> None:
-        """A node leaves the run; the central team sees its id and code, never node text."""
+    def _drop(self, nid: int, code: str, why: str = "") -> None:
+        """A node leaves the run; the central team sees its id and code (and which server
+        check failed), never node text."""
         self.active.remove(nid)
         self.failures[nid] = code
-        self.emit(Event("node-failed", f"node {nid} left the run: {code}", self.rounds, {"node": nid, "code": code}))
+        text = f"node {nid} left the run: {code}" + (f" ({why})" if why else "")
+        self.emit(Event("node-failed", text, self.rounds, {"node": nid, "code": code}))
 
     def _failure_text(self) -> str:
         return "; ".join(f"node {n}: {r}" for n, r in self.failures.items()) or "none"
@@ -216,7 +252,7 @@ class Orchestrator:
         return RunResult(
             scaler, n, chosen, table, profile, list(self.active), dict(self.failures),
             self.rounds, lloyd_rounds, timings, self.release.privacy_section(),
-            self.schema, self.quantiles, changes, merged, self.release.profile_noise(),
+            self.schema, self.quantiles, changes, merged, self.release.profile_noise(), dict(self.phase_nodes),
         )
 
     def _check_extensions(self) -> None:
@@ -248,6 +284,7 @@ class Orchestrator:
         self.emit(Event("prepare", f"preprocessing sums from {len(self.active)} nodes"))
         center = self.release.prepare_center()
         total = prepare_phase.stats(self.exchange(prepare_phase.PrepareRequest(schema=self.schema, center=center)))
+        self.n_total = int(total.count)
         need = max(self.config.k_values) * self.config.min_segment_size
         if total.count < need:
             raise RunError(

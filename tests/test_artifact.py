@@ -116,3 +116,20 @@ def test_a_model_with_the_older_failure_texts_loads_without_them(tmp_path):
     loaded = load_artifact(path)
     assert loaded.run.clients_failed == {0: "node-error"}
     assert "512" not in loaded.model_dump_json()
+
+
+@pytest.mark.parametrize("centroid", [float("nan"), float("inf"), -float("inf")])
+def test_a_model_that_would_not_load_is_never_written(tmp_path, centroid):
+    """Issue 13: a non-finite centroid serialises as null, which `load_artifact` rejects;
+    so `save_artifact` refuses before writing, naming the field, and leaves nothing."""
+    bad = artifact().model_copy(update={"centroids": [[centroid, 0.2], [-0.3, 0.4]]})
+    with pytest.raises(ArtifactError, match=r"centroids\.0\.0"):
+        save_artifact(bad, tmp_path / "model.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nan_and_infinity_literals_are_not_a_model(tmp_path):
+    path = save_artifact(artifact(), tmp_path / "model.json")
+    path.write_text(path.read_text().replace("0.1", "NaN", 1))
+    with pytest.raises(ArtifactError, match="NaN is not a number"):
+        load_artifact(path)

@@ -189,7 +189,7 @@ def test_node_writes_its_labels_after_the_run(deployment):
     model = load_artifact(deployment["out"] / "model.json")
     schema = model.run.feature_schema
     csv_path = Path(str(deployment["configs"]["csv"]).split('"')[1])
-    labels_path = deployment["root"] / "data" / "unit-2-segments.csv"
+    labels_path = deployment["root"] / "data" / f"unit-2-segments.run-{deployment['run_id']}.csv"  # run id: issue 13
     deadline = time.monotonic() + 30  # written by the node right after its profile reply
     while not labels_path.exists() and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -189,6 +189,8 @@ def markdown_report(model: ModelArtifact) -> str:
         lines += ["", "## Segment changes", "", changes_text(model.drift) + "."]
     if model.run.clients_failed:
         lines += ["", "## Nodes left out", ""] + [f"- node {n}: {c}" for n, c in model.run.clients_failed.items()]
+        lines += ["", "Nodes included per phase (one figure per exchange): " + "; ".join(
+            f"{phase} {', '.join(map(str, counts))}" for phase, counts in model.run.phase_nodes.items()) + "."]
     return "\n".join(lines) + "\n"
 
 
