@@ -81,6 +81,8 @@ class ModelArtifact(BaseModel):
         default=None, description="global quantiles per feature from federated histograms")
     drift: dict[str, Any] | None = Field(
         default=None, description="warm start: customers that changed segment (aggregate over nodes)")
+    coverage: dict[str, Any] | None = Field(
+        default=None, description="per feature: values missing, imputed, clipped, rows dropped (aggregates)")
 
     @model_validator(mode="after")
     def _shapes(self) -> ModelArtifact:
@@ -118,7 +120,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def save_artifact(artifact: ModelArtifact, path: str | Path) -> Path:
     path = Path(path)
-    optional = {k for k in ("quantiles", "drift") if getattr(artifact, k) is None}  # keys only when used
+    optional = {k for k in ("quantiles", "drift", "coverage") if getattr(artifact, k) is None}  # keys only when used
     atomic_write_text(path, artifact.model_dump_json(indent=2, exclude=optional))
     return path
 

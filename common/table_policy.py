@@ -42,6 +42,12 @@ class Coverage:
     dropped: np.ndarray
     clipped: np.ndarray
 
+    @classmethod
+    def complete(cls, rows: int, schema: FeatureSchema) -> Coverage:
+        """The counts of a table with no gap and nothing out of range."""
+        zeros = np.zeros(len(schema.numeric) + len(schema.categorical), dtype=np.int64)
+        return cls(rows, rows, zeros, zeros, zeros, np.zeros(len(schema.numeric), dtype=np.int64))
+
     def __add__(self, other: Coverage) -> Coverage:
         return Coverage(self.rows + other.rows, self.kept + other.kept, self.missing + other.missing,
                         self.imputed + other.imputed, self.dropped + other.dropped, self.clipped + other.clipped)
