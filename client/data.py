@@ -18,7 +18,7 @@ from fedseg.client.reading import ReadOptions, one_column_hint, read_csv
 from fedseg.common.preprocessing import LocalTable
 from fedseg.common.rfm import rfm_from_transactions
 from fedseg.common.schema import FeatureSchema
-from fedseg.common.table_policy import Coverage, apply_policies
+from fedseg.common.table_policy import Coverage, apply_policies, to_numbers
 from fedseg.common.table_problems import DataError, Problem, problem_at, raise_if_any, rows_text
 
 __all__ = ["DataError", "Inspection", "inspect_frame", "load_table", "read_frame", "validate_frame"]
@@ -119,8 +119,8 @@ def _numeric(col: pd.Series, name: str, problems: list) -> np.ndarray:
     problem (its value is then a placeholder: the table is not used)."""
     if col.dtype == object or pd.api.types.is_string_dtype(col):
         text, blank = _blank(col)
-        values = pd.to_numeric(text.where(~blank, None), errors="coerce").to_numpy(dtype=float, copy=True)
-        bad = np.isnan(values) & ~blank & ~text.str.lower().isin(["nan", "-nan"]).to_numpy()
+        values, gap, bad = to_numbers(text)
+        bad &= ~blank
         if bad.any():
             first = str(text.to_numpy()[np.flatnonzero(bad)[0]])
             problems.append(problem_at(name, f"{first!r} is not a number", bad))

@@ -64,6 +64,20 @@ class Cleaned:
     problems: list[Problem]
 
 
+def to_numbers(text: "pd.Series") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values, blank, bad) of a column of stripped text: NaN for a blank or "nan" cell;
+    a decimal comma ("10,5", as `;`-separated European exports write it) is read as a
+    point; `bad` marks cells that are still not numbers."""
+    import pandas as pd
+
+    blank = (text == "").to_numpy()
+    comma = text.str.fullmatch(r"[+-]?\d*,\d+([eE][+-]?\d+)?").fillna(False).to_numpy(dtype=bool)
+    cleaned = text.where(~comma, text.str.replace(",", ".", regex=False))
+    values = pd.to_numeric(cleaned.where(~blank, None), errors="coerce").to_numpy(dtype=float, copy=True)
+    bad = np.isnan(values) & ~blank & ~text.str.lower().isin(["nan", "-nan"]).to_numpy()
+    return values, blank, bad
+
+
 def _bounds(schema: FeatureSchema) -> tuple[np.ndarray, np.ndarray]:
     lower = np.array([-np.inf if f.lower is None else f.lower for f in schema.numeric])
     upper = np.array([np.inf if f.upper is None else f.upper for f in schema.numeric])
