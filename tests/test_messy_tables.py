@@ -16,6 +16,7 @@ from fedseg.common.schema_draft import round_outward
 from fedseg.common.table_policy import apply_policies
 from fedseg.server.model import build_artifact
 from fedseg.server.orchestrator import Orchestrator
+from fedseg.server.report.markdown import markdown_report
 from tests.helpers import frame_nodes, transport
 from tests.messy import cleaned, write_messy
 
@@ -146,6 +147,9 @@ def test_messy_table_in_process_counts_and_quality(tmp_path):
     assert cov["income"]["clipped"] is None  # 1 value: below the disclosure floor, not published
     assert cov["city"]["imputed"] == hand["imputed_city"]
     assert sum(s.size for s in model.segments) == len(X)
+    report = markdown_report(model)
+    assert "## Data coverage" in report and f"| age | {len(facts['nan_age'])} | {hand['imputed_age']} (" in report
+    assert "| income |" in report and "< 10 |" in report  # the one clipped income: below the floor
     width = np.array([82 / 4096, 200000 / 4096])  # one public bin
     assert np.all(np.abs(np.array([cov[c]["impute_value"] for c in ("age", "income")])
                          - hand["medians"][:2]) <= width)
@@ -184,3 +188,14 @@ def test_secure_without_bounds_fails_before_the_engine_with_the_fix(tmp_path):
     assert done.exit_code == 2 and not out.exists()
     text = " ".join(done.output.split())
     assert "--epsilon needs public lower and upper bounds" in text and "fedseg schema TABLE" in text
+
+
+def test_check_node_shows_the_coverage_of_every_column(tmp_path):
+    data, schema, frame, facts = write_messy(tmp_path, n=600)
+    done = CliRunner().invoke(cli, ["check-node", "--schema", str(schema), "--node-config", f'data-path="{data}"'])
+    assert done.exit_code == 0, done.output
+    gaps = len(facts["empty_income"]) + len(facts["nan_income"])
+    kept = 600 - len(facts["gap_visits"])
+    assert f"coverage: 600 rows read, {kept} take part" in done.output
+    assert f"income: {600 - gaps} present" in done.output
+    assert f"visits: {kept} present" in done.output and f"{len(facts['gap_visits'])} rows dropped" in done.output
