@@ -199,3 +199,20 @@ def test_check_node_shows_the_coverage_of_every_column(tmp_path):
     assert f"coverage: 600 rows read, {kept} take part" in done.output
     assert f"income: {600 - gaps} present" in done.output
     assert f"visits: {kept} present" in done.output and f"{len(facts['gap_visits'])} rows dropped" in done.output
+
+
+def test_secure_run_on_the_messy_table_gives_the_plaintext_counts_and_model(tmp_path):
+    """The coverage counts and the federated medians go through secure aggregation too."""
+    from fedseg.simulations.local_transport import LocalTransport
+
+    data, schema_path, *_ = write_messy(tmp_path, n=1600)
+    frames = [g for _, g in read_frame(data).groupby("unit")]
+    schema = load_schema(schema_path)
+    results = []
+    for secure in (False, True):
+        tr = LocalTransport(frame_nodes(frames))
+        results.append(Orchestrator(RunConfig(k=3, seed=5, secure=secure), schema, tr, list(tr.nodes)).run())
+    plain, secure = results
+    assert secure.coverage == plain.coverage and plain.coverage["features"]["age"]["imputed"] > 0
+    assert not secure.failures
+    np.testing.assert_allclose(secure.chosen.centroids, plain.chosen.centroids, atol=1e-6)
