@@ -96,3 +96,14 @@ def cleaned(frame: pd.DataFrame, facts: dict) -> tuple[np.ndarray, dict]:
     levels = ["Málaga", "Córdoba", "Bilbao", "missing"]
     onehot = np.stack([(np.where(city == "", "missing", city) == v).astype(float) for v in levels], axis=1)
     return np.hstack([num, onehot]), hand
+
+
+def cost_ratio(model, X: np.ndarray) -> float:
+    """k-means cost of the model's centroids on the hand-cleaned table `X` (standardised
+    by its own pooled mean and std), over scikit-learn's KMeans(n_init=10) on it."""
+    from sklearn.cluster import KMeans
+
+    Xs = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)
+    C = np.asarray(model.centroids)
+    ours = ((Xs[:, None, :] - C[None]) ** 2).sum(-1).min(1).sum()
+    return float(ours / KMeans(model.k, n_init=10, random_state=0).fit(Xs).inertia_)

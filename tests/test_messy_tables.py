@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.cluster import KMeans
 from typer.testing import CliRunner
 
 from fedseg.cli.main import cli
@@ -18,7 +17,7 @@ from fedseg.server.model import build_artifact
 from fedseg.server.orchestrator import Orchestrator
 from fedseg.server.report.markdown import markdown_report
 from tests.helpers import frame_nodes, transport
-from tests.messy import cleaned, write_messy
+from tests.messy import cleaned, cost_ratio, write_messy
 
 
 def _schema(**policies) -> FeatureSchema:
@@ -154,11 +153,7 @@ def test_messy_table_in_process_counts_and_quality(tmp_path):
     assert np.all(np.abs(np.array([cov[c]["impute_value"] for c in ("age", "income")])
                          - hand["medians"][:2]) <= width)
     assert cov["visits"]["impute_value"] is None  # missing = "drop": nothing imputed
-    Xs = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)
-    C = np.asarray(model.centroids)
-    ours = ((Xs[:, None, :] - C[None]) ** 2).sum(-1).min(1).sum()
-    ref = KMeans(4, n_init=10, random_state=0).fit(Xs).inertia_
-    assert ours / ref <= 1.01
+    assert cost_ratio(model, X) <= 1.01
 
 
 def test_messy_table_without_schema_options_fails_before_the_engine(tmp_path):
