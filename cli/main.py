@@ -104,7 +104,9 @@ def simulate(
     from fedseg.simulations.inputs import simulation_inputs
     from fedseg.cli.table_check import data_failures, needs_bounds, read_options
 
+    read = None
     try:
+        read = read_options(delimiter, encoding)
         check_options(SimulateOptions(data, schema, features, id_column, partition, clients, k, k_range, customers,
                                       restarts, epsilon, delta, cdnow, stores, warm_start))
         low, high = parse_k_range(k_range or "2:8")
@@ -120,13 +122,13 @@ def simulate(
 
             frames, feature_schema, label = cdnow_inputs(stores or 5)
         else:
-            read = read_options(delimiter, encoding)
             frames, feature_schema, label = simulation_inputs(
                 data, schema, features, id_column or "customer_id", partition, clients or 5, customers or 20000, seed,
                 read,
             )
             for note in read.notes:
                 console.print(f"note: {note}", highlight=False, soft_wrap=True)
+            read.notes.clear()
         if warm_start is not None:  # fail before starting the simulation
             from fedseg.common.artifact import load_artifact
             from fedseg.server.warm_start import check_compatible
@@ -142,6 +144,8 @@ def simulate(
         with ProgressView(console, config.max_rounds) as view:
             model, timings = run_sim(frames, feature_schema, config, out_dir, view.on_event)
     except USER_ERRORS as exc:
+        for note in read.notes if read is not None else []:  # how the file was read, before the problems
+            console.print(f"note: {note}", highlight=False, soft_wrap=True)
         fail(str(exc))
     print_report(model, console)
     console.print(

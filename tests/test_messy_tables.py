@@ -171,6 +171,7 @@ def test_messy_table_without_schema_options_fails_before_the_engine(tmp_path):
     assert f"at row {facts['huge_income'][0] + 1};" in text
     assert "column 'age': missing value" in text and "column 'visits': missing value" in text
     assert "fedseg-sim" not in text and "node-" not in text  # the user's file, not a node's
+    assert "read as cp1252" in text and "separated by ';'" in text  # how the file was read
 
 
 def test_secure_without_bounds_fails_before_the_engine_with_the_fix(tmp_path):
