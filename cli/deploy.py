@@ -253,6 +253,12 @@ def check_node(
         _fail(str(exc))
     console.print(f"[green]ok[/green]: {describe_source(config)}: {table.n_rows} rows match {schema}",
                   highlight=False)
+    if table.coverage is not None:  # gaps, clipped and dropped values per column
+        from fedseg.cli.table_check import coverage_lines
+
+        view = feature_schema.customer_view() if feature_schema.transactions else feature_schema
+        for line in coverage_lines(table.coverage, view):
+            console.print(line, highlight=False)
 
 
 @deploy_cli.command("label-node")

@@ -23,6 +23,7 @@ from fedseg.common.config import ConfigError
 from fedseg.common.schema import SchemaError
 from fedseg.cli.deploy import deploy_cli
 from fedseg.cli.options import SimulateOptions, check_options
+from fedseg.cli.table_check import DelimiterOpt, EncodingOpt
 from fedseg.server.orchestrator import RunError
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
@@ -92,6 +93,8 @@ def simulate(
     as_of: Annotated[Optional[str], typer.Option(help="transactions nodes: RFM as of YYYY-MM-DD")] = None,
     warm_start: Annotated[Optional[Path], typer.Option(help="model.json of a previous run: start Lloyd from "
                                                        "its centroids, count customers that changed segment")] = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Run a federated segmentation on Flower's Simulation Engine and print the segments."""
     from fedseg.cli.progress import ProgressView
@@ -99,8 +102,11 @@ def simulate(
     from fedseg.server.report.markdown import print_report
     from fedseg.simulations.driver import simulate as run_sim
     from fedseg.simulations.inputs import simulation_inputs
+    from fedseg.cli.table_check import data_failures, needs_bounds, read_options
 
+    read = None
     try:
+        read = read_options(delimiter, encoding)
         check_options(SimulateOptions(data, schema, features, id_column, partition, clients, k, k_range, customers,
                                       restarts, epsilon, delta, cdnow, stores, warm_start))
         low, high = parse_k_range(k_range or "2:8")
@@ -117,13 +123,19 @@ def simulate(
             frames, feature_schema, label = cdnow_inputs(stores or 5)
         else:
             frames, feature_schema, label = simulation_inputs(
-                data, schema, features, id_column or "customer_id", partition, clients or 5, customers or 20000, seed
+                data, schema, features, id_column or "customer_id", partition, clients or 5, customers or 20000, seed,
+                read,
             )
+            for note in read.notes:
+                console.print(f"note: {note}", highlight=False, soft_wrap=True)
+            read.notes.clear()
         if warm_start is not None:  # fail before starting the simulation
             from fedseg.common.artifact import load_artifact
             from fedseg.server.warm_start import check_compatible
 
             check_compatible(load_artifact(warm_start), feature_schema, str(warm_start))
+        if secure or epsilon is not None:
+            needs_bounds(feature_schema, "--epsilon" if epsilon is not None else "--secure")
         if (secure or epsilon is not None) and too_small(len(frames)):  # before any engine starts
             raise ValueError(f"{too_small(len(frames))}; use --clients 3 or more")
         out_dir = out or Path("runs") / time.strftime(f"%Y%m%d-%H%M%S-seed{seed}")
@@ -132,12 +144,18 @@ def simulate(
         with ProgressView(console, config.max_rounds) as view:
             model, timings = run_sim(frames, feature_schema, config, out_dir, view.on_event)
     except USER_ERRORS as exc:
+        for note in read.notes if read is not None else []:  # how the file was read, before the problems
+            console.print(f"note: {note}", highlight=False, soft_wrap=True)
         fail(str(exc))
     print_report(model, console)
     console.print(
         f"wall time {timings['total']:.1f}s; model: {out_dir / 'model.json'}; "
         f"report: {out_dir / 'report.html'} (and report.md)"
     )
+    left_out = data_failures(model.run.clients_failed)
+    if left_out:
+        console.print(f"[bold red]error:[/bold red] {left_out}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=3)
 
 
 def _config(k, low, high, seed, restarts, max_rounds, min_segment_size, secure):
@@ -171,20 +189,42 @@ def assign(
 def check(
     schema: Annotated[Path, typer.Option(help="feature schema TOML")],
     data: Annotated[Path, typer.Option(help="customer table (CSV or Parquet)")],
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
-    """Validate a table against the schema exactly as a node would; print the schema's
-    fingerprint (the node-config key schema-sha256 pins it)."""
-    from fedseg.client.data import load_table
-    from fedseg.common.schema import load_schema
-    from fedseg.common.schema_pin import schema_fingerprint
+    """Validate a table against the schema exactly as a node would: every problem (file,
+    column, rows), the coverage of every column, and the schema's fingerprint (the
+    node-config key schema-sha256 pins it)."""
+    from fedseg.cli.table_check import check_table, read_options
 
     try:
-        feature_schema = load_schema(schema)
-        table = load_table(data, feature_schema)
+        check_table(schema, data, read_options(delimiter, encoding),
+                    lambda line: console.print(line, highlight=False, soft_wrap=True))
     except USER_ERRORS as exc:
         fail(str(exc))
-    console.print(f"[green]ok[/green]: {data}: {table.n_rows} rows match {schema}")
-    console.print(f"schema-sha256 = {schema_fingerprint(feature_schema)}", highlight=False)
+
+
+@cli.command("schema")
+def schema_cmd(
+    table: Annotated[Path, typer.Argument(help="customer table (CSV or Parquet)")],
+    out: Annotated[Optional[Path], typer.Option(help="schema TOML to write [default: print it]")] = None,
+    id_column: Annotated[Optional[str], typer.Option("--id", help="id column [default: the first column]")] = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+) -> None:
+    """Propose a schema TOML from a table: types, categories, and bounds rounded outward,
+    each marked for the data owner to confirm as public."""
+    from fedseg.cli.table_check import draft_file, read_options
+
+    try:
+        text = draft_file(table, out, id_column, read_options(delimiter, encoding))
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    if out is None:
+        console.print(text, highlight=False, markup=False, end="")
+    else:
+        console.print(f"schema proposed → {out}; confirm every bound marked PROPOSED before sharing it",
+                      highlight=False)
 
 
 @cli.command()

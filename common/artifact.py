@@ -84,6 +84,8 @@ class ModelArtifact(BaseModel):
         default=None, description="global quantiles per feature from federated histograms")
     drift: dict[str, Any] | None = Field(
         default=None, description="warm start: customers that changed segment (aggregate over nodes)")
+    coverage: dict[str, Any] | None = Field(
+        default=None, description="per feature: values missing, imputed, clipped, rows dropped (aggregates)")
 
     @model_validator(mode="after")
     def _shapes(self) -> ModelArtifact:
@@ -146,7 +148,7 @@ def save_artifact(artifact: ModelArtifact, path: str | Path) -> Path:
 
 def artifact_text(artifact: ModelArtifact, path: str | Path = "model.json") -> str:
     """The model as written, checked to read back through `parse_artifact`."""
-    optional = {k for k in ("quantiles", "drift") if getattr(artifact, k) is None}  # keys only when used
+    optional = {k for k in ("quantiles", "drift", "coverage") if getattr(artifact, k) is None}  # keys only when used
     text = artifact.model_dump_json(indent=2, exclude=optional)
     parse_artifact(text, path)
     return text

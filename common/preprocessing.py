@@ -8,11 +8,16 @@ the pooled mean and population standard deviation. Nodes then encode their own r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fedseg.common.dp.noise import clip_to_bounds
 from fedseg.common.schema import FeatureSchema
+from fedseg.common.table_problems import DataError
+
+if TYPE_CHECKING:
+    from fedseg.common.table_policy import Coverage
 
 
 @dataclass(frozen=True)
@@ -22,11 +27,13 @@ class LocalTable:
     ids: ndarray of shape (n,), the id column as strings.
     numeric: ndarray of shape (n, n_numeric), raw values in original units.
     codes: ndarray of shape (n, n_categorical), index into each vocabulary.
+    coverage: per-feature counts of gaps, imputed, clipped and dropped values (`table_policy`).
     """
 
     ids: np.ndarray
     numeric: np.ndarray
     codes: np.ndarray
+    coverage: Coverage | None = None
 
     @property
     def n_rows(self) -> int:
@@ -57,16 +64,23 @@ def _bounds(schema: FeatureSchema) -> tuple[np.ndarray, np.ndarray]:
     return lower, upper
 
 
-def clip_numeric(numeric: np.ndarray, schema: FeatureSchema) -> np.ndarray:
-    """Clip raw values to the schema's public bounds (original units)."""
+def clip_numeric(numeric: np.ndarray, schema: FeatureSchema, allow_gaps: bool = False) -> np.ndarray:
+    """Clip raw values to the schema's public bounds (original units). A gap (NaN) left
+    because the run sent no imputation value is an error unless the caller skips gaps
+    (the coverage and histogram phases, which run before the median is known)."""
+    if not allow_gaps:
+        gaps = np.isnan(numeric).any(axis=0)
+        if gaps.any():
+            names = [f.name for f, g in zip(schema.numeric, gaps) if g]
+            raise DataError(f"column(s) {names}: gaps, and the run sent no imputation value for them")
     lower, upper = _bounds(schema)
     return clip_to_bounds(numeric, lower, upper)
 
 
-def transform_numeric(numeric: np.ndarray, schema: FeatureSchema) -> np.ndarray:
+def transform_numeric(numeric: np.ndarray, schema: FeatureSchema, allow_gaps: bool = False) -> np.ndarray:
     """Clipped values with each feature's transform applied: the space we scale.
     Features with server-set winsor limits (global quantiles) are clipped to them too."""
-    clipped = clip_numeric(numeric, schema)
+    clipped = clip_numeric(numeric, schema, allow_gaps)
     log_cols = np.array([f.transform == "log1p" for f in schema.numeric], dtype=bool)
     if log_cols.any():
         clipped[:, log_cols] = np.log1p(clipped[:, log_cols])

@@ -53,9 +53,11 @@ def _unwinsorized(schema: FeatureSchema) -> FeatureSchema:
 
 
 def local_bins(table: LocalTable, schema: FeatureSchema, indices: list[int]) -> np.ndarray:
-    """Bin index per customer and feature: ndarray of shape (n, len(indices))."""
-    values = transform_numeric(table.numeric, _unwinsorized(schema))
-    cols = [bin_index(values[:, i], *grid(schema.numeric[i])) for i in indices]
+    """Bin index per customer and feature: ndarray of shape (n, len(indices)); -1 for a
+    gap (a value still to be imputed, counted in no bin)."""
+    values = transform_numeric(table.numeric, _unwinsorized(schema), allow_gaps=True)
+    cols = [np.where(np.isnan(values[:, i]), -1, bin_index(np.nan_to_num(values[:, i]), *grid(schema.numeric[i])))
+            for i in indices]
     return np.column_stack(cols) if cols else np.zeros((table.n_rows, 0), dtype=np.int64)
 
 
@@ -63,8 +65,9 @@ def local_histograms(table: LocalTable, schema: FeatureSchema) -> np.ndarray:
     """Counts per bin of every quantile feature, concatenated: shape (sum of bins,)."""
     indices = schema.quantile_indices
     bins = [schema.numeric[i].n_bins for i in indices]
-    idx = local_bins(table, schema, indices) + np.concatenate([[0], np.cumsum(bins)[:-1]]).astype(np.int64)
-    return np.bincount(idx.ravel(), minlength=int(sum(bins))).astype(np.int64)
+    local = local_bins(table, schema, indices)
+    idx = local + np.concatenate([[0], np.cumsum(bins)[:-1]]).astype(np.int64)
+    return np.bincount(idx[local >= 0].ravel(), minlength=int(sum(bins))).astype(np.int64)
 
 
 def split_histograms(counts: np.ndarray, schema: FeatureSchema) -> list[np.ndarray]:
@@ -159,6 +162,19 @@ def with_winsor_limits(schema: FeatureSchema, found: list[FeatureQuantiles]) -> 
     by_name = {q.name: q.winsor_limits for q in found}
     numeric = tuple(
         f.model_copy(update={"winsor_limits": by_name.get(f.name)}) if f.name in by_name else f
+        for f in schema.numeric
+    )
+    return schema.model_copy(update={"numeric": numeric})
+
+
+def with_impute_values(schema: FeatureSchema, found: list[FeatureQuantiles]) -> FeatureSchema:
+    """The schema with every imputing feature's federated median (original units) as its
+    `impute_value`: the median of the values present, read off the summed histogram
+    (under DP the noisy one). Gaps then take it on every node."""
+    by_name = {q.name: q for q in found}
+    numeric = tuple(
+        f.model_copy(update={"impute_value": float(_original(f, np.float64(by_name[f.name].median)))})
+        if f.name in by_name and f.missing == "impute" else f
         for f in schema.numeric
     )
     return schema.model_copy(update={"numeric": numeric})

@@ -17,6 +17,9 @@ SCHEMA_VERSION = 1
 DEFAULT_BINS = 4096  # public histogram bins per feature: log1p(1..500) integers each get their own
 RFM_DERIVED = ("recency_days", "frequency", "monetary", "avg_order_value", "tenure_days")
 RFM_MONEY = ("monetary", "avg_order_value")  # derived amounts: money unless the schema says not
+MISSING_LEVEL = "missing"  # the public category a categorical gap is imputed to
+MissingPolicy = Literal["impute", "drop", "error"]
+RangePolicy = Literal["clip", "drop", "error"]
 
 
 class SchemaError(ValueError):
@@ -42,8 +45,16 @@ class NumericFeature(BaseModel):
     scaling: Literal["auto", "standard", "robust"] = "auto"
     money: bool | None = None  # a currency amount (spend, income, order value); None: not said
     score: Literal["none", "high", "low"] = "none"  # RFM 1-5 quintile score; "low": low values score 5
+    # a gap: filled with the federated median ("impute", needs bounds), row left out, or error
+    missing: MissingPolicy = "impute"
+    # a value outside [lower, upper]: clipped to the bound (counted), row left out, or error
+    out_of_range: RangePolicy = "clip"
     # set by the server from the federated quantiles (transformed scale), never by users
     winsor_limits: tuple[float, float] | None = None
+    # set by the server: some node reported gaps (coverage phase), so the histogram phase
+    # gives the federated median, which the server then sets as `impute_value` (original units)
+    gaps: bool = False
+    impute_value: float | None = None
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> NumericFeature:
@@ -70,7 +81,16 @@ class NumericFeature(BaseModel):
     @property
     def needs_quantiles(self) -> bool:
         """Whether this feature takes part in the federated histogram phase."""
-        return self.winsorize is not None or self.robust or self.score != "none"
+        return self.winsorize is not None or self.robust or self.score != "none" or self.imputes_median
+
+    @property
+    def bounded(self) -> bool:
+        return self.lower is not None and self.upper is not None
+
+    @property
+    def imputes_median(self) -> bool:
+        """Gaps reported and filled with the federated median (from public-bin histograms)."""
+        return self.gaps and self.missing == "impute" and self.bounded
 
     @property
     def n_bins(self) -> int:
@@ -99,6 +119,8 @@ class CategoricalFeature(BaseModel):
     name: str = Field(min_length=1)
     label: str | None = Field(default=None, description="readable name in reports")
     values: tuple[str, ...] = Field(min_length=2)
+    # a gap: the public level "missing" (must be in `values`), row left out, or error
+    missing: MissingPolicy = "impute"
 
     @model_validator(mode="after")
     def _unique_values(self) -> CategoricalFeature:
@@ -237,11 +259,17 @@ class FeatureSchema(BaseModel):
                 lines.append(f"scaling = {_q(f.scaling)}")
             if f.score != "none":
                 lines.append(f"score = {_q(f.score)}")
+            if f.missing != "impute":
+                lines.append(f"missing = {_q(f.missing)}")
+            if f.out_of_range != "clip":
+                lines.append(f"out_of_range = {_q(f.out_of_range)}")
         for c in self.categorical:
             values = ", ".join(_q(v) for v in c.values)
             lines += ["", "[[categorical]]", f"name = {_q(c.name)}", f"values = [{values}]"]
             if c.label is not None:
                 lines.append(f"label = {_q(c.label)}")
+            if c.missing != "impute":
+                lines.append(f"missing = {_q(c.missing)}")
         if self.transactions is not None:
             tx = self.transactions
             lines += ["", "[transactions]", f"date = {_q(tx.date)}", f"amount = {_q(tx.amount)}",

@@ -107,4 +107,5 @@ def build_artifact(
                  "disclosure_control": disclosure_facts(config, result.merged)},
         quantiles=[_released_quantiles(q.model_dump(), n, config.min_segment_size) for q in result.quantiles] or None,
         drift=result.changes,
+        coverage=result.coverage,
     )

@@ -34,7 +34,7 @@ from fedseg.common.schema import FeatureSchema
 from fedseg.common.secagg.messages import SecAggError
 from fedseg.common.secure_layout import BoundsMissing, require_bounds
 from fedseg.common.wire import Reply, Request, ValidateRequest
-from fedseg.server import quantile_phase, warm_start
+from fedseg.server import coverage_phase, quantile_phase, warm_start
 from fedseg.server.disclosure import release_segments
 from fedseg.server.release_policy import ExactRelease, NoisyRelease, ReleasePolicy
 from fedseg.server.secure_channel import SecureAggregationFailed, SecureChannel
@@ -91,6 +91,7 @@ class RunResult:
     merged: int = 0  # segments below min-segment-size merged into their nearest (disclosure control)
     profile_noise: dict | None = None  # DP: noise std of the profile's released fields
     phase_nodes: dict[str, list[int]] = field(default_factory=dict)  # phase -> nodes summed, per exchange
+    coverage: dict | None = None  # gaps, imputed, clipped, dropped per feature (disclosure applied)
 
 
 class Orchestrator:
@@ -120,6 +121,8 @@ class Orchestrator:
         self.prepared: dict[int, int] = {}  # plaintext: each node's customer count from prepare
         self.n_total: int | None = None  # customers over all nodes, once prepare summed them
         self.phase_nodes: dict[str, list[int]] = {}  # dropout semantics: who each exchange's sum includes
+        self.coverage: dict | None = None
+        self._coverage_total = None  # summed coverage counts, published once the schema is final
 
     # ---- exchanges ----------------------------------------------------------------
 
@@ -231,6 +234,7 @@ class Orchestrator:
         if self.config.secure_mode:
             self.start_secure()
             timings["secure_setup"] = time.perf_counter() - t0
+        self.count_coverage()
         if self.schema.quantile_indices:
             self.federated_quantiles()
         scaler, n = self.prepare()
@@ -253,6 +257,7 @@ class Orchestrator:
             scaler, n, chosen, table, profile, list(self.active), dict(self.failures),
             self.rounds, lloyd_rounds, timings, self.release.privacy_section(),
             self.schema, self.quantiles, changes, merged, self.release.profile_noise(), dict(self.phase_nodes),
+            self.coverage,
         )
 
     def _check_extensions(self) -> None:
@@ -262,6 +267,16 @@ class Orchestrator:
                 warm_start.check_compatible(self.warm, self.schema, self.config.warm_start or "warm-start model")
         except ValueError as exc:
             raise RunError(str(exc)) from exc
+
+    def count_coverage(self) -> None:
+        """Gaps, clipped and dropped values per feature (not under DP: no budget for them);
+        features with gaps get the federated median from the histogram phase next."""
+        if self.config.dp:
+            self.coverage = coverage_phase.not_released()
+            return
+        self.emit(Event("coverage", f"gaps and out-of-range values counted on {len(self.active)} nodes"))
+        total, self.schema = coverage_phase.run_coverage(self.exchange, self.schema)
+        self._coverage_total = total
 
     def federated_quantiles(self) -> None:
         """Global quantiles from summed histograms; later requests carry the winsor limits."""
@@ -299,6 +314,9 @@ class Orchestrator:
         stats = self.release.scaler(total, center)
         mean, scale = robust_scaler(self.schema, self.quantiles, *stats)
         self.emit(Event("prepare", f"{total.count} customers on {len(self.active)} nodes", self.rounds))
+        if self.coverage is None and self._coverage_total is not None:  # final schema
+            self.coverage = coverage_phase.coverage_section(self._coverage_total, self.schema,
+                                                            self.config.min_segment_size)
         self.scaler = Scaler(mean=mean, scale=scale)
         return self.scaler, total.count
 

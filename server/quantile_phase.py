@@ -35,10 +35,11 @@ def with_as_of(schema: FeatureSchema, as_of: str) -> FeatureSchema:
 def run_quantiles(
     exchange: Callable[[HistogramRequest], HistogramReply], schema: FeatureSchema
 ) -> tuple[list[quantiles.FeatureQuantiles], FeatureSchema]:
-    """Summed histograms → per-feature quantiles, and the schema with winsor limits.
+    """Summed histograms → per-feature quantiles, and the schema with winsor limits and
+    the federated medians gaps take (`impute_value`).
 
     `exchange` sends the request to every node and returns the reply summed over them."""
     counts = exchange(HistogramRequest(schema=schema)).counts
     per_feature = [quantiles.denoised_counts(c) for c in quantiles.split_histograms(counts, schema)]
     found = [quantiles.summarize(schema.numeric[i], c) for i, c in zip(schema.quantile_indices, per_feature)]
-    return found, quantiles.with_winsor_limits(schema, found)
+    return found, quantiles.with_impute_values(quantiles.with_winsor_limits(schema, found), found)

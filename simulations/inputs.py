@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fedseg.client.data import DataError, read_frame
+from fedseg.client.data import DataError, read_frame, validate_frame
+from fedseg.client.reading import ReadOptions
 from fedseg.common.schema import FeatureSchema, load_schema
 
 
@@ -20,8 +21,11 @@ def simulation_inputs(
     clients: int,
     customers: int,
     seed: int,
+    options: ReadOptions | None = None,
 ) -> tuple[list[pd.DataFrame], FeatureSchema, str]:
-    """Node frames, their schema and a one-line description of the data."""
+    """Node frames, their schema and a one-line description of the data. A user's file
+    is validated whole first, so every problem names its file, column and rows (not a
+    node's temporary file) before any engine starts."""
     from fedseg.simulations.partition import partition as split
 
     if data is None:
@@ -32,8 +36,10 @@ def simulation_inputs(
         spec = partition or "column:department"
         label = f"synthetic data, {len(frame)} customers, partition {spec}"
     else:
-        frame = read_frame(data)
+        frame = read_frame(data, options)
         schema = _schema(schema_path, features, id_column)
+        # columns outside the schema (a --partition column) never reach the nodes
+        validate_frame(frame, schema.model_copy(update={"allow_extra_columns": True}), str(data))
         spec = partition or "iid"
         label = f"{data}, {len(frame)} rows, partition {spec}"
     frames = split(frame, spec, clients, seed)

@@ -64,8 +64,9 @@ def test_bad_tables_name_file_column_and_row(tmp_path, text, pieces):
 
 
 def test_many_bad_rows_are_summarised(tmp_path):
-    rows = "".join(f"c{i},x,1,web\n" for i in range(20))
-    with pytest.raises(DataError, match=r"rows 1, 2, 3, 4, 5 \(\+15 more\)"):
+    # issue 12: the first 20 rows of each problem, then a count
+    rows = "".join(f"c{i},x,1,web\n" for i in range(30))
+    with pytest.raises(DataError, match=r"rows 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20 \(\+10 more\)"):
         load_table(write(tmp_path, "customer_id,age,spend,channel\n" + rows), SCHEMA)
 
 

@@ -32,6 +32,10 @@ RUN_HERE = {
     "fedseg synth --out DIR [--customers N] [--departments D] [--seed S]":
         "fedseg synth --out demo --customers 1500 --departments 3 --seed 1",
     "fedseg check --schema TOML --data CSV": "fedseg check --schema demo/schema.toml --data demo/dept-1.csv",
+    "fedseg check --schema TOML --data CSV --delimiter D --encoding E":
+        "fedseg check --schema demo/schema.toml --data demo/dept-1.csv --delimiter , --encoding utf-8",
+    "fedseg schema TABLE [--out schema.toml] [--id COLUMN]":
+        "fedseg schema demo/dept-1.csv --out proposed.toml --id customer_id",
     "fedseg simulate": "fedseg simulate --customers 4000 --out runs/plain",
     "fedseg simulate --secure": "fedseg simulate --secure --customers 1500 --out runs/secure",
     "fedseg simulate --k 6 --epsilon 1 --delta 1e-6": "fedseg simulate --k 6 --epsilon 1 --delta 1e-6 --out runs/dp",
@@ -105,7 +109,7 @@ def ran(tmp_path_factory):
     mp.chdir(root)
     mp.setenv("FLWR_HOME", str(root / "flwr-home"))
     mp.setattr("fedseg.simulations.driver.simulate", in_process_simulate)
-    order = ["fedseg synth", "fedseg check ", "fedseg simulate", "fedseg simulate --secure", "fedseg simulate --k 6",
+    order = ["fedseg synth", "fedseg schema", "fedseg check ", "fedseg simulate", "fedseg simulate --secure", "fedseg simulate --k 6",
              "fedseg simulate --warm-start", "fedseg assign", "fedseg report", "fedseg drift", "fedseg simulate --cdnow",
              "fedseg simulate --as-of", "fedseg certs", "fedseg node-keys", "fedseg connection", "fedseg check-node",
              "fedseg label-node"]
@@ -131,3 +135,4 @@ def test_table_commands_exit_0_and_write_what_they_say(ran):
     for labels in ("labels.csv", "node-labels.csv"):
         assert list(pd.read_csv(root / labels).columns) == ["customer_id", "segment", "segment_name"]
     assert (root / "certs" / "ca.crt").exists() and (root / "keys" / "store-1.pub").exists()
+    assert "PROPOSED from the data" in (root / "proposed.toml").read_text()

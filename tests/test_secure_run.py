@@ -150,10 +150,10 @@ def test_server_sees_only_masked_vectors_uncorrelated_with_node_statistics():
 
     # replay one Lloyd request to each node in plaintext to get its true statistics
     request = next(
-        r.inner for r in tr.sent if isinstance(r, SecureRoundRequest) and r.round.round == 5
+        r.inner for r in tr.sent if isinstance(r, SecureRoundRequest) and r.round.round == 6
     )
     assert isinstance(request, LloydRequest)
-    masked = [r.masked for _, r in replies if isinstance(r, SecureMaskedReply) and r.masked.round == 5]
+    masked = [r.masked for _, r in replies if isinstance(r, SecureMaskedReply) and r.masked.round == 6]
     assert len(masked) == 4
     for m in masked:
         truth = handle(request, tr.nodes[m.node_id])

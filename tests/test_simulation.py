@@ -47,7 +47,7 @@ def test_simulation_writes_a_model_that_matches_sklearn(simulated):
     ref = KMeans(4, n_init=10, random_state=0).fit(Xs).inertia_
     assert ours / ref <= 1.01
     assert sum(s.size for s in model.segments) == len(X)
-    assert model.run.rounds == 4 + model.run.lloyd_rounds
+    assert model.run.rounds == 5 + model.run.lloyd_rounds  # coverage, prepare, 2 coreset, profile
 
 
 def test_bad_node_fails_alone_with_a_clear_reason(simulated):

@@ -11,3 +11,4 @@ from fedseg.common.phases import lloyd  # noqa: F401
 from fedseg.common.phases import profile  # noqa: F401
 from fedseg.common.phases import histogram  # noqa: F401
 from fedseg.common.phases import transitions  # noqa: F401
+from fedseg.common.phases import coverage  # noqa: F401

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from fedseg.common.artifact import ModelArtifact, atomic_write_text
 from fedseg.server.report.caveats import caveats
+from fedseg.server.report.coverage_text import coverage_markdown, coverage_summary
 
 
 def feature_labels(model: ModelArtifact) -> dict[str, str]:
@@ -139,6 +140,8 @@ def print_report(model: ModelArtifact, console: Console | None = None) -> None:
         console.print(f"[yellow]left out: node {nid}: {code}[/yellow]")
     if model.drift:
         console.print(changes_text(model.drift))
+    if model.coverage:
+        console.print(coverage_summary(model.coverage), highlight=False)
 
 
 def selection_table(model: ModelArtifact) -> Table:
@@ -187,6 +190,8 @@ def markdown_report(model: ModelArtifact) -> str:
         lines += [f"| {' | '.join(r)} |" for r in quantile_rows(model)]
     if model.drift:
         lines += ["", "## Segment changes", "", changes_text(model.drift) + "."]
+    if model.coverage:
+        lines += coverage_markdown(model.coverage)
     if model.run.clients_failed:
         lines += ["", "## Nodes left out", ""] + [f"- node {n}: {c}" for n, c in model.run.clients_failed.items()]
         lines += ["", "Nodes included per phase (one figure per exchange): " + "; ".join(
