@@ -40,6 +40,7 @@ class RunConfig(BaseModel):
     as_of: str = Field(default="", pattern=r"^(\d{4}-\d{2}-\d{2})?$",
                        description="transactions nodes: RFM as of this day (YYYY-MM-DD)")
     warm_start: str = Field(default="", description="model.json of a previous run to start Lloyd from")
+    dedup: bool = Field(default=False, description="count customers held by several units once (PSI of ids)")
 
     @model_validator(mode="after")
     def _k_range(self) -> RunConfig:

@@ -103,7 +103,8 @@ def build_artifact(
             fedseg_version=fedseg.__version__,
         ),
         privacy={**(privacy or result.privacy or privacy_section(config)),
-                 "disclosure_control": disclosure_facts(config, result.merged)},
+                 "disclosure_control": disclosure_facts(config, result.merged),
+                 **({"deduplication": result.dedup} if result.dedup else {})},
         quantiles=[_released_quantiles(q.model_dump(), n, config.min_segment_size) for q in result.quantiles] or None,
         drift=result.changes,
     )

@@ -26,6 +26,7 @@ from fedseg.common.phases import profile as profile_phase
 from fedseg.common.phases.base import add_replies
 from fedseg.common.phases.bucket_counts import BucketCountsRequest
 from fedseg.common.phases.bucket_sums import BucketSumsRequest
+from fedseg.common.phases.dedup import DedupRequest
 from fedseg.common.phases.registry import phase_for
 from fedseg.common.profiles import ProfileStats
 from fedseg.common.quantiles import FeatureQuantiles, robust_scaler, score_edge_bins
@@ -33,7 +34,7 @@ from fedseg.common.schema import FeatureSchema
 from fedseg.common.secagg.messages import SecAggError
 from fedseg.common.secure_layout import BoundsMissing, require_bounds
 from fedseg.common.wire import Reply, Request, ValidateRequest
-from fedseg.server import quantile_phase, warm_start
+from fedseg.server import psi_phase, quantile_phase, warm_start
 from fedseg.server.disclosure import release_segments
 from fedseg.server.release_policy import ExactRelease, NoisyRelease, ReleasePolicy
 from fedseg.server.secure_channel import SecureAggregationFailed, SecureChannel
@@ -89,6 +90,7 @@ class RunResult:
     changes: dict | None = None  # warm start: customers that changed segment (aggregate)
     merged: int = 0  # segments below min-segment-size merged into their nearest (disclosure control)
     profile_noise: dict | None = None  # DP: noise std of the profile's released fields
+    dedup: dict | None = None  # customers shared between units (aggregates, `psi_phase.overlap_section`)
 
 
 class Orchestrator:
@@ -115,6 +117,7 @@ class Orchestrator:
         self.secure: SecureChannel | None = None
         self.release: ReleasePolicy = ExactRelease(config)
         self.lloyd_rounds = 0
+        self.dedup: dict | None = None
 
     # ---- exchanges ----------------------------------------------------------------
 
@@ -195,6 +198,8 @@ class Orchestrator:
         if self.config.secure_mode:
             self.start_secure()
             timings["secure_setup"] = time.perf_counter() - t0
+        if self.config.dedup:
+            self.deduplicate()
         if self.schema.quantile_indices:
             self.federated_quantiles()
         scaler, n = self.prepare()
@@ -216,7 +221,7 @@ class Orchestrator:
         return RunResult(
             scaler, n, chosen, table, profile, list(self.active), dict(self.failures),
             self.rounds, lloyd_rounds, timings, self.release.privacy_section(),
-            self.schema, self.quantiles, changes, merged, self.release.profile_noise(),
+            self.schema, self.quantiles, changes, merged, self.release.profile_noise(), self.dedup,
         )
 
     def _check_extensions(self) -> None:
@@ -226,6 +231,21 @@ class Orchestrator:
                 warm_start.check_compatible(self.warm, self.schema, self.config.warm_start or "warm-start model")
         except ValueError as exc:
             raise RunError(str(exc)) from exc
+
+    def deduplicate(self) -> None:
+        """Private set intersection of customer ids; every later phase counts each shared
+        customer once, from its owner. The overlap counts come back summed (not under DP)."""
+        self.emit(Event("dedup", f"private set intersection of customer ids on {len(self.active)} nodes"))
+        try:
+            session, units = psi_phase.run_psi(self._send_each, self.schema, lambda: list(self.active))
+        except psi_phase.PsiFailed as exc:
+            raise RunError(str(exc)) from exc
+        self._check_enough()
+        counts = None if self.config.dp else self.exchange(DedupRequest(schema=self.schema, session=session))
+        self.dedup = psi_phase.overlap_section(counts and counts.shared, counts and counts.removed, units=units,
+                                               floor=self.config.min_segment_size)
+        self.emit(Event("dedup", f"customers shared between units counted once ({units} units)", self.rounds,
+                        self.dedup))
 
     def federated_quantiles(self) -> None:
         """Global quantiles from summed histograms; later requests carry the winsor limits."""
