@@ -26,7 +26,6 @@ from fedseg.common.phases import profile as profile_phase
 from fedseg.common.phases.base import add_replies
 from fedseg.common.phases.bucket_counts import BucketCountsRequest
 from fedseg.common.phases.bucket_sums import BucketSumsRequest
-from fedseg.common.phases.dedup import DedupRequest
 from fedseg.common.phases.registry import phase_for
 from fedseg.common.profiles import ProfileStats
 from fedseg.common.quantiles import FeatureQuantiles, robust_scaler, score_edge_bins
@@ -233,19 +232,15 @@ class Orchestrator:
             raise RunError(str(exc)) from exc
 
     def deduplicate(self) -> None:
-        """Private set intersection of customer ids; every later phase counts each shared
-        customer once, from its owner. The overlap counts come back summed (not under DP)."""
+        """Private set intersection of ids: later phases count each shared customer once."""
         self.emit(Event("dedup", f"private set intersection of customer ids on {len(self.active)} nodes"))
         try:
-            session, units = psi_phase.run_psi(self._send_each, self.schema, lambda: list(self.active))
+            self.dedup = psi_phase.deduplicate(self._send_each, self.exchange, self.schema, self.config,
+                                               lambda: list(self.active))
         except psi_phase.PsiFailed as exc:
             raise RunError(str(exc)) from exc
         self._check_enough()
-        counts = None if self.config.dp else self.exchange(DedupRequest(schema=self.schema, session=session))
-        self.dedup = psi_phase.overlap_section(counts and counts.shared, counts and counts.removed, units=units,
-                                               floor=self.config.min_segment_size)
-        self.emit(Event("dedup", f"customers shared between units counted once ({units} units)", self.rounds,
-                        self.dedup))
+        self.emit(Event("dedup", f"shared customers counted once ({self.dedup['units']} units)", self.rounds))
 
     def federated_quantiles(self) -> None:
         """Global quantiles from summed histograms; later requests carry the winsor limits."""

@@ -15,7 +15,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
+from fedseg.common.config import RunConfig
 from fedseg.common.messages import ReadyReply
+from fedseg.common.phases.dedup import DedupRequest
 from fedseg.common.psi.messages import PsiBlindRequest, PsiCrossRequest, PsiKeyReply, PsiKeysRequest
 from fedseg.common.psi.messages import PsiMatchRequest, PsiSealedReply
 from fedseg.common.schema import FeatureSchema
@@ -68,6 +70,16 @@ def run_psi(send_each: SendEach, schema: FeatureSchema, active: Callable[[], lis
         if session is not None:
             return session, len(nodes)
     raise PsiFailed(f"the private set intersection did not complete in {ATTEMPTS} attempts")
+
+
+def deduplicate(send_each: SendEach, exchange: Callable, schema: FeatureSchema, config: RunConfig,
+                active: Callable[[], list[int]]) -> dict:
+    """The PSI, then the overlap counts summed over nodes (none under DP: they would
+    need budget); returns the model's `deduplication` section."""
+    session, units = run_psi(send_each, schema, active)
+    counts = None if config.dp else exchange(DedupRequest(schema=schema, session=session))
+    return overlap_section(None if counts is None else counts.shared, None if counts is None else counts.removed,
+                           units=units, floor=config.min_segment_size)
 
 
 def overlap_section(shared: int | None, removed: int | None, *, units: int, floor: int) -> dict:

@@ -123,3 +123,12 @@ def test_the_server_receives_no_id_no_point_and_no_token():
     for message in psi:  # a signed key, or lists sealed per peer: no id, count or pattern in the clear
         assert set(message) in ({"protocol", "phase", "node_id", "public_key", "identity", "signature"},
                                 {"protocol", "phase", "sealed"}), set(message)
+
+
+def test_the_report_states_the_overlap_or_why_not():
+    from fedseg.server.report.markdown import overlap_text
+
+    assert overlap_text({"units": 4, "shared_customers": 900, "duplicate_rows_removed": 900}) == (
+        "900 customers were held by more than one of the 4 units; each was counted once, from one owner "
+        "(900 duplicate rows left out)")
+    assert "not shown" in overlap_text({"units": 3, "shared_customers": None, "duplicate_rows_removed": None})

@@ -93,6 +93,7 @@ def test_readme_dedup_example_counts_shared_customers_once(tmp_path):
     shared = round(0.3 * distinct)  # --overlap 0.3: that many customers copied into a second node
     assert model.privacy["deduplication"]["shared_customers"] == shared
     assert model.privacy["deduplication"]["duplicate_rows_removed"] == shared
+    assert f"{shared:,} customers were held by more than one" in (tmp_path / "runs" / "dedup" / "report.md").read_text()
 
 
 @pytest.mark.integration
