@@ -52,23 +52,25 @@ class PsiBlindRequest(SchemaRequest):
     signatures: dict[NodeId, Signature]
 
 
-class PsiCrossRequest(SchemaRequest):
-    """Exchange 3: each peer's sealed H(y)^b; blind them again, seal them back."""
+class _SealedListsRequest(SchemaRequest):
+    """One sealed list from each peer (exchanges 3 and 4)."""
 
     model_config = _BYTES
-    phase: Literal["psi_cross"] = "psi_cross"
     session: Session
     sealed: Sealed
 
 
-class PsiMatchRequest(SchemaRequest):
+class PsiCrossRequest(_SealedListsRequest):
+    """Exchange 3: each peer's sealed H(y)^b; blind them again, seal them back."""
+
+    phase: Literal["psi_cross"] = "psi_cross"
+
+
+class PsiMatchRequest(_SealedListsRequest):
     """Exchange 4: this node's own points blinded by each peer; find the shared ids,
     keep the rows this node owns."""
 
-    model_config = _BYTES
     phase: Literal["psi_match"] = "psi_match"
-    session: Session
-    sealed: Sealed
 
 
 class PsiSealedReply(Message):
