@@ -95,6 +95,10 @@ def simulate(
                                                        "its centroids, count customers that changed segment")] = None,
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
+    dedup: Annotated[bool, typer.Option("--dedup", help="customers held by several nodes counted once (private "
+                                        "set intersection of ids)")] = False,
+    overlap: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="copy this share of the customers "
+                                                     "into a second node (to try --dedup)")] = None,
 ) -> None:
     """Run a federated segmentation on Flower's Simulation Engine and print the segments."""
     from fedseg.cli.progress import ProgressView
@@ -113,7 +117,7 @@ def simulate(
         if epsilon is not None and not epsilon > 0:
             raise ValueError(f"--epsilon must be > 0, got {epsilon}")
         config = _config(k, low, high, seed, restarts or 3, max_rounds, min_segment_size, secure)
-        extra = {"as_of": as_of or "", "warm_start": str(warm_start or "")}
+        extra = {"as_of": as_of or "", "warm_start": str(warm_start or ""), "dedup": dedup}
         if epsilon is not None:
             extra.update(epsilon=epsilon, delta=1e-6 if delta is None else delta)
         config = config.parse({**config.model_dump(), **extra})
@@ -129,6 +133,10 @@ def simulate(
             for note in read.notes:
                 console.print(f"note: {note}", highlight=False, soft_wrap=True)
             read.notes.clear()
+        if overlap is not None:
+            frames, label = _with_overlap(frames, overlap, seed, cdnow), f"{label}, {overlap:.0%} held by two nodes"
+        if dedup and len(frames) < 2:
+            raise ValueError("--dedup needs at least two nodes")
         if warm_start is not None:  # fail before starting the simulation
             from fedseg.common.artifact import load_artifact
             from fedseg.server.warm_start import check_compatible
@@ -156,6 +164,15 @@ def simulate(
     if left_out:
         console.print(f"[bold red]error:[/bold red] {left_out}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=3)
+
+
+def _with_overlap(frames, share: float, seed: int, cdnow: bool):
+    """`--overlap`: customer rows copied into a second node (not for purchase tables)."""
+    from fedseg.simulations.overlap import with_shared_customers
+
+    if cdnow:
+        raise ValueError("--overlap copies customer rows; it does not apply to --cdnow purchases")
+    return with_shared_customers(frames, share, seed)
 
 
 def _config(k, low, high, seed, restarts, max_rounds, min_segment_size, secure):

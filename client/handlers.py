@@ -21,8 +21,10 @@ import numpy as np
 
 from fedseg.client import guard, node_dp, node_ledger
 from fedseg.client.data import DataError
+from fedseg.client.dedup_view import deduped
 from fedseg.client.guard import Refused
 from fedseg.client.policy import NodePolicy
+from fedseg.client.psi_node import PSI_HANDLERS
 from fedseg.client.trust import node_trust
 from fedseg.common.messages import FAILURE_CODES, NodeFailure, ReadyReply, Scaler
 from fedseg.common.phases.registry import phase_for
@@ -100,6 +102,9 @@ def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = No
     policy = policy or NodePolicy()
     state = state if state is not None else {}
     try:
+        if type(request) in PSI_HANDLERS:
+            return PSI_HANDLERS[type(request)](request, data, state, node_id, policy)
+        data = deduped(data, state)  # after a PSI: only the rows this node owns
         if type(request) in _SECURE:
             return _SECURE[type(request)](request, data, state, node_id, policy)
         guard.check_plaintext(request, policy)

@@ -42,6 +42,7 @@ class RunConfig(BaseModel):
     warm_start: str = Field(default="", description="model.json of a previous run to start Lloyd from")
     exchange_timeout: float = Field(default=300.0, gt=0.0, le=86_400.0,
                                     description="seconds a node has to answer one exchange, else it is dropped")
+    dedup: bool = Field(default=False, description="count customers held by several units once (PSI of ids)")
 
     @model_validator(mode="after")
     def _k_range(self) -> RunConfig:

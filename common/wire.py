@@ -29,6 +29,7 @@ from fedseg.common.secagg.messages import (
 from fedseg.common.messages import Message, NodeFailure, ReadyReply, SchemaRequest
 from fedseg.common.phases.base import Phase
 from fedseg.common.phases.registry import all_phases
+from fedseg.common.psi.messages import PSI_REPLIES, PSI_REQUESTS
 
 
 class WireError(ValueError):
@@ -107,9 +108,9 @@ class SecureCheckReply(Message):
 
 
 _SECURE_REQUESTS = (ValidateRequest, SecureSetupRequest, SecureBroadcastRequest, SecureRoundRequest,
-                    SecureCheckRequest, SecureUnmaskRequest)
+                    SecureCheckRequest, SecureUnmaskRequest) + PSI_REQUESTS
 _OTHER_REPLIES = (NodeFailure, ReadyReply, SecureKeysReply, SecureSharesReply, SecureMaskedReply,
-                  SecureCheckReply, SecureUnmaskReply)
+                  SecureCheckReply, SecureUnmaskReply) + PSI_REPLIES
 
 
 def _union(members: tuple[type, ...]) -> Any:

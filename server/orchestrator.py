@@ -34,7 +34,7 @@ from fedseg.common.schema import FeatureSchema
 from fedseg.common.secagg.messages import SecAggError
 from fedseg.common.secure_layout import BoundsMissing, require_bounds
 from fedseg.common.wire import Reply, Request, ValidateRequest
-from fedseg.server import coverage_phase, quantile_phase, warm_start
+from fedseg.server import coverage_phase, psi_phase, quantile_phase, warm_start
 from fedseg.server.disclosure import release_segments
 from fedseg.server.release_policy import ExactRelease, NoisyRelease, ReleasePolicy
 from fedseg.server.secure_channel import SecureAggregationFailed, SecureChannel
@@ -92,6 +92,7 @@ class RunResult:
     profile_noise: dict | None = None  # DP: noise std of the profile's released fields
     phase_nodes: dict[str, list[int]] = field(default_factory=dict)  # phase -> nodes summed, per exchange
     coverage: dict | None = None  # gaps, imputed, clipped, dropped per feature (disclosure applied)
+    dedup: dict | None = None  # customers shared between units (aggregates, `psi_phase.overlap_section`)
 
 
 class Orchestrator:
@@ -123,6 +124,7 @@ class Orchestrator:
         self.phase_nodes: dict[str, list[int]] = {}  # dropout semantics: who each exchange's sum includes
         self.coverage: dict | None = None
         self._coverage_total = None  # summed coverage counts, published once the schema is final
+        self.dedup: dict | None = None
 
     # ---- exchanges ----------------------------------------------------------------
 
@@ -234,6 +236,8 @@ class Orchestrator:
         if self.config.secure_mode:
             self.start_secure()
             timings["secure_setup"] = time.perf_counter() - t0
+        if self.config.dedup:
+            self.deduplicate()
         self.count_coverage()
         if self.schema.quantile_indices:
             self.federated_quantiles()
@@ -257,7 +261,7 @@ class Orchestrator:
             scaler, n, chosen, table, profile, list(self.active), dict(self.failures),
             self.rounds, lloyd_rounds, timings, self.release.privacy_section(),
             self.schema, self.quantiles, changes, merged, self.release.profile_noise(), dict(self.phase_nodes),
-            self.coverage,
+            self.coverage, self.dedup,
         )
 
     def _check_extensions(self) -> None:
@@ -277,6 +281,16 @@ class Orchestrator:
         self.emit(Event("coverage", f"gaps and out-of-range values counted on {len(self.active)} nodes"))
         total, self.schema = coverage_phase.run_coverage(self.exchange, self.schema)
         self._coverage_total = total
+    def deduplicate(self) -> None:
+        """Private set intersection of ids: later phases count each shared customer once."""
+        self.emit(Event("dedup", f"private set intersection of customer ids on {len(self.active)} nodes"))
+        try:
+            self.dedup = psi_phase.deduplicate(self._send_each, self.exchange, self.schema, self.config,
+                                               lambda: list(self.active))
+        except psi_phase.PsiFailed as exc:
+            raise RunError(str(exc)) from exc
+        self._check_enough()
+        self.emit(Event("dedup", f"shared customers counted once ({self.dedup['units']} units)", self.rounds))
 
     def federated_quantiles(self) -> None:
         """Global quantiles from summed histograms; later requests carry the winsor limits."""

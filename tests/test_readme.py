@@ -27,7 +27,12 @@ fedseg simulate --data pooled.csv --schema demo/schema.toml --partition dirichle
 fedseg assign --model runs/demo/model.json --data demo/dept-1.csv --out labels.csv
 fedseg report runs/demo/model.json --png report.png"""
 
+DEDUP_EXAMPLE = """\
+fedseg synth --out demo --customers 3000
+fedseg simulate --data demo/dept-1.csv --schema demo/schema.toml --partition iid --clients 3 --overlap 0.3 --dedup --k 4 --out runs/dedup"""
+
 TESTED_BY = {
+    DEDUP_EXAMPLE: "test_readme_dedup_example_counts_shared_customers_once",
     NEWCOMER_SIMULATE: ".ci/run",
     NEWCOMER_TESTS: ".ci/run",
     DATA_EXAMPLE: "test_readme_data_example_runs_as_written",
@@ -70,6 +75,25 @@ def test_readme_data_example_runs_as_written(tmp_path):
     assert list(labels.columns) == ["customer_id", "segment", "segment_name"]
     assert len(labels) == len(pd.read_csv(tmp_path / "demo" / "dept-1.csv"))
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.integration
+def test_readme_dedup_example_counts_shared_customers_once(tmp_path):
+    """The README's --dedup command on the Simulation Engine: segment sizes add up to the
+    distinct customers of the file (not the rows the three nodes hold), and the model
+    gives the overlap as counted by hand from the file."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", DEDUP_EXAMPLE], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    model = load_artifact(tmp_path / "runs" / "dedup" / "model.json")
+    distinct = len(pd.read_csv(tmp_path / "demo" / "dept-1.csv"))
+    assert model.run.clients == 3 and sum(s.size for s in model.segments) == distinct
+    shared = round(0.3 * distinct)  # --overlap 0.3: that many customers copied into a second node
+    assert model.privacy["deduplication"]["shared_customers"] == shared
+    assert model.privacy["deduplication"]["duplicate_rows_removed"] == shared
+    assert f"{shared:,} customers were held by more than one" in (tmp_path / "runs" / "dedup" / "report.md").read_text()
 
 
 @pytest.mark.integration

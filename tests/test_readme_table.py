@@ -39,6 +39,7 @@ RUN_HERE = {
     "fedseg simulate": "fedseg simulate --customers 4000 --out runs/plain",
     "fedseg simulate --secure": "fedseg simulate --secure --customers 1500 --out runs/secure",
     "fedseg simulate --k 6 --epsilon 1 --delta 1e-6": "fedseg simulate --k 6 --epsilon 1 --delta 1e-6 --out runs/dp",
+    "fedseg simulate --dedup [--overlap 0.3]": "fedseg simulate --dedup --overlap 0.3 --customers 1500 --out runs/dedup",
     "fedseg assign --model model.json --data CSV --out labels.csv":
         "fedseg assign --model runs/plain/model.json --data demo/dept-1.csv --out labels.csv",
     "fedseg report model.json [--out report.html] [--png report.png]":
@@ -110,7 +111,7 @@ def ran(tmp_path_factory):
     mp.setenv("FLWR_HOME", str(root / "flwr-home"))
     mp.setattr("fedseg.simulations.driver.simulate", in_process_simulate)
     order = ["fedseg synth", "fedseg schema", "fedseg check ", "fedseg simulate", "fedseg simulate --secure", "fedseg simulate --k 6",
-             "fedseg simulate --warm-start", "fedseg assign", "fedseg report", "fedseg drift", "fedseg simulate --cdnow",
+             "fedseg simulate --dedup", "fedseg simulate --warm-start", "fedseg assign", "fedseg report", "fedseg drift", "fedseg simulate --cdnow",
              "fedseg simulate --as-of", "fedseg certs", "fedseg node-keys", "fedseg connection", "fedseg check-node",
              "fedseg label-node"]
     todo = sorted(RUN_HERE, key=lambda c: next(i for i, p in reversed(list(enumerate(order))) if c.startswith(p)))
@@ -131,6 +132,8 @@ def test_table_commands_exit_0_and_write_what_they_say(ran):
     assert dp.k <= 6 and dp.privacy["guarantee"]["epsilon"] == 1.0 and dp.selection == []
     assert load_artifact(root / "runs" / "secure" / "model.json").privacy["mode"] == "secure"
     assert load_artifact(root / "runs" / "warm" / "model.json").drift is not None
+    dedup = load_artifact(root / "runs" / "dedup" / "model.json")  # 450 of 1500 customers copied to a 2nd node
+    assert sum(s.size for s in dedup.segments) == 1500 and dedup.privacy["deduplication"]["shared_customers"] == 450
     assert (root / "dp-report.html").read_text().startswith("<!DOCTYPE html>")
     for labels in ("labels.csv", "node-labels.csv"):
         assert list(pd.read_csv(root / labels).columns) == ["customer_id", "segment", "segment_name"]

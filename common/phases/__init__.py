@@ -4,6 +4,7 @@ Importing this package registers the built-in phases, in the order of a run.
 """
 
 # isort: off  (the order of registration is the order the wire lists the phases)
+from fedseg.common.phases import dedup  # noqa: F401
 from fedseg.common.phases import prepare  # noqa: F401
 from fedseg.common.phases import bucket_counts  # noqa: F401
 from fedseg.common.phases import bucket_sums  # noqa: F401

@@ -192,11 +192,23 @@ def markdown_report(model: ModelArtifact) -> str:
         lines += ["", "## Segment changes", "", changes_text(model.drift) + "."]
     if model.coverage:
         lines += coverage_markdown(model.coverage)
+    if model.privacy.get("deduplication"):
+        lines += ["", "## Customers shared between units", "", overlap_text(model.privacy["deduplication"]) + "."]
     if model.run.clients_failed:
         lines += ["", "## Nodes left out", ""] + [f"- node {n}: {c}" for n, c in model.run.clients_failed.items()]
         lines += ["", "Nodes included per phase (one figure per exchange): " + "; ".join(
             f"{phase} {', '.join(map(str, counts))}" for phase, counts in model.run.phase_nodes.items()) + "."]
     return "\n".join(lines) + "\n"
+
+
+def overlap_text(dedup: dict) -> str:
+    """The deduplication in one sentence: the released sums, or why none is shown."""
+    shared, removed = dedup.get("shared_customers"), dedup.get("duplicate_rows_removed")
+    if shared is None or removed is None:
+        return (f"customers held by several of the {dedup['units']} units were counted once; how many is not "
+                "shown (below the disclosure floor, or not released under differential privacy)")
+    return (f"{shared:,} customers were held by more than one of the {dedup['units']} units; each was counted "
+            f"once, from one owner ({removed:,} duplicate rows left out)")
 
 
 def _median_lines(model: ModelArtifact) -> list[str]:
