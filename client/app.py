@@ -51,13 +51,15 @@ def make_client_app(run_config_overrides: Mapping[str, Any] | None = None) -> Cl
         except WireError as exc:
             log.error("fedseg: undecodable request: %s", exc)
             return Message(to_content(encode(NodeFailure(code="bad-request"))), reply_to=msg)
-        data = node_data(dict(context.node_config), {**dict(context.run_config), **overrides})
+        data = node_data(dict(context.node_config), {**dict(context.run_config), **overrides}, run=str(context.run_id))
         saved = context.state.config_records.get(STATE_RECORD)
         state = {k: v for k, v in (saved or {}).items() if isinstance(v, bytes)}
         policy = node_policy(dict(context.node_config), {**dict(context.run_config), **overrides})
         reply = handle(request, data, state, context.node_id, policy)
         context.state.config_records[STATE_RECORD] = ConfigRecord(state)
         write_labels_if_final(dict(context.node_config), request, reply, data)
+        if isinstance(reply, NodeFailure):
+            data.forget()  # this node is out of the run: its cached table goes now
         return Message(to_content(encode(reply)), reply_to=msg)
 
     return client_app
