@@ -58,8 +58,6 @@ def make_client_app(run_config_overrides: Mapping[str, Any] | None = None) -> Cl
         reply = handle(request, data, state, context.node_id, policy)
         context.state.config_records[STATE_RECORD] = ConfigRecord(state)
         write_labels_if_final(dict(context.node_config), request, reply, data)
-        if isinstance(reply, NodeFailure):
-            data.forget()  # this node is out of the run: its cached table goes now
         return Message(to_content(encode(reply)), reply_to=msg)
 
     return client_app

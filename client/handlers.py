@@ -67,6 +67,7 @@ def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = No
         code = failure_code(exc)
         log.error("fedseg: %s request not answered, the server gets %r: %s", request.phase, code, exc)
         guard.mark_failed(state, _run_id(state))
+        data.forget()  # this node is out of the run: its cached table goes now
         return NodeFailure(code=code)
 
 
