@@ -92,6 +92,8 @@ def simulate(
     as_of: Annotated[Optional[str], typer.Option(help="transactions nodes: RFM as of YYYY-MM-DD")] = None,
     warm_start: Annotated[Optional[Path], typer.Option(help="model.json of a previous run: start Lloyd from "
                                                        "its centroids, count customers that changed segment")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(help="join this Ray cluster (`ray start --head`) "
+                                                       "[default: $RAY_ADDRESS, else a local Ray]")] = None,
 ) -> None:
     """Run a federated segmentation on Flower's Simulation Engine and print the segments."""
     from fedseg.cli.progress import ProgressView
@@ -130,7 +132,7 @@ def simulate(
         console.print(f"fedseg: {label}; {len(frames)} nodes; k in {config.k_values}; out {out_dir}")
         logging.getLogger("flwr").setLevel(logging.ERROR)
         with ProgressView(console, config.max_rounds) as view:
-            model, timings = run_sim(frames, feature_schema, config, out_dir, view.on_event)
+            model, timings = run_sim(frames, feature_schema, config, out_dir, view.on_event, ray_address=ray_address)
     except USER_ERRORS as exc:
         fail(str(exc))
     print_report(model, console)

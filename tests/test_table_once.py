@@ -220,3 +220,28 @@ def test_duplicate_id_across_batches_names_its_row(tmp_path):
     frame.to_parquet(tmp_path / "d.parquet", index=False)
     with pytest.raises(DataError, match=r"duplicate id\(s\) at rows 151"):
         streaming.load_file(tmp_path / "d.parquet", SCHEMA, batch_rows=64)
+
+
+def test_ray_address_reaches_the_engine(monkeypatch, tmp_path):
+    """`fedseg simulate --ray-address` (or RAY_ADDRESS) is what Flower's Ray backend gets."""
+    import flwr.simulation
+    from typer.testing import CliRunner
+
+    from fedseg.cli.main import cli
+
+    seen: list[dict] = []
+
+    def fake_run_simulation(**kwargs):
+        seen.append(kwargs["backend_config"])
+
+    monkeypatch.setattr(flwr.simulation, "run_simulation", fake_run_simulation)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    args = ["simulate", "--clients", "3", "--customers", "300", "--k", "2", "--out", str(tmp_path / "o")]
+    for extra, env in ((["--ray-address", "ray://10.0.0.5:10001"], None), ([], "auto"), ([], None)):
+        if env:
+            monkeypatch.setenv("RAY_ADDRESS", env)
+        else:
+            monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        CliRunner().invoke(cli, args + extra)  # no model comes back from the fake engine
+    assert [c["init_args"].get("address") for c in seen] == ["ray://10.0.0.5:10001", "auto", None]
+    assert "num_cpus" not in seen[0]["init_args"] and seen[2]["init_args"]["num_cpus"] >= 1
