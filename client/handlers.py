@@ -42,6 +42,7 @@ from fedseg.common.wire import (
     SecureSharesReply,
     SecureUnmaskReply,
     SecureUnmaskRequest,
+    RunEndRequest,
     ValidateRequest,
 )
 
@@ -107,6 +108,12 @@ def _validate(req: ValidateRequest, data: NodeData, state: dict, node_id: int, p
     return ReadyReply()
 
 
+def _run_end(req: RunEndRequest, data: NodeData, state: dict, node_id: int, policy: NodePolicy) -> ReadyReply:
+    """The run is over: its cached table goes (at worst a lying server costs a re-read)."""
+    data.forget()
+    return ReadyReply()
+
+
 def _step(state: dict, client: SecAggClient, step: Callable[[SecAggClient], Any]) -> Any:
     """Run one protocol step and keep the client's new state on the node."""
     out = step(client)
@@ -164,6 +171,7 @@ def _secure_unmask(req: SecureUnmaskRequest, data: NodeData, state: dict, node_i
 
 _SECURE = {
     ValidateRequest: _validate,
+    RunEndRequest: _run_end,
     SecureSetupRequest: _setup,
     SecureBroadcastRequest: _broadcast,
     SecureRoundRequest: _secure_round,

@@ -44,6 +44,13 @@ class ValidateRequest(SchemaRequest):
     phase: Literal["validate"] = "validate"
 
 
+class RunEndRequest(Message):
+    """After the run: a node may drop what it kept for the run (its cached table); the
+    reply says only 'ready'. A node that never gets it drops the cache after a while."""
+
+    phase: Literal["run_end"] = "run_end"
+
+
 class SecureSetupRequest(Message):
     phase: Literal["secure_setup"] = "secure_setup"
     setup: SetupRequest
@@ -107,7 +114,7 @@ class SecureCheckReply(Message):
 
 
 _SECURE_REQUESTS = (ValidateRequest, SecureSetupRequest, SecureBroadcastRequest, SecureRoundRequest,
-                    SecureCheckRequest, SecureUnmaskRequest)
+                    SecureCheckRequest, SecureUnmaskRequest, RunEndRequest)
 _OTHER_REPLIES = (NodeFailure, ReadyReply, SecureKeysReply, SecureSharesReply, SecureMaskedReply,
                   SecureCheckReply, SecureUnmaskReply)
 

@@ -14,6 +14,7 @@ from flwr.serverapp import Grid, ServerApp
 from fedseg.common.artifact import ModelArtifact, load_artifact, save_artifact
 from fedseg.common.config import RunConfig
 from fedseg.common.schema import FeatureSchema, load_schema
+from fedseg.common.wire import RunEndRequest
 from fedseg.server.flower_transport import GridTransport, wait_for_nodes
 from fedseg.server.model import build_artifact
 from fedseg.server.orchestrator import Event, Orchestrator
@@ -37,6 +38,9 @@ def schema_from_run_config(run_config: Mapping[str, Any]) -> FeatureSchema:
     return synthetic_schema()
 
 
+RUN_END_TIMEOUT_S = 30.0
+
+
 def run_segmentation(
     grid: Grid,
     config: RunConfig,
@@ -50,13 +54,26 @@ def run_segmentation(
     on_event(Event("connect", f"{len(nodes)} nodes connected"))
     transport = GridTransport(grid)
     warm = load_artifact(config.warm_start) if config.warm_start else None
-    result = Orchestrator(config, schema, transport, nodes, on_event, warm=warm).run()
-    artifact = build_artifact(result, config, schema)
-    save_artifact(artifact, out_dir / "model.json")
-    write_report(artifact, out_dir)
-    write_html_report(artifact, out_dir, load_playbook())
-    on_event(Event("done", f"model written to {out_dir / 'model.json'}", result.rounds))
+    orchestrator = Orchestrator(config, schema, transport, nodes, on_event, warm=warm)
+    try:
+        result = orchestrator.run()
+        artifact = build_artifact(result, config, schema)
+        save_artifact(artifact, out_dir / "model.json")
+        write_report(artifact, out_dir)
+        write_html_report(artifact, out_dir, load_playbook())
+        on_event(Event("done", f"model written to {out_dir / 'model.json'}", result.rounds))
+    finally:
+        end_run(grid, orchestrator.active)
     return artifact
+
+
+def end_run(grid: Grid, nodes: list[int]) -> None:
+    """Nodes still in the run drop their cached tables; a bounded wait, and a failure
+    here never hides the run's own outcome (nodes sweep stale caches themselves)."""
+    try:
+        GridTransport(grid, timeout=RUN_END_TIMEOUT_S).send({nid: RunEndRequest() for nid in nodes})
+    except Exception as exc:  # noqa: BLE001
+        log.warning("fedseg: run-end message not delivered (%s); nodes drop their caches when idle", exc)
 
 
 def make_server_app(
