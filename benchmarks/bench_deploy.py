@@ -51,8 +51,10 @@ def write_tables(root: Path, customers: int, seed: int) -> tuple[dict[str, str],
     return configs, [csvs[0], csvs[1], parquet], schema_path
 
 
-def deployed_run(root: Path, configs: dict[str, str], schema_path: Path, k: int, seed: int) -> dict:
-    """Start the federation, run once with `flwr run`, stop everything; wall times."""
+def deployed_run(root: Path, configs: dict[str, str], schema_path: Path, k: int, seed: int,
+                 on_nodes=lambda procs: None) -> dict:
+    """Start the federation, run once with `flwr run`, stop everything; wall times.
+    `on_nodes(procs)` is called once the SuperNodes are started (to watch them)."""
     t0 = time.monotonic()
     env = {**os.environ, "FLWR_HOME": str(root / "flwr-home"), "PYTHONPATH": str(REPO),
            "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.1",
@@ -68,6 +70,7 @@ def deployed_run(root: Path, configs: dict[str, str], schema_path: Path, k: int,
             keys = make_node_keys(root / "keys", name)
             register_key(keys.public_key, name, env=env)
             procs.start(f"node-{name}", supernode_command(port, certs.ca_cert, keys.private_key, config))
+        on_nodes(procs)
         t_setup = time.monotonic()
         while not all("SuperNode ID:" in procs.log(f"node-{n}") for n in configs):
             if time.monotonic() - t_setup > 120:

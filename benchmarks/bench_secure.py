@@ -1,7 +1,7 @@
 """Secure vs plaintext, side by side in one run: wall time per Lloyd round on Flower's
 Simulation Engine, message exchanges per round, and bytes per client per round.
 
-    python -m benchmarks.bench_secure [--clients 10 50] [--customers 20000] [--rounds 5]
+    python -m benchmarks.bench_secure [--clients 10 50] [--customers 20000 | --per-client 2000] [--rounds 5]
 
 Both modes run the same fixed number of Lloyd rounds (tol = 0) on the same data and seed.
 Bytes come from the in-process transport, which carries exactly the bytes the Flower
@@ -78,12 +78,15 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--k", type=int, default=6)
+    ap.add_argument("--per-client", type=int, default=0, help="customers per client (overrides --customers)")
     args = ap.parse_args()
     logging.getLogger("flwr").setLevel(logging.ERROR)
     schema = synthetic_schema()
-    df = generate_customers(args.customers, 5, seed=1).drop(columns=["department", "true_segment"])
+    total = args.per_client * max(args.clients) if args.per_client else args.customers
+    pooled = generate_customers(total, 5, seed=1).drop(columns=["department", "true_segment"])
     print(f"{'clients':>7} {'mode':>9} {'s/round':>8} {'ratio':>6} {'exch/round':>10} {'KB up/client/round':>19} {'KB down/client/round':>21}")
     for n in args.clients:
+        df = pooled.head(args.per_client * n) if args.per_client else pooled
         frames = partition(df, "iid", n, seed=1)
         per_round = {}
         for secure in (False, True):

@@ -99,6 +99,8 @@ def simulate(
                                         "set intersection of ids)")] = False,
     overlap: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="copy this share of the customers "
                                                      "into a second node (to try --dedup)")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(help="join this Ray cluster (`ray start --head`) "
+                                                       "[default: $RAY_ADDRESS, else a local Ray]")] = None,
 ) -> None:
     """Run a federated segmentation on Flower's Simulation Engine and print the segments."""
     from fedseg.cli.progress import ProgressView
@@ -150,7 +152,7 @@ def simulate(
         console.print(f"fedseg: {label}; {len(frames)} nodes; k in {config.k_values}; out {out_dir}")
         logging.getLogger("flwr").setLevel(logging.ERROR)
         with ProgressView(console, config.max_rounds) as view:
-            model, timings = run_sim(frames, feature_schema, config, out_dir, view.on_event)
+            model, timings = run_sim(frames, feature_schema, config, out_dir, view.on_event, ray_address=ray_address)
     except USER_ERRORS as exc:
         for note in read.notes if read is not None else []:  # how the file was read, before the problems
             console.print(f"note: {note}", highlight=False, soft_wrap=True)

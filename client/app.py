@@ -53,7 +53,7 @@ def make_client_app(run_config_overrides: Mapping[str, Any] | None = None) -> Cl
         except WireError as exc:
             log.error("fedseg: undecodable request: %s", exc)
             return Message(to_content(encode(NodeFailure(code="bad-request"))), reply_to=msg)
-        data = node_data(dict(context.node_config), {**dict(context.run_config), **overrides})
+        data = node_data(dict(context.node_config), {**dict(context.run_config), **overrides}, run=str(context.run_id))
         saved = context.state.config_records.get(STATE_RECORD)
         state = {k: v for k, v in (saved or {}).items() if isinstance(v, bytes)}
         policy = node_policy(dict(context.node_config), {**dict(context.run_config), **overrides})

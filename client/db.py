@@ -15,14 +15,18 @@ missing table, a failing or empty query.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fedseg.client.data import DataError, validate_frame
+from fedseg.client.fingerprint import Fingerprint
+from fedseg.client.streaming import BATCH_ROWS, validate_batches
 from fedseg.common.preprocessing import LocalTable
 from fedseg.common.schema import FeatureSchema
 
@@ -103,6 +107,16 @@ def read_sql_frame(url: str, table: str | None = None, query: str | None = None,
     """Read a table (only `columns` of it, when given) or the rows of a query.
 
     Returns the frame and a source label for messages (`<url> table <name>`)."""
+    with sql_batches(url, table=table, query=query, columns=columns) as (batches, source):
+        return pd.concat(list(batches), ignore_index=True), source
+
+
+@contextlib.contextmanager
+def sql_batches(url: str, table: str | None = None, query: str | None = None,
+                columns: list[str] | None = None, batch_rows: int = BATCH_ROWS):
+    """The rows of a table or query as frames of at most `batch_rows` rows (the driver
+    streams them: no `fetchall`), and a source label; database errors become DataError,
+    also while the batches are being read."""
     sa = _sa()
     if bool(table) == bool(query):
         raise DataError("give exactly one of db-table or db-query with db-url")
@@ -110,36 +124,13 @@ def read_sql_frame(url: str, table: str | None = None, query: str | None = None,
     engine = _engine(parsed)
     try:
         with engine.connect() as conn:
-            if table:
-                schema_name, table_name = _split_table(str(table))
-                source = f"{shown(parsed)} table {table}"
-                inspector = sa.inspect(conn)
-                if not inspector.has_table(table_name, schema=schema_name):
-                    names = inspector.get_table_names(schema=schema_name)
-                    raise DataError(f"{source}: no such table (tables there: {sorted(names)})")
-                reflected = sa.Table(table_name, sa.MetaData(), schema=schema_name, autoload_with=conn)
-                present = [c for c in (columns or reflected.columns.keys()) if c in reflected.columns]
-                if not present:
-                    raise DataError(f"{source}: none of the columns {columns} are in the table "
-                                    f"(it has {list(reflected.columns.keys())})")
-                stmt = sa.select(*[reflected.columns[c] for c in present])
-                frame = _fetch(conn, stmt, source)
-                if len(frame) == 0:
-                    raise DataError(f"{source}: the table has no rows")
-            else:
-                text = str(query).strip().rstrip(";")
-                digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-                source = f"{shown(parsed)} query {digest}"
-                if not text:
-                    raise DataError(f"{shown(parsed)}: db-query is empty")
-                try:
-                    frame = _fetch(conn, sa.text(text), source)
-                except sa.exc.DBAPIError as exc:
-                    if exc.connection_invalidated:
-                        raise
-                    raise DataError(f"{source}: the query failed: {_first_line(exc)}") from None
-                if len(frame) == 0:
-                    raise DataError(f"{source}: the query returned no rows")
+            stmt, source, empty = _statement(sa, conn, parsed, table, query, columns)
+            try:
+                yield _stream(conn, stmt, source, empty, batch_rows), source
+            except sa.exc.DBAPIError as exc:
+                if query is None or exc.connection_invalidated:
+                    raise
+                raise DataError(f"{source}: the query failed: {_first_line(exc)}") from None
     except DataError:
         raise
     except sa.exc.OperationalError as exc:
@@ -148,25 +139,80 @@ def read_sql_frame(url: str, table: str | None = None, query: str | None = None,
         raise DataError(f"{shown(parsed)}: database error: {_first_line(exc)}") from None
     finally:
         engine.dispose()
-    return frame, source
 
 
-def _fetch(conn, stmt, source: str) -> pd.DataFrame:
-    """Run a statement; its rows as a frame (types as the driver returns them)."""
-    result = conn.execute(stmt)
+def _statement(sa, conn, parsed, table: str | None, query: str | None, columns: list[str] | None):
+    """The SELECT to run, the source label and the message for an empty result."""
+    if table:
+        schema_name, table_name = _split_table(str(table))
+        source = f"{shown(parsed)} table {table}"
+        inspector = sa.inspect(conn)
+        if not inspector.has_table(table_name, schema=schema_name):
+            names = inspector.get_table_names(schema=schema_name)
+            raise DataError(f"{source}: no such table (tables there: {sorted(names)})")
+        reflected = sa.Table(table_name, sa.MetaData(), schema=schema_name, autoload_with=conn)
+        present = [c for c in (columns or reflected.columns.keys()) if c in reflected.columns]
+        if not present:
+            raise DataError(f"{source}: none of the columns {columns} are in the table "
+                            f"(it has {list(reflected.columns.keys())})")
+        return sa.select(*[reflected.columns[c] for c in present]), source, "the table has no rows"
+    text = str(query).strip().rstrip(";")
+    source = f"{shown(parsed)} query {hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    if not text:
+        raise DataError(f"{shown(parsed)}: db-query is empty")
+    return sa.text(text), source, "the query returned no rows"
+
+
+def _stream(conn, stmt, source: str, empty: str, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """Run a statement with a server-side cursor where the driver has one; frames of its
+    rows (types as the driver returns them), one batch at a time."""
+    result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(stmt)
     if not result.returns_rows:
         raise DataError(f"{source}: the statement returns no rows (db-query must be a SELECT)")
     columns = list(result.keys())
-    rows = result.fetchall()
-    return pd.DataFrame.from_records(rows, columns=columns)
+    rows = 0
+    for part in result.partitions(batch_rows):
+        rows += len(part)
+        yield pd.DataFrame.from_records(part, columns=columns)
+    if rows == 0:
+        raise DataError(f"{source}: {empty}")
+
+
+def db_fingerprint(url: str, schema: FeatureSchema, table: str | None = None,
+                   query: str | None = None) -> Fingerprint:
+    """Row count and the sum of every numeric schema column, computed by the database
+    (see `client/fingerprint.py`): cheap next to reading the rows."""
+    sa = _sa()
+    parsed = parse_url(url)
+    tx = schema.transactions
+    numeric = [c for c in schema.columns if c in schema.numeric_names or (tx is not None and c == tx.amount)]
+    engine = _engine(parsed)
+    try:
+        with engine.connect() as conn:
+            stmt, source, _ = _statement(sa, conn, parsed, table, query, list(schema.columns) if table else None)
+            rows = stmt.subquery("t") if table else stmt.columns(*[sa.column(c) for c in numeric]).subquery("t")
+            sums = [sa.func.sum(sa.cast(rows.c[c], sa.Float)) for c in numeric if c in rows.c]
+            values = conn.execute(sa.select(sa.func.count(), *sums).select_from(rows)).one()
+    except DataError:
+        raise
+    except sa.exc.SQLAlchemyError as exc:
+        raise DataError(f"{shown(parsed)}: cannot fingerprint the table: {_first_line(exc)}") from None
+    finally:
+        engine.dispose()
+    # rounded: a parallel database may add the same floats in another order
+    return Fingerprint(quick=":".join(f"{float(v or 0):.12g}" for v in values))
 
 
 def load_db_table(url: str, schema: FeatureSchema, table: str | None = None,
                   query: str | None = None) -> LocalTable:
-    """Read and validate a node's table from a database."""
-    frame, source = read_sql_frame(url, table=table, query=query,
-                                   columns=list(schema.columns) if table else None)
-    return validate_frame(frame, schema, source)
+    """Read and validate a node's table from a database, batch by batch (a
+    transactions table whole: its customers are summed over all their purchases)."""
+    columns = list(schema.columns) if table else None
+    if schema.transactions is not None:
+        frame, source = read_sql_frame(url, table=table, query=query, columns=columns)
+        return validate_frame(frame, schema, source)
+    with sql_batches(url, table=table, query=query, columns=columns) as (batches, source):
+        return validate_batches(batches, schema, source)
 
 
 def write_labels_table(url: str, table: str, id_column: str, ids: np.ndarray, labels: np.ndarray,

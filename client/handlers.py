@@ -11,26 +11,22 @@ run the node answers nothing more in that run.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 
 from fedseg.client import guard, node_dp, node_ledger
 from fedseg.client.data import DataError
 from fedseg.client.dedup_view import deduped
 from fedseg.client.guard import Refused
+from fedseg.client.node_data import NodeData
 from fedseg.client.policy import NodePolicy
 from fedseg.client.psi_node import PSI_HANDLERS
 from fedseg.client.trust import node_trust
-from fedseg.common.messages import FAILURE_CODES, NodeFailure, ReadyReply, Scaler
+from fedseg.common.messages import FAILURE_CODES, NodeFailure, ReadyReply
 from fedseg.common.phases.registry import phase_for
-from fedseg.common.preprocessing import LocalTable, encode_table
 from fedseg.common.dp.noise import add_noise_shares
-from fedseg.common.schema import FeatureSchema
 from fedseg.common.secagg.fixed_point import FixedPointOverflowError
 from fedseg.common.secagg.messages import SecAggError
 from fedseg.common.secagg.node import SecAggClient
@@ -48,47 +44,11 @@ from fedseg.common.wire import (
     SecureSharesReply,
     SecureUnmaskReply,
     SecureUnmaskRequest,
+    RunEndRequest,
     ValidateRequest,
 )
 
-TableLoader = Callable[[FeatureSchema], LocalTable]
 log = logging.getLogger("fedseg.client")
-
-
-class NodeData:
-    """A node's table, loaded and encoded once and kept for later requests.
-
-    In simulation a Ray actor serves many messages, so the cache saves re-reading; in
-    deployment each message is a fresh process and the table is read again.
-    """
-
-    _CACHE: OrderedDict[tuple[str, str], LocalTable] = OrderedDict()
-    _ENCODED: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
-    _MAX = 64
-
-    def __init__(self, key: str, loader: TableLoader) -> None:
-        self.key = key
-        self._loader = loader
-
-    def table(self, schema: FeatureSchema) -> LocalTable:
-        ck = (self.key, schema.model_dump_json())
-        if ck not in self._CACHE:
-            self._remember(self._CACHE, ck, self._loader(schema))
-        return self._CACHE[ck]
-
-    def matrix(self, schema: FeatureSchema, scaler: Scaler) -> np.ndarray:
-        digest = hashlib.sha256(scaler.mean.tobytes() + scaler.scale.tobytes()).hexdigest()
-        ck = (self.key, schema.model_dump_json(), digest)
-        if ck not in self._ENCODED:
-            X = encode_table(self.table(schema), schema, scaler.mean, scaler.scale)
-            self._remember(self._ENCODED, ck, X)
-        return self._ENCODED[ck]
-
-    @classmethod
-    def _remember(cls, cache: OrderedDict, key: tuple, value: object) -> None:
-        cache[key] = value
-        while len(cache) > cls._MAX:
-            cache.popitem(last=False)
 
 
 def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = None, node_id: int = 0,
@@ -113,6 +73,7 @@ def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = No
         code = failure_code(exc)
         log.error("fedseg: %s request not answered, the server gets %r: %s", request.phase, code, exc)
         guard.mark_failed(state, _run_id(state))
+        data.forget()  # this node is out of the run: its cached table goes now
         return NodeFailure(code=code)
 
 
@@ -149,6 +110,12 @@ def _run_id(state: dict[str, bytes]) -> str:
 def _validate(req: ValidateRequest, data: NodeData, state: dict, node_id: int, policy: NodePolicy) -> ReadyReply:
     guard.check_schema(req, policy)
     guard.check_rows(data.table(req.schema_).n_rows, policy)
+    return ReadyReply()
+
+
+def _run_end(req: RunEndRequest, data: NodeData, state: dict, node_id: int, policy: NodePolicy) -> ReadyReply:
+    """The run is over: its cached table goes (at worst a lying server costs a re-read)."""
+    data.forget()
     return ReadyReply()
 
 
@@ -209,6 +176,7 @@ def _secure_unmask(req: SecureUnmaskRequest, data: NodeData, state: dict, node_i
 
 _SECURE = {
     ValidateRequest: _validate,
+    RunEndRequest: _run_end,
     SecureSetupRequest: _setup,
     SecureBroadcastRequest: _broadcast,
     SecureRoundRequest: _secure_round,

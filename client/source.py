@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from fedseg.client import label_files
-from fedseg.client.data import DataError, load_table, validate_frame
-from fedseg.client.handlers import NodeData
+from fedseg.client.data import DataError, validate_frame
+from fedseg.client.fingerprint import file_fingerprint
+from fedseg.client.node_data import NodeData
+from fedseg.client.streaming import load_file
+from fedseg.client.table_store import TableStore
 from fedseg.common.preprocessing import LocalTable
 from fedseg.common.schema import FeatureSchema
 
@@ -31,29 +34,33 @@ SOURCE_KEYS = ("data-path", *DB_KEYS)
 LABEL_KEYS = ("labels-path", "labels-table")
 
 
-def node_data(node_config: Mapping[str, Any], run_config: Mapping[str, Any]) -> NodeData:
-    """The NodeData for this node, from Flower's node and run config."""
+def node_data(node_config: Mapping[str, Any], run_config: Mapping[str, Any], run: str = "") -> NodeData:
+    """The NodeData for this node, from Flower's node and run config; `run` (Flower's run
+    id) turns on the table fingerprint and, for a deployed node's own table, the on-disk
+    store (`client/table_store.py`)."""
     if any(node_config.get(k) for k in DB_KEYS):
         if node_config.get("data-path"):
             return _failing("node config: give either data-path or db-url, not both")
-        return _database(node_config)
+        return _database(node_config, run, TableStore.for_node(node_config) if run else None)
     if node_config.get("data-path"):
-        return _file(Path(str(node_config["data-path"])).expanduser())
+        path = Path(str(node_config["data-path"])).expanduser()
+        return _file(path, run, TableStore.for_node(node_config) if run else None)
     partition = int(node_config.get("partition-id", 0))
     if run_config.get("data-dir"):
-        return _file(simulation_file(Path(str(run_config["data-dir"])), partition))
+        return _file(simulation_file(Path(str(run_config["data-dir"])), partition), run)
     return _synthetic(partition, int(node_config.get("num-partitions", 1)), run_config)
 
 
-def _file(path: Path) -> NodeData:
-    """A file source, cached under its path, size and modification time (a changed
-    file is read again)."""
+def _file(path: Path, run: str = "", store: TableStore | None = None) -> NodeData:
+    """A file source read in batches. Within a run the fingerprint guards it; without a
+    run id the key carries size and modification time (a changed file is read again)."""
     try:
         stat = path.stat()
-        key = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        key = f"file:{path.resolve()}" + ("" if run else f":{stat.st_size}:{stat.st_mtime_ns}")
     except OSError:
         key = f"file:{path}:missing"
-    return NodeData(key, lambda schema: load_table(path, schema))
+    return NodeData(key, lambda schema: load_file(path, schema), run=run, store=store, source=str(path),
+                    fingerprint=lambda schema, digest: file_fingerprint(path, digest))
 
 
 def _failing(message: str) -> NodeData:
@@ -81,7 +88,7 @@ def database_url(node_config: Mapping[str, Any]) -> str:
     return str(node_config["db-url"])
 
 
-def _database(node_config: Mapping[str, Any]) -> NodeData:
+def _database(node_config: Mapping[str, Any], run: str = "", store: TableStore | None = None) -> NodeData:
     table = str(node_config.get("db-table") or "") or None
     query = str(node_config.get("db-query") or "") or None
     try:
@@ -90,13 +97,15 @@ def _database(node_config: Mapping[str, Any]) -> NodeData:
             raise DataError("node config: give exactly one of db-table or db-query with db-url")
     except DataError as exc:
         return _failing(str(exc))
-    from fedseg.client.db import load_db_table  # SQLAlchemy only for database nodes
+    from fedseg.client.db import db_fingerprint, load_db_table  # SQLAlchemy only for database nodes
 
     import hashlib
 
     what = f"table:{table}" if table else f"query:{query}"
     key = "db:" + hashlib.sha256(f"{url}\n{what}".encode()).hexdigest()  # no password in keys
-    return NodeData(key, lambda schema: load_db_table(url, schema, table=table, query=query))
+    return NodeData(key, lambda schema: load_db_table(url, schema, table=table, query=query),
+                    run=run, store=store, source=describe_source(node_config),
+                    fingerprint=lambda schema, _: db_fingerprint(url, schema, table=table, query=query))
 
 
 def describe_source(node_config: Mapping[str, Any]) -> str:

@@ -78,6 +78,7 @@ FailureCode = Literal[
     # the node's own checks (client/guard.py, client/node_dp.py)
     "bad-table", "bad-request", "schema-mismatch", "policy-refused", "overflow", "budget-exhausted",
     "protocol-error",
+    "table-changed",  # the node's table is not the one it read at the run's first exchange
     # secure aggregation's refusals (`SecAggRefused.code`)
     RefusalCode,
     # what the server notes for a node that sent nothing usable

@@ -167,14 +167,16 @@ def with_winsor_limits(schema: FeatureSchema, found: list[FeatureQuantiles]) -> 
     return schema.model_copy(update={"numeric": numeric})
 
 
-def with_impute_values(schema: FeatureSchema, found: list[FeatureQuantiles]) -> FeatureSchema:
-    """The schema with every imputing feature's federated median (original units) as its
-    `impute_value`: the median of the values present, read off the summed histogram
-    (under DP the noisy one). Gaps then take it on every node."""
+def with_impute_values(schema: FeatureSchema, found: list[FeatureQuantiles], only_gaps: bool = True) -> FeatureSchema:
+    """The schema with the federated median (original units) as `impute_value` of every
+    imputing feature the coverage phase found gaps in (`only_gaps=False`: of every
+    imputing feature, when gaps were not counted, as under DP): the median of the values
+    present, read off the summed histogram (under DP the noisy one). Gaps then take it on
+    every node; a feature without gaps keeps its schema, so nodes keep their cached table."""
     by_name = {q.name: q for q in found}
     numeric = tuple(
         f.model_copy(update={"impute_value": float(_original(f, np.float64(by_name[f.name].median)))})
-        if f.name in by_name and f.missing == "impute" else f
+        if f.name in by_name and f.missing == "impute" and (f.gaps or not only_gaps) else f
         for f in schema.numeric
     )
     return schema.model_copy(update={"numeric": numeric})

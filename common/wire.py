@@ -45,6 +45,13 @@ class ValidateRequest(SchemaRequest):
     phase: Literal["validate"] = "validate"
 
 
+class RunEndRequest(Message):
+    """After the run: a node may drop what it kept for the run (its cached table); the
+    reply says only 'ready'. A node that never gets it drops the cache after a while."""
+
+    phase: Literal["run_end"] = "run_end"
+
+
 class SecureSetupRequest(Message):
     phase: Literal["secure_setup"] = "secure_setup"
     setup: SetupRequest
@@ -108,7 +115,7 @@ class SecureCheckReply(Message):
 
 
 _SECURE_REQUESTS = (ValidateRequest, SecureSetupRequest, SecureBroadcastRequest, SecureRoundRequest,
-                    SecureCheckRequest, SecureUnmaskRequest) + PSI_REQUESTS
+                    SecureCheckRequest, SecureUnmaskRequest, RunEndRequest) + PSI_REQUESTS
 _OTHER_REPLIES = (NodeFailure, ReadyReply, SecureKeysReply, SecureSharesReply, SecureMaskedReply,
                   SecureCheckReply, SecureUnmaskReply) + PSI_REPLIES
 

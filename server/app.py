@@ -14,6 +14,7 @@ from flwr.serverapp import Grid, ServerApp
 from fedseg.common.artifact import ModelArtifact, artifact_text, load_artifact
 from fedseg.common.config import RunConfig
 from fedseg.common.schema import FeatureSchema, load_schema
+from fedseg.common.wire import RunEndRequest
 from fedseg.server.flower_transport import GridTransport, wait_for_nodes
 from fedseg.server.model import build_artifact
 from fedseg.server import output
@@ -40,6 +41,9 @@ def schema_from_run_config(run_config: Mapping[str, Any]) -> FeatureSchema:
     return synthetic_schema()
 
 
+RUN_END_TIMEOUT_S = 30.0
+
+
 def run_segmentation(
     grid: Grid,
     config: RunConfig,
@@ -50,7 +54,9 @@ def run_segmentation(
 ) -> ModelArtifact:
     """One whole run over the grid. The output folder is probed before the first
     exchange; the model and reports are written all or none (`server/output.py`); any
-    failure ends in one `failed` event naming its cause and a marker in the folder."""
+    failure ends in one `failed` event naming its cause and a marker in the folder.
+    Nodes still in the run are told it ended, whatever the outcome (`end_run`)."""
+    orchestrator: Orchestrator | None = None
     try:
         output.probe(out_dir)
         nodes = wait_for_nodes(grid, config.min_nodes, timeout=node_timeout)
@@ -58,7 +64,8 @@ def run_segmentation(
                                   f"{config.exchange_timeout:g} s (exchange-timeout)"))
         transport = GridTransport(grid, timeout=config.exchange_timeout)
         warm = load_artifact(config.warm_start) if config.warm_start else None
-        result = Orchestrator(config, schema, transport, nodes, on_event, warm=warm).run()
+        orchestrator = Orchestrator(config, schema, transport, nodes, on_event, warm=warm)
+        result = orchestrator.run()
         artifact = build_artifact(result, config, schema)
         output.publish(out_dir, {"model.json": artifact_text(artifact, out_dir / "model.json"),
                                  "report.md": markdown_report(artifact),
@@ -69,8 +76,20 @@ def run_segmentation(
             output.mark_failed(out_dir, reason, OUTPUTS)
         on_event(Event("failed", f"run failed, no model written: {reason}"))
         raise
+    finally:
+        if orchestrator is not None:
+            end_run(grid, orchestrator.active)
     on_event(Event("done", f"model written to {out_dir / 'model.json'}", result.rounds))
     return artifact
+
+
+def end_run(grid: Grid, nodes: list[int]) -> None:
+    """Nodes still in the run drop their cached tables; a bounded wait, and a failure
+    here never hides the run's own outcome (nodes sweep stale caches themselves)."""
+    try:
+        GridTransport(grid, timeout=RUN_END_TIMEOUT_S).send({nid: RunEndRequest() for nid in nodes})
+    except Exception as exc:  # noqa: BLE001
+        log.warning("fedseg: run-end message not delivered (%s); nodes drop their caches when idle", exc)
 
 
 def make_server_app(

@@ -295,7 +295,8 @@ class Orchestrator:
     def federated_quantiles(self) -> None:
         """Global quantiles from summed histograms; later requests carry the winsor limits."""
         self.emit(Event("quantiles", f"histograms over public bins from {len(self.active)} nodes"))
-        self.quantiles, self.schema = quantile_phase.run_quantiles(self.exchange, self.schema)
+        self.quantiles, self.schema = quantile_phase.run_quantiles(self.exchange, self.schema,
+                                                                       gaps_counted=not self.config.dp)
         self.emit(Event("quantiles", f"quantiles of {len(self.quantiles)} features", self.rounds))
 
     def segment_changes(self, scaler: Scaler, chosen: Candidate) -> dict:

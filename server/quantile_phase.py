@@ -33,7 +33,7 @@ def with_as_of(schema: FeatureSchema, as_of: str) -> FeatureSchema:
 
 
 def run_quantiles(
-    exchange: Callable[[HistogramRequest], HistogramReply], schema: FeatureSchema
+    exchange: Callable[[HistogramRequest], HistogramReply], schema: FeatureSchema, gaps_counted: bool = True
 ) -> tuple[list[quantiles.FeatureQuantiles], FeatureSchema]:
     """Summed histograms → per-feature quantiles, and the schema with winsor limits and
     the federated medians gaps take (`impute_value`).
@@ -42,4 +42,4 @@ def run_quantiles(
     counts = exchange(HistogramRequest(schema=schema)).counts
     per_feature = [quantiles.denoised_counts(c) for c in quantiles.split_histograms(counts, schema)]
     found = [quantiles.summarize(schema.numeric[i], c) for i, c in zip(schema.quantile_indices, per_feature)]
-    return found, quantiles.with_impute_values(quantiles.with_winsor_limits(schema, found), found)
+    return found, quantiles.with_impute_values(quantiles.with_winsor_limits(schema, found), found, gaps_counted)

@@ -21,6 +21,7 @@ from fedseg.client.app import make_client_app
 from fedseg.common.artifact import ModelArtifact
 from fedseg.common.config import RunConfig
 from fedseg.common.schema import FeatureSchema
+from fedseg.simulations.ray_backend import backend_config, ray_address as ray_address_of
 from fedseg.server.app import log_event, make_server_app
 from fedseg.server.identities import make_federation
 from fedseg.server.orchestrator import Event, RunError
@@ -63,8 +64,10 @@ def simulate(
     out_dir: Path,
     on_event: Callable[[Event], None] = log_event,
     num_cpus: int | None = None,
+    ray_address: str | None = None,
 ) -> tuple[ModelArtifact, dict[str, float]]:
-    """Run the whole federation in simulation; returns the artifact and wall times."""
+    """Run the whole federation in simulation; returns the artifact and wall times.
+    `ray_address` (or `RAY_ADDRESS`) joins an existing Ray cluster (`simulations/ray_backend.py`)."""
     from flwr.simulation import run_simulation
 
     sink: list[ModelArtifact] = []
@@ -85,10 +88,7 @@ def simulate(
             server_app=make_server_app(config, schema, out_dir, timed, sink),
             client_app=make_client_app({"data-dir": tmp}),
             num_supernodes=len(frames),
-            backend_config={
-                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                "init_args": {"num_cpus": num_cpus or os.cpu_count() or 1, "include_dashboard": False},
-            },
+            backend_config=backend_config(num_cpus, ray_address_of(ray_address)),
         )
         end = time.perf_counter()
     if not sink:

@@ -96,7 +96,8 @@ def deployment(tmp_path_factory):
         make_node_keys(root / "rogue-keys", "rogue")
         configs, pooled, schema_path = write_sources(root)
         identities = identity_node_configs(root / "identities", list(configs))  # every node has one
-        configs = {name: f"{config} {identities[name]}" for name, config in configs.items()}
+        configs = {name: f'{config} {identities[name]} table-cache-dir="{root / "table-cache" / name}"'
+                   for name, config in configs.items()}
         app = copy_app(root, version=FAB_VERSION)
 
         port = free_port()
@@ -181,6 +182,21 @@ def test_deployed_run_matches_pooled_sklearn(deployment):
     assert ratio <= 1.01, ratio
     report = (deployment["out"] / "report.md").read_text()
     assert "segment" in report.lower()
+
+
+@pytest.mark.integration
+def test_nodes_used_their_table_store_and_dropped_it_at_run_end(deployment):
+    """Each good node kept its table for the run (a fingerprint and arrays were written,
+    0700) and the run-end message removed the arrays; the bad node kept none."""
+    caches = {n: deployment["root"] / "table-cache" / n for n in ("sqlite", "csv", "parquet")}
+    deadline = time.monotonic() + 30  # run-end goes out after model.json is written
+    while any(any(c.rglob("*.npy")) for c in caches.values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for name, cache in caches.items():
+        assert oct(cache.stat().st_mode & 0o777) == oct(0o700), name
+        assert list(cache.rglob("fingerprint.json")), name  # the store was used in the run
+        assert not list(cache.rglob("*.npy")), name  # and emptied at its end
+    assert not list((deployment["root"] / "table-cache" / "bad").rglob("*.npy"))
 
 
 @pytest.mark.integration

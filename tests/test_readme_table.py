@@ -87,7 +87,7 @@ def test_every_table_command_is_run():
     assert '"register", "--keys"' in deploy and '"check-link", "--superlink"' in deploy and '"--key"' in deploy
 
 
-def in_process_simulate(frames, schema, config, out_dir, on_event=lambda e: None, num_cpus=None):
+def in_process_simulate(frames, schema, config, out_dir, on_event=lambda e: None, num_cpus=None, ray_address=None):
     """`simulations.driver.simulate` without Ray: the same orchestrator over LocalTransport,
     then the artifact and both reports exactly as `server.app.run_segmentation` writes them."""
     from fedseg.common.artifact import load_artifact as load
