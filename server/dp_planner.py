@@ -27,7 +27,8 @@ import numpy as np
 from fedseg.common.dp import accounting, sensitivity
 from fedseg.common.dp.ledger import BudgetPlan, PrivacyLedger
 from fedseg.common.config import RunConfig
-from fedseg.common.messages import SchemaRequest
+from fedseg.common.dp.segment_limits import centroid_limits
+from fedseg.common.messages import Scaler, SchemaRequest
 from fedseg.common.phases import bounds
 from fedseg.common.phases.registry import phase_for
 from fedseg.common.preprocessing import PrepareStats
@@ -110,9 +111,10 @@ class DPPlanner:
                 self.entry_sigma[f"{request.phase}.{tag}"] = sigma * np.asarray(weights[tag], dtype=float)
         return stds
 
-    def profile_limits(self, found: list) -> np.ndarray:
-        """Clip limits (2, p) of the profile sums in original units: the public box,
-        with the upper limit of every feature whose quantiles the run already released
+    def profile_limits(self, found: list, scaler: Scaler, centroids: np.ndarray) -> np.ndarray:
+        """Clip limits (k, 2, p) of the profile sums in original units: each segment's
+        centroid ± SPREAD population std (`common.dp.segment_limits`) inside the public
+        box, with the upper limit of every feature whose quantiles the run already released
         (money features: `quantiles.FeatureQuantiles`) lowered to PROFILE_CLIP_FACTOR ×
         its 99th percentile. Post-processing of a DP release, so public; it cuts the
         noise on a money mean by the ratio of the two limits, at the cost of the few
@@ -124,7 +126,7 @@ class DPPlanner:
             if top is not None and top > 0:
                 j = names.index(q.name)
                 limits[1, j] = float(np.clip(PROFILE_CLIP_FACTOR * top, limits[0, j], limits[1, j]))
-        return limits
+        return centroid_limits(self.schema, np.asarray(scaler.mean), np.asarray(scaler.scale), centroids, limits)
 
     def prepare_center(self) -> np.ndarray:
         """Midpoint of the public box in the transformed space: the nodes sum x − c and

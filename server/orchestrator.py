@@ -393,7 +393,8 @@ class Orchestrator:
 
     def profile(self, scaler: Scaler, chosen: Candidate) -> ProfileStats:
         edges = score_edge_bins(self.schema, self.quantiles) if self.schema.score_indices else None
-        limits = self.release.planner.profile_limits(self.quantiles) if self.release.noisy else None
+        limits = (self.release.planner.profile_limits(self.quantiles, scaler, chosen.centroids)
+                  if self.release.noisy else None)
         req = profile_phase.ProfileRequest(schema=self.schema, scaler=scaler, centroids=chosen.centroids,
                                            score_bins=edges, limits=limits)
         stats = profile_phase.stats(self.exchange(req), req)

@@ -152,8 +152,9 @@ class NoisyRelease:
 
     def profile_noise(self) -> dict | None:
         """Std of the total noise on each released profile field, from the planner's
-        ledger: "counts" (per segment), "sums" (per numeric feature, original units),
-        "sumsq", "category_counts", "scores", "histograms" (per entry). The reports turn
+        ledger: "counts" (per segment), "sums" and "sumsq" (per segment and numeric
+        feature, original units: lists of k lists of p), "category_counts", "scores",
+        "histograms" (per entry). The reports turn
         them into 95 % intervals; reading them costs no budget."""
         sigma = {r.what.split(".", 1)[1]: r.sigma for r in self.planner.ledger.history
                  if r.what.startswith("profile.")}
@@ -164,5 +165,5 @@ class NoisyRelease:
         for tag in ("sums", "sumsq"):
             per_entry = self.planner.entry_sigma.get(f"profile.{tag}")
             if per_entry is not None:
-                out[tag] = [float(v) for v in np.asarray(per_entry)[:p]]
+                out[tag] = np.asarray(per_entry, dtype=float).reshape(-1, p).tolist()
         return out
