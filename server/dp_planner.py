@@ -27,10 +27,11 @@ import numpy as np
 from fedseg.common.dp import accounting, sensitivity
 from fedseg.common.dp.ledger import BudgetPlan, PrivacyLedger
 from fedseg.common.config import RunConfig
-from fedseg.common.dp.segment_limits import centroid_limits
+from fedseg.common.dp.segment_limits import centres_in_original_units, centroid_limits, spread_limits
 from fedseg.common.messages import Scaler, SchemaRequest
 from fedseg.common.phases import bounds
 from fedseg.common.phases.registry import phase_for
+from fedseg.common.phases.segment_spread import SpreadReply, SpreadRequest, limits_and_centres
 from fedseg.common.preprocessing import PrepareStats
 from fedseg.common.schema import FeatureSchema
 
@@ -44,7 +45,7 @@ TAG_WEIGHTS = {"count": 1.0, "counts": 1.0, "sums": 3.0, "sumsq": 1.0, "category
                "scores": 1.0, "histograms": 1.0}
 PHASE_TAG_WEIGHTS = {"preprocessing": {"count": 1.0, "sums": 1.0,
                                          "sumsq": 3.0, "category_counts": 1.0},
-                     "profiling": {"counts": 1.0, "sums": 8.0, "sumsq": 1.0, "category_counts": 1.0,
+                     "profiling": {"counts": 1.0, "deviations": 4.0, "sums": 8.0, "sumsq": 1.0, "category_counts": 1.0,
                                    "scores": 0.5, "histograms": 1.0}}
 PROFILE_CLIP_LEVEL = 0.99  # released global quantile a profile sum is clipped above (x factor)
 PROFILE_CLIP_FACTOR = 2.0
@@ -127,6 +128,22 @@ class DPPlanner:
                 j = names.index(q.name)
                 limits[1, j] = float(np.clip(PROFILE_CLIP_FACTOR * top, limits[0, j], limits[1, j]))
         return centroid_limits(self.schema, np.asarray(scaler.mean), np.asarray(scaler.scale), centroids, limits)
+
+    def spread_request(self, schema: FeatureSchema, found: list, scaler: Scaler,
+                       centroids: np.ndarray) -> SpreadRequest:
+        """The first of the two DP profile exchanges: each segment's spread around its
+        centroid (`phases.segment_spread`), within the centroid limits above."""
+        mean, scale = np.asarray(scaler.mean), np.asarray(scaler.scale)
+        return SpreadRequest(schema=schema, scaler=scaler, centroids=centroids,
+                             limits=self.profile_limits(found, scaler, centroids),
+                             centres=centres_in_original_units(self.schema, mean, scale, centroids))
+
+    def spread_limits(self, req: SpreadRequest, reply: SpreadReply) -> np.ndarray:
+        """Clip limits (k, 2, p) of the profile sums: the spread request's, tightened to
+        each segment's released spread (`segment_limits.spread_limits`, post-processing)."""
+        limits, centres = limits_and_centres(req, self.schema)
+        return spread_limits(limits, centres, np.asarray(reply.counts), np.asarray(reply.deviations),
+                             self.count_sigma["segment_spread"], self.entry_sigma["segment_spread.deviations"])
 
     def prepare_center(self) -> np.ndarray:
         """Midpoint of the public box in the transformed space: the nodes sum x − c and

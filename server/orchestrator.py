@@ -393,13 +393,19 @@ class Orchestrator:
 
     def profile(self, scaler: Scaler, chosen: Candidate) -> ProfileStats:
         edges = score_edge_bins(self.schema, self.quantiles) if self.schema.score_indices else None
-        limits = (self.release.planner.profile_limits(self.quantiles, scaler, chosen.centroids)
-                  if self.release.noisy else None)
+        limits = self.spread_limits(scaler, chosen.centroids) if self.release.noisy else None
         req = profile_phase.ProfileRequest(schema=self.schema, scaler=scaler, centroids=chosen.centroids,
                                            score_bins=edges, limits=limits)
         stats = profile_phase.stats(self.exchange(req), req)
         self.emit(Event("profile", f"profiles of {chosen.k} segments", self.rounds))
         return stats
+
+
+    def spread_limits(self, scaler: Scaler, centroids: np.ndarray) -> np.ndarray:
+        """DP: the segments' spread first, then clip limits that fit it (PRIVACY.md)."""
+        planner = self.release.planner
+        req = planner.spread_request(self.schema, self.quantiles, scaler, centroids)
+        return planner.spread_limits(req, self.exchange(req))
 
 
 def _slice(stats: kmeans.ClusterStats, start: int, stop: int) -> kmeans.ClusterStats:

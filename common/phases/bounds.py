@@ -71,3 +71,17 @@ def feature_sums_release(schema: FeatureSchema, values: np.ndarray, k: int,
     if schema.categorical:
         deltas["category_counts"] = sensitivity.category_count_sensitivity(n_categorical=len(schema.categorical))
     return deltas, weights
+
+
+def segment_limits(schema: FeatureSchema, limits: np.ndarray, k: int) -> np.ndarray:
+    """Clip limits a request states, per segment and held inside the public box (a
+    server cannot widen them): shape (k, 2, p). Limits of shape (2, p) hold for every
+    segment; any other shape is refused (ValueError)."""
+    outer = box(schema)
+    lim = np.asarray(limits, dtype=float)
+    if lim.shape == outer.shape:
+        lim = np.broadcast_to(lim, (k, *outer.shape))
+    if lim.shape != (k, *outer.shape):
+        raise ValueError(f"clip limits: shape {lim.shape}, expected {outer.shape} or {(k, *outer.shape)}")
+    lo = np.clip(lim[:, 0], outer[0], outer[1])
+    return np.stack([lo, np.clip(lim[:, 1], lo, outer[1])], axis=1)

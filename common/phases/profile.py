@@ -18,6 +18,7 @@ from fedseg.common.messages import Message, NDArray, Scaler, SchemaRequest
 from fedseg.common.phases import bounds
 from fedseg.common.phases.base import DPRelease, Layout, LocalData, Phase, by_name
 from fedseg.common.phases.registry import register
+from fedseg.common.phases.segment_spread import SPREAD_SHARE
 from fedseg.common.profiles import ProfileStats, local_profile_stats
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.segment_quantiles import histogram_width
@@ -80,16 +81,7 @@ def clip_limits(req: ProfileRequest, schema: FeatureSchema) -> np.ndarray | None
     """The request's DP clip limits per segment, held inside the public box (a server
     cannot widen them), shape (k, 2, p); None without limits. Limits of shape (2, p)
     hold for every segment; any other shape is refused (ValueError)."""
-    if req.limits is None:
-        return None
-    box, k = bounds.box(schema), len(req.centroids)
-    lim = np.asarray(req.limits, dtype=float)
-    if lim.shape == box.shape:
-        lim = np.broadcast_to(lim, (k, *box.shape))
-    if lim.shape != (k, *box.shape):
-        raise ValueError(f"profile limits: shape {lim.shape}, expected {box.shape} or {(k, *box.shape)}")
-    lo = np.clip(lim[:, 0], box[0], box[1])
-    return np.stack([lo, np.clip(lim[:, 1], lo, box[1])], axis=1)
+    return None if req.limits is None else bounds.segment_limits(schema, req.limits, len(req.centroids))
 
 
 def _n_scored(req: ProfileRequest) -> int:
@@ -119,7 +111,7 @@ def dp_release(req: ProfileRequest, schema: FeatureSchema) -> DPRelease:
         deltas["scores"] = sensitivity.score_sum_sensitivity(n_scored=_n_scored(req), max_score=MAX_SCORE)
     if schema.quantile_indices:
         deltas["histograms"] = sensitivity.histogram_sensitivity(n_tables=len(schema.quantile_indices))
-    return DPRelease("profiling", 1.0, deltas, weights)
+    return DPRelease("profiling", 1.0 - SPREAD_SHARE if limits is not None else 1.0, deltas, weights)
 
 
 PHASE = register(Phase("profile", ProfileRequest, ProfileReply, answer, layout, reply_bounds, dp_release))
