@@ -51,6 +51,7 @@ PROFILE_CLIP_LEVEL = 0.99  # released global quantile a profile sum is clipped a
 PROFILE_CLIP_FACTOR = 2.0
 CLIP_PER_ROOT_D = 1.25
 CANDIDATES = 3
+AVERAGED_ROUNDS = 5  # at most this many of the last half of the Lloyd rounds are averaged
 INIT_TABLES = 2
 INIT_PER_BUCKET = 20.0
 
@@ -144,6 +145,14 @@ class DPPlanner:
         limits, centres = limits_and_centres(req, self.schema)
         return spread_limits(limits, centres, np.asarray(reply.counts), np.asarray(reply.deviations),
                              self.count_sigma["segment_spread"], self.entry_sigma["segment_spread.deviations"])
+
+    def averaged(self, rounds: list[np.ndarray], last: np.ndarray) -> np.ndarray:
+        """The mean of a candidate's centroids over its last rounds: at most
+        AVERAGED_ROUNDS of the second half (post-processing of released rounds). Once
+        Lloyd has settled, each round's centroids are the fixed point plus fresh noise:
+        the mean of m rounds carries 1/sqrt(m) of it (measured: BENCHMARKS.md)."""
+        tail = [c for c in rounds[len(rounds) // 2:][-AVERAGED_ROUNDS:] if c.shape == last.shape]
+        return np.mean(tail, axis=0) if tail else last
 
     def prepare_center(self) -> np.ndarray:
         """Midpoint of the public box in the transformed space: the nodes sum x − c and

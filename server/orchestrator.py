@@ -320,6 +320,7 @@ class Orchestrator:
     ) -> list[Candidate]:
         """Lloyd rounds over the stack of unconverged candidates."""
         tol = self.config.tol * float(np.mean(np.where(scaler.scale == 1.0, 0.0, 1.0)))
+        history: dict[int, list[np.ndarray]] = {}  # centroids after each round, per candidate
         for rnd in range(1, self.config.max_rounds + 1):
             todo = [i for i, c in enumerate(cands) if not c.converged]
             if not todo:
@@ -334,8 +335,9 @@ class Orchestrator:
             for j, i in enumerate(todo):
                 part = _slice(stats, offs[j], offs[j + 1])
                 cands[i] = self._step(cands[i], part, core, tol)
+                history.setdefault(i, []).append(cands[i].centroids)
             self._report_round(rnd, cands)
-        return cands
+        return self.release.averaged(cands, history)
 
     def _min_count(self, phase: str, floor: float) -> float:
         """Counts below this are noise (DP: 3σ of the count noise) or below the floor."""
