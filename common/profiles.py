@@ -67,15 +67,17 @@ def local_profile_stats(
 ) -> ProfileStats:
     """This node's per-segment sums for the final centroids (X: encoded scaled rows).
 
-    `limits` (DP, shape (2, p), inside the public box): values clipped to them and
-    centred on their midpoint, so a customer moves a sum by at most the half-width."""
+    `limits` (DP, shape (k, 2, p) or (2, p) for all, inside the public box): each customer's values
+    clipped to their segment's limits and centred on their midpoint, so a customer
+    moves a sum by at most the half-width."""
     k = len(centroids)
     labels = assign(X, centroids)
     member = np.zeros((k, len(labels)))
     member[labels, np.arange(len(labels))] = 1.0
     values = clip_numeric(table.numeric, schema)
     if limits is not None:
-        values = np.clip(values, limits[0], limits[1]) - limits.mean(axis=0)
+        own = np.broadcast_to(limits, (k, *np.shape(limits)[-2:]))[labels]  # (n, 2, p): own segment's
+        values = np.clip(values, own[:, 0], own[:, 1]) - own.mean(axis=1)
     return ProfileStats(
         counts=np.bincount(labels, minlength=k).astype(np.int64),
         sums=member @ values,
@@ -111,7 +113,7 @@ def build_profiles(stats: ProfileStats, schema: FeatureSchema, min_size: int,
         mean = np.clip(stats.sums[j] / count, low, high)
         std = _std(stats.sumsq[j] / count, mean, low, high)
         z = np.divide(mean - pop_mean, pop_std, out=np.zeros_like(mean), where=pop_std > 0)
-        ci = _mean_ci(noise, mean, count)
+        ci = _mean_ci(noise, mean, count, j, len(counts))
         numeric = {
             f.name: NumericProfile(
                 mean=float(mean[i]), std=float(std[i]), population_mean=float(pop_mean[i]), z=float(z[i]),
@@ -152,12 +154,18 @@ def _population_std(stats: ProfileStats, counts: np.ndarray, n: float, pop_mean:
     return np.maximum(total, between)
 
 
-def _mean_ci(noise: dict | None, mean: np.ndarray, count: float) -> np.ndarray | None:
+def _mean_ci(noise: dict | None, mean: np.ndarray, count: float, j: int, k: int) -> np.ndarray | None:
     """Half-width of the 95 % interval of sums/count under independent Gaussian noise on
-    the sum (σ_S per feature) and the count (σ_n): delta method, Var ≈ (σ_S² + m² σ_n²)/n²."""
+    the sum (σ_S per feature) and the count (σ_n): delta method, Var ≈ (σ_S² + m² σ_n²)/n².
+
+    σ_S is per feature or per (segment, feature) (k0 × p, segment j's row); when small
+    segments were merged (k < k0 rows), a released row holds several noisy sums and
+    its σ_S is bounded by the root sum of squares over all rows."""
     if noise is None:
         return None
     s_sum = np.asarray(noise.get("sums", np.zeros(len(mean))), dtype=float)
+    if s_sum.ndim == 2:
+        s_sum = s_sum[j] if len(s_sum) == k else np.sqrt(np.square(s_sum).sum(axis=0))
     s_count = float(noise.get("counts", 0.0))
     return Z95 * np.sqrt(np.square(s_sum) + np.square(mean * s_count)) / count
 

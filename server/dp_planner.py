@@ -27,9 +27,11 @@ import numpy as np
 from fedseg.common.dp import accounting, sensitivity
 from fedseg.common.dp.ledger import BudgetPlan, PrivacyLedger
 from fedseg.common.config import RunConfig
-from fedseg.common.messages import SchemaRequest
+from fedseg.common.dp.segment_limits import centres_in_original_units, centroid_limits, spread_limits
+from fedseg.common.messages import Scaler, SchemaRequest
 from fedseg.common.phases import bounds
 from fedseg.common.phases.registry import phase_for
+from fedseg.common.phases.segment_spread import SpreadReply, SpreadRequest, limits_and_centres
 from fedseg.common.preprocessing import PrepareStats
 from fedseg.common.schema import FeatureSchema
 
@@ -43,12 +45,13 @@ TAG_WEIGHTS = {"count": 1.0, "counts": 1.0, "sums": 3.0, "sumsq": 1.0, "category
                "scores": 1.0, "histograms": 1.0}
 PHASE_TAG_WEIGHTS = {"preprocessing": {"count": 1.0, "sums": 1.0,
                                          "sumsq": 3.0, "category_counts": 1.0},
-                     "profiling": {"counts": 1.0, "sums": 8.0, "sumsq": 1.0, "category_counts": 1.0,
+                     "profiling": {"counts": 1.0, "deviations": 4.0, "sums": 8.0, "sumsq": 1.0, "category_counts": 1.0,
                                    "scores": 0.5, "histograms": 1.0}}
 PROFILE_CLIP_LEVEL = 0.99  # released global quantile a profile sum is clipped above (x factor)
 PROFILE_CLIP_FACTOR = 2.0
 CLIP_PER_ROOT_D = 1.25
 CANDIDATES = 3
+AVERAGED_ROUNDS = 5  # at most this many of the last half of the Lloyd rounds are averaged
 INIT_TABLES = 2
 INIT_PER_BUCKET = 20.0
 
@@ -110,9 +113,10 @@ class DPPlanner:
                 self.entry_sigma[f"{request.phase}.{tag}"] = sigma * np.asarray(weights[tag], dtype=float)
         return stds
 
-    def profile_limits(self, found: list) -> np.ndarray:
-        """Clip limits (2, p) of the profile sums in original units: the public box,
-        with the upper limit of every feature whose quantiles the run already released
+    def profile_limits(self, found: list, scaler: Scaler, centroids: np.ndarray) -> np.ndarray:
+        """Clip limits (k, 2, p) of the profile sums in original units: each segment's
+        centroid ± SPREAD population std (`common.dp.segment_limits`) inside the public
+        box, with the upper limit of every feature whose quantiles the run already released
         (money features: `quantiles.FeatureQuantiles`) lowered to PROFILE_CLIP_FACTOR ×
         its 99th percentile. Post-processing of a DP release, so public; it cuts the
         noise on a money mean by the ratio of the two limits, at the cost of the few
@@ -124,7 +128,31 @@ class DPPlanner:
             if top is not None and top > 0:
                 j = names.index(q.name)
                 limits[1, j] = float(np.clip(PROFILE_CLIP_FACTOR * top, limits[0, j], limits[1, j]))
-        return limits
+        return centroid_limits(self.schema, np.asarray(scaler.mean), np.asarray(scaler.scale), centroids, limits)
+
+    def spread_request(self, schema: FeatureSchema, found: list, scaler: Scaler,
+                       centroids: np.ndarray) -> SpreadRequest:
+        """The first of the two DP profile exchanges: each segment's spread around its
+        centroid (`phases.segment_spread`), within the centroid limits above."""
+        mean, scale = np.asarray(scaler.mean), np.asarray(scaler.scale)
+        return SpreadRequest(schema=schema, scaler=scaler, centroids=centroids,
+                             limits=self.profile_limits(found, scaler, centroids),
+                             centres=centres_in_original_units(self.schema, mean, scale, centroids))
+
+    def spread_limits(self, req: SpreadRequest, reply: SpreadReply) -> np.ndarray:
+        """Clip limits (k, 2, p) of the profile sums: the spread request's, tightened to
+        each segment's released spread (`segment_limits.spread_limits`, post-processing)."""
+        limits, centres = limits_and_centres(req, self.schema)
+        return spread_limits(limits, centres, np.asarray(reply.counts), np.asarray(reply.deviations),
+                             self.count_sigma["segment_spread"], self.entry_sigma["segment_spread.deviations"])
+
+    def averaged(self, rounds: list[np.ndarray], last: np.ndarray) -> np.ndarray:
+        """The mean of a candidate's centroids over its last rounds: at most
+        AVERAGED_ROUNDS of the second half (post-processing of released rounds). Once
+        Lloyd has settled, each round's centroids are the fixed point plus fresh noise:
+        the mean of m rounds carries 1/sqrt(m) of it (measured: BENCHMARKS.md)."""
+        tail = [c for c in rounds[len(rounds) // 2:][-AVERAGED_ROUNDS:] if c.shape == last.shape]
+        return np.mean(tail, axis=0) if tail else last
 
     def prepare_center(self) -> np.ndarray:
         """Midpoint of the public box in the transformed space: the nodes sum x − c and

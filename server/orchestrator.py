@@ -390,6 +390,7 @@ class Orchestrator:
     ) -> list[Candidate]:
         """Lloyd rounds over the stack of unconverged candidates."""
         tol = self.config.tol * float(np.mean(np.where(scaler.scale == 1.0, 0.0, 1.0)))
+        history: dict[int, list[np.ndarray]] = {}  # centroids after each round, per candidate
         for rnd in range(1, self.config.max_rounds + 1):
             todo = [i for i, c in enumerate(cands) if not c.converged]
             if not todo:
@@ -404,8 +405,9 @@ class Orchestrator:
             for j, i in enumerate(todo):
                 part = _slice(stats, offs[j], offs[j + 1])
                 cands[i] = self._step(cands[i], part, core, tol)
+                history.setdefault(i, []).append(cands[i].centroids)
             self._report_round(rnd, cands)
-        return cands
+        return self.release.averaged(cands, history)
 
     def _min_count(self, phase: str, floor: float) -> float:
         """Counts below this are noise (DP: 3σ of the count noise) or below the floor."""
@@ -463,12 +465,19 @@ class Orchestrator:
 
     def profile(self, scaler: Scaler, chosen: Candidate) -> ProfileStats:
         edges = score_edge_bins(self.schema, self.quantiles) if self.schema.score_indices else None
-        limits = self.release.planner.profile_limits(self.quantiles) if self.release.noisy else None
+        limits = self.spread_limits(scaler, chosen.centroids) if self.release.noisy else None
         req = profile_phase.ProfileRequest(schema=self.schema, scaler=scaler, centroids=chosen.centroids,
                                            score_bins=edges, limits=limits)
         stats = profile_phase.stats(self.exchange(req), req)
         self.emit(Event("profile", f"profiles of {chosen.k} segments", self.rounds))
         return stats
+
+
+    def spread_limits(self, scaler: Scaler, centroids: np.ndarray) -> np.ndarray:
+        """DP: the segments' spread first, then clip limits that fit it (PRIVACY.md)."""
+        planner = self.release.planner
+        req = planner.spread_request(self.schema, self.quantiles, scaler, centroids)
+        return planner.spread_limits(req, self.exchange(req))
 
 
 def _slice(stats: kmeans.ClusterStats, start: int, stop: int) -> kmeans.ClusterStats:

@@ -11,6 +11,8 @@ DP planner (`server/dp_planner.py`) for runs with a privacy budget.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -45,6 +47,7 @@ class ReleasePolicy(Protocol):
     def scaler(self, total: PrepareStats, center: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]: ...
     def coreset_shape(self, n: int, tables: int, bits: int) -> tuple[int, int]: ...
     def restarts(self) -> int: ...
+    def averaged(self, cands: list, history: dict[int, list[np.ndarray]]) -> list: ...
     def min_count(self, phase: str, floor: float) -> float: ...
     def select(self, cands: Sequence) -> Selection: ...
     def privacy_section(self) -> dict | None: ...
@@ -74,6 +77,9 @@ class ExactRelease:
 
     def restarts(self) -> int:
         return self.config.restarts
+
+    def averaged(self, cands: list, history: dict[int, list[np.ndarray]]) -> list:
+        return cands  # exact rounds: the last centroids are the answer
 
     def min_count(self, phase: str, floor: float) -> float:
         return floor
@@ -125,6 +131,11 @@ class NoisyRelease:
     def restarts(self) -> int:
         return self.planner.candidates  # each candidate costs budget
 
+    def averaged(self, cands: list, history: dict[int, list[np.ndarray]]) -> list:
+        """Each candidate's centroids averaged over its last rounds (`DPPlanner.averaged`)."""
+        return [dataclasses.replace(c, centroids=self.planner.averaged(history.get(i, []), c.centroids))
+                for i, c in enumerate(cands)]
+
     def min_count(self, phase: str, floor: float) -> float:
         """Counts within 3σ of the count noise are noise."""
         return max(floor, 3.0 * self.planner.count_sigma.get(phase, 0.0))
@@ -152,8 +163,9 @@ class NoisyRelease:
 
     def profile_noise(self) -> dict | None:
         """Std of the total noise on each released profile field, from the planner's
-        ledger: "counts" (per segment), "sums" (per numeric feature, original units),
-        "sumsq", "category_counts", "scores", "histograms" (per entry). The reports turn
+        ledger: "counts" (per segment), "sums" and "sumsq" (per segment and numeric
+        feature, original units: lists of k lists of p), "category_counts", "scores",
+        "histograms" (per entry). The reports turn
         them into 95 % intervals; reading them costs no budget."""
         sigma = {r.what.split(".", 1)[1]: r.sigma for r in self.planner.ledger.history
                  if r.what.startswith("profile.")}
@@ -164,5 +176,5 @@ class NoisyRelease:
         for tag in ("sums", "sumsq"):
             per_entry = self.planner.entry_sigma.get(f"profile.{tag}")
             if per_entry is not None:
-                out[tag] = [float(v) for v in np.asarray(per_entry)[:p]]
+                out[tag] = np.asarray(per_entry, dtype=float).reshape(-1, p).tolist()
         return out

@@ -87,9 +87,10 @@ def test_profile_score_sums_ledger_by_hand(cdnow_dp):
     result, artifact, _ = cdnow_dp
     (scores,) = releases(result, "profile.scores")
     delta = 5.0 * math.sqrt(3)  # a score in 1..5 for each of 3 features, in one segment
-    # profile share 4/13; within it counts 1, sums 8, sums of squares 1, scores 0.5, per-segment
+    # profile share 4/13, of which the profile sums release 0.7 (0.3 went to each segment's
+    # spread first); within it counts 1, sums 8, sums of squares 1, scores 0.5, per-segment
     # histograms 1 (no categories): 11.5
-    assert_release(scores, "profiling", delta, total_rho_by_hand(EPS, DELTA) * 4 / 13 * 0.5 / 11.5)
+    assert_release(scores, "profiling", delta, total_rho_by_hand(EPS, DELTA) * 4 / 13 * 0.7 * 0.5 / 11.5)
     for seg in artifact.segments:
         if seg.profile is not None:
             assert all(1.0 <= v <= 5.0 for v in seg.profile.scores.values())
@@ -100,7 +101,18 @@ def test_segment_histograms_ledger_by_hand(cdnow_dp):
     (hist,) = releases(result, "profile.histograms")
     delta = math.sqrt(3)  # one count per feature (recency, frequency, monetary), in one segment
     # a further field of the profile release, weight 1 of 11.5
-    assert_release(hist, "profiling", delta, total_rho_by_hand(EPS, DELTA) * 4 / 13 / 11.5)
+    assert_release(hist, "profiling", delta, total_rho_by_hand(EPS, DELTA) * 4 / 13 * 0.7 / 11.5)
+
+
+def test_segment_spread_ledger_by_hand(cdnow_dp):
+    result, _, _ = cdnow_dp
+    (counts,) = releases(result, "segment_spread.counts")
+    (deviations,) = releases(result, "segment_spread.deviations")
+    # 0.3 of the profile share 4/13, split counts 1 : deviations 4; a customer adds 1 to one
+    # count and at most the half-width to each of 3 deviation sums (divided by it): Δ = √3
+    assert_release(counts, "profiling", 1.0, total_rho_by_hand(EPS, DELTA) * 4 / 13 * 0.3 / 5)
+    assert_release(deviations, "profiling", math.sqrt(3), total_rho_by_hand(EPS, DELTA) * 4 / 13 * 0.3 * 4 / 5)
+    assert result.privacy["spent"]["epsilon"] <= EPS
 
 
 def test_dp_segment_medians_near_pooled_on_the_largest_segment(cdnow_dp):

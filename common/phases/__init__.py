@@ -9,6 +9,7 @@ from fedseg.common.phases import prepare  # noqa: F401
 from fedseg.common.phases import bucket_counts  # noqa: F401
 from fedseg.common.phases import bucket_sums  # noqa: F401
 from fedseg.common.phases import lloyd  # noqa: F401
+from fedseg.common.phases import segment_spread  # noqa: F401
 from fedseg.common.phases import profile  # noqa: F401
 from fedseg.common.phases import histogram  # noqa: F401
 from fedseg.common.phases import transitions  # noqa: F401

@@ -55,15 +55,33 @@ def sum_sensitivity(clip_norm: float, groupings: int, box_norm: float) -> float:
 def feature_sums_release(schema: FeatureSchema, values: np.ndarray, k: int,
                          count_tag: str) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Δ and per-entry noise weights of count, per-feature sums and sums of squares and
-    category counts, for `k` groups of a record bounded by `values` (a 2 × p box).
+    category counts, for `k` groups of a record bounded by `values` (a 2 × p box, or
+    k × 2 × p: one box per group, a record being in one group).
 
     Per-feature sums are released as sums of values divided by their public bound
     (Δ = √p), i.e. with noise proportional to each feature's own bound: a feature
     ranging to 10,000 does not drown one ranging to 100."""
-    bound = np.maximum(sensitivity.feature_bounds(values[0], values[1]), 1e-12)
-    weights = {"sums": np.tile(bound, k), "sumsq": np.tile(np.square(bound), k)}
+    per_group = np.broadcast_to(np.asarray(values, dtype=float), (k, *np.shape(values)[-2:]))
+    if not np.all(np.isfinite(per_group)):
+        raise ValueError("differential privacy needs finite public bounds for every feature")
+    bound = np.maximum(np.abs(per_group).max(axis=1), 1e-12).ravel()  # max(|lo|, |hi|) per entry
+    weights = {"sums": bound, "sumsq": np.square(bound)}
     root_p = sensitivity.bounded_sum_sensitivity(n_features=len(schema.numeric))
     deltas = {count_tag: 1.0, "sums": root_p, "sumsq": root_p}
     if schema.categorical:
         deltas["category_counts"] = sensitivity.category_count_sensitivity(n_categorical=len(schema.categorical))
     return deltas, weights
+
+
+def segment_limits(schema: FeatureSchema, limits: np.ndarray, k: int) -> np.ndarray:
+    """Clip limits a request states, per segment and held inside the public box (a
+    server cannot widen them): shape (k, 2, p). Limits of shape (2, p) hold for every
+    segment; any other shape is refused (ValueError)."""
+    outer = box(schema)
+    lim = np.asarray(limits, dtype=float)
+    if lim.shape == outer.shape:
+        lim = np.broadcast_to(lim, (k, *outer.shape))
+    if lim.shape != (k, *outer.shape):
+        raise ValueError(f"clip limits: shape {lim.shape}, expected {outer.shape} or {(k, *outer.shape)}")
+    lo = np.clip(lim[:, 0], outer[0], outer[1])
+    return np.stack([lo, np.clip(lim[:, 1], lo, outer[1])], axis=1)

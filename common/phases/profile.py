@@ -18,6 +18,7 @@ from fedseg.common.messages import Message, NDArray, Scaler, SchemaRequest
 from fedseg.common.phases import bounds
 from fedseg.common.phases.base import DPRelease, Layout, LocalData, Phase, by_name
 from fedseg.common.phases.registry import register
+from fedseg.common.phases.segment_spread import SPREAD_SHARE
 from fedseg.common.profiles import ProfileStats, local_profile_stats
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.segment_quantiles import histogram_width
@@ -32,8 +33,9 @@ class ProfileRequest(SchemaRequest):
     scaler: Scaler
     centroids: NDArray  # (k, d)
     score_bins: NDArray | None = None  # (n_scored, 4) quintile edge bins: per-segment score sums
-    # DP: (2, n_numeric) clip limits in original units, inside the public box (tighter
-    # where the run already released quantiles); sums are centred on their midpoint
+    # DP: clip limits in original units, inside the public box, (2, n_numeric) for every
+    # segment or (k, 2, n_numeric) per segment (`common.dp.segment_limits`); sums are
+    # centred on the midpoint of the customer's segment's limits
     limits: NDArray | None = None
 
 
@@ -70,20 +72,16 @@ def stats(reply: ProfileReply, req: ProfileRequest | None = None) -> ProfileStat
     limits = None if req is None else clip_limits(req, req.schema_)
     if limits is None:
         return out
-    c, n = limits.mean(axis=0), np.asarray(out.counts, dtype=float)[:, None]
+    c, n = limits.mean(axis=1), np.asarray(out.counts, dtype=float)[:, None]
     return by_name(ProfileStats, reply, sums=out.sums + n * c,
                    sumsq=out.sumsq + 2 * c * out.sums + n * np.square(c))
 
 
 def clip_limits(req: ProfileRequest, schema: FeatureSchema) -> np.ndarray | None:
-    """The request's DP clip limits, held inside the public box (a server cannot widen
-    them), shape (2, p); None without limits."""
-    if req.limits is None:
-        return None
-    box = bounds.box(schema)
-    lim = np.asarray(req.limits, dtype=float).reshape(box.shape)
-    lo = np.clip(lim[0], box[0], box[1])
-    return np.vstack([lo, np.clip(lim[1], lo, box[1])])
+    """The request's DP clip limits per segment, held inside the public box (a server
+    cannot widen them), shape (k, 2, p); None without limits. Limits of shape (2, p)
+    hold for every segment; any other shape is refused (ValueError)."""
+    return None if req.limits is None else bounds.segment_limits(schema, req.limits, len(req.centroids))
 
 
 def _n_scored(req: ProfileRequest) -> int:
@@ -107,13 +105,13 @@ def dp_release(req: ProfileRequest, schema: FeatureSchema) -> DPRelease:
     """Raw values bounded by the public box, per segment; a customer adds a 1..5 score
     per scored feature and 1 to one bin of each quantile feature, in one segment."""
     limits = clip_limits(req, schema)
-    values = bounds.box(schema) if limits is None else limits - limits.mean(axis=0)  # centred: half-widths
+    values = bounds.box(schema) if limits is None else limits - limits.mean(axis=1, keepdims=True)  # half-widths
     deltas, weights = bounds.feature_sums_release(schema, values, len(req.centroids), "counts")
     if _n_scored(req):
         deltas["scores"] = sensitivity.score_sum_sensitivity(n_scored=_n_scored(req), max_score=MAX_SCORE)
     if schema.quantile_indices:
         deltas["histograms"] = sensitivity.histogram_sensitivity(n_tables=len(schema.quantile_indices))
-    return DPRelease("profiling", 1.0, deltas, weights)
+    return DPRelease("profiling", 1.0 - SPREAD_SHARE if limits is not None else 1.0, deltas, weights)
 
 
 PHASE = register(Phase("profile", ProfileRequest, ProfileReply, answer, layout, reply_bounds, dp_release))
