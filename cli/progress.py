@@ -10,7 +10,7 @@ import time
 
 from rich.console import Console
 
-from fedseg.server.orchestrator import Event
+from fedseg.server.run_types import Event
 
 
 class ProgressView:

@@ -11,7 +11,7 @@ from fedseg.common.config import RunConfig
 from fedseg.common.naming import name_profiles
 from fedseg.common.profiles import Z95, build_profiles, describe
 from fedseg.common.schema import FeatureSchema
-from fedseg.server.orchestrator import RunResult
+from fedseg.server.run_types import RunResult
 
 
 PHASE_RELEASES = [

@@ -9,93 +9,30 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable
 
 import numpy as np
 
 from fedseg.common import coreset, disclosure, kmeans
 from fedseg.common.artifact import ModelArtifact
 from fedseg.common.config import RunConfig
-from fedseg.common.messages import Message, NodeFailure, ReadyReply, Scaler, SchemaRequest
+from fedseg.common.messages import Scaler
 from fedseg.common.metrics import Criteria
 from fedseg.common.phases import lloyd as lloyd_phase
 from fedseg.common.phases import prepare as prepare_phase
 from fedseg.common.phases import profile as profile_phase
-from fedseg.common.phases.base import add_replies
 from fedseg.common.phases.bucket_counts import BucketCountsRequest
 from fedseg.common.phases.bucket_sums import BucketSumsRequest
-from fedseg.common.phases.registry import phase_for
 from fedseg.common.profiles import ProfileStats
-from fedseg.common.reply_checks import ReplyRejected, check_reply
 from fedseg.common.quantiles import FeatureQuantiles, robust_scaler, score_edge_bins
 from fedseg.common.schema import FeatureSchema
-from fedseg.common.secagg.messages import SecAggError
-from fedseg.common.secure_layout import BoundsMissing, require_bounds
-from fedseg.common.wire import Reply, Request, ValidateRequest
 from fedseg.server import coverage_phase, psi_phase, quantile_phase, warm_start
 from fedseg.server.disclosure import release_segments
-from fedseg.server.release_policy import ExactRelease, NoisyRelease, ReleasePolicy
-from fedseg.server.secure_channel import SecureAggregationFailed, SecureChannel
+from fedseg.server.node_exchange import NodeExchange
+from fedseg.server.run_types import Candidate, Event, RunError, RunResult, Transport  # noqa: F401 (re-exported)
 
 
-class RunError(RuntimeError):
-    """The run cannot go on (too few nodes, too few customers for k, ...)."""
-
-
-class Transport(Protocol):
-    def send(self, requests: Mapping[int, Request]) -> dict[int, Reply]:
-        """Deliver one request per node; return the replies that arrived (by node id)."""
-
-
-@dataclass(frozen=True)
-class Event:
-    """Progress of a run, for a progress bar or a log line."""
-
-    phase: str
-    message: str
-    round: int = 0
-    detail: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One candidate model: its k, centroids and convergence state."""
-
-    k: int
-    centroids: np.ndarray
-    converged: bool = False
-    stats: kmeans.ClusterStats | None = None
-    evaluated: np.ndarray | None = None  # centroids the stats were computed against
-
-
-@dataclass
-class RunResult:
-    """Everything the run learned; the artifact is built from it."""
-
-    scaler: Scaler
-    n_customers: int
-    chosen: Candidate
-    table: list[Criteria]
-    profile: ProfileStats
-    active: list[int]
-    failures: dict[int, str]  # node id -> failure code (`common.messages.FailureCode`)
-    rounds: int
-    lloyd_rounds: int
-    timings: dict[str, float]
-    privacy: dict | None = None  # the DP ledger, when DP is on
-    schema: FeatureSchema | None = None  # as the nodes used it (as-of date, winsor limits)
-    quantiles: list[FeatureQuantiles] = field(default_factory=list)
-    changes: dict | None = None  # warm start: customers that changed segment (aggregate)
-    merged: int = 0  # segments below min-segment-size merged into their nearest (disclosure control)
-    profile_noise: dict | None = None  # DP: noise std of the profile's released fields
-    phase_nodes: dict[str, list[int]] = field(default_factory=dict)  # phase -> nodes summed, per exchange
-    coverage: dict | None = None  # gaps, imputed, clipped, dropped per feature (disclosure applied)
-    dedup: dict | None = None  # customers shared between units (aggregates, `psi_phase.overlap_section`)
-
-
-class Orchestrator:
+class Orchestrator(NodeExchange):
     """Run the phases of a run (ARCHITECTURE.md, "A run, phase by phase") against whichever nodes answer."""
 
     def __init__(
@@ -107,125 +44,14 @@ class Orchestrator:
         on_event: Callable[[Event], None] = lambda e: None,
         warm: ModelArtifact | None = None,
     ) -> None:
-        self.config, self.transport = config, transport
-        self.schema = quantile_phase.with_as_of(schema, config.as_of)
+        super().__init__(config, quantile_phase.with_as_of(schema, config.as_of), transport, nodes, on_event)
         self.warm = warm
         self.quantiles: list[FeatureQuantiles] = []
-        self.active = list(nodes)
-        self.failures: dict[int, str] = {}
-        self.rounds = 0
-        self.emit = on_event
         self.rng = np.random.default_rng(config.seed)
-        self.secure: SecureChannel | None = None
-        self.release: ReleasePolicy = ExactRelease(config)
         self.lloyd_rounds = 0
-        self.prepared: dict[int, int] = {}  # plaintext: each node's customer count from prepare
-        self.n_total: int | None = None  # customers over all nodes, once prepare summed them
-        self.phase_nodes: dict[str, list[int]] = {}  # dropout semantics: who each exchange's sum includes
         self.coverage: dict | None = None
         self._coverage_total = None  # summed coverage counts, published once the schema is final
         self.dedup: dict | None = None
-
-    # ---- exchanges ----------------------------------------------------------------
-
-    def exchange(self, request: SchemaRequest) -> Message:
-        """One phase request to every active node; the reply summed over the nodes that
-        answered (in secure mode the only reply the server sees is that sum). Nodes that
-        fail or go silent are dropped."""
-        expect = phase_for(request).reply
-        if self.secure is None:
-            replies = self._checked(request, self._send_each({nid: request for nid in self.active}, expect))
-            self.phase_nodes.setdefault(request.phase, []).append(len(replies))
-            return add_replies(list(replies.values()))
-        noise = self.release.noise(request)
-        try:
-            summed, active = self.secure.aggregate(request, expect, noise)
-        except SecureAggregationFailed as exc:
-            raise RunError(f"secure aggregation failed: {exc}") from exc
-        for nid in [n for n in self.active if n not in active]:
-            self._drop(nid, "left-secure-round")
-        self._check_enough()
-        try:
-            check_reply(request, summed, self._customers(len(self.active), self.n_total), exact=not noise)
-        except ReplyRejected as exc:
-            raise RunError(f"the secure sum of {exc}; nothing is published (a node sent an impossible "
-                           "reply, and a secure sum cannot say which)") from exc
-        self.phase_nodes.setdefault(request.phase, []).append(len(active))
-        return summed
-
-    def _checked(self, request: SchemaRequest, replies: dict[int, Message]) -> dict[int, Message]:
-        """The replies that pass `check_reply`; a node whose reply fails is dropped with
-        the check's code, the event naming node, phase and check (never a value)."""
-        good: dict[int, Message] = {}
-        for nid, reply in replies.items():
-            try:
-                check_reply(request, reply, self._customers(1, self.prepared.get(nid)))
-            except ReplyRejected as exc:
-                self._drop(nid, exc.code, f"{exc}")
-                continue
-            good[nid] = reply
-            if isinstance(request, prepare_phase.PrepareRequest):
-                self.prepared[nid] = int(reply.count)
-        self._check_enough()
-        return good
-
-    def _customers(self, nodes: int, prepared: int | None) -> int:
-        """Most customers a reply can describe: the prepared count once known, else the
-        configured limit per node."""
-        return prepared if prepared is not None else nodes * self.config.max_records_per_node
-
-    def _send_each(self, requests: Mapping[int, Request], expect: type) -> dict[int, Reply]:
-        """One exchange with per-node requests; returns the replies of type `expect`."""
-        self.rounds += 1
-        replies = self.transport.send(requests)
-        good: dict[int, Reply] = {}
-        for nid in requests:
-            reply = replies.get(nid)
-            if isinstance(reply, expect):
-                good[nid] = reply
-            elif nid in self.active:
-                self._drop(nid, reply.code if isinstance(reply, NodeFailure) else "no-reply")
-        self._check_enough()
-        return good
-
-    def _check_enough(self) -> None:
-        if len(self.active) < self.config.min_nodes:
-            raise RunError(
-                f"only {len(self.active)} node(s) left, min-nodes is {self.config.min_nodes}; "
-                f"failures: {self._failure_text()}"
-            )
-
-    def start_secure(self) -> None:
-        """Validate tables (reply: ready or a reason), then agree keys once for the run."""
-        try:
-            require_bounds(self.schema)
-        except BoundsMissing as exc:
-            raise RunError(str(exc)) from exc
-        self.emit(Event("validate", f"validating tables on {len(self.active)} nodes"))
-        self._send_each({nid: ValidateRequest(schema=self.schema) for nid in self.active}, ReadyReply)
-        channel = SecureChannel(self.config, self._send_each, list(self.active))
-        try:
-            joined = channel.setup()
-        except (SecAggError, SecureAggregationFailed) as exc:
-            raise RunError(f"secure aggregation set-up failed: {exc}") from exc
-        for nid in [n for n in self.active if n not in joined]:
-            self._drop(nid, "no-secure-setup")
-        self._check_enough()
-        self.secure = channel
-        if self.config.dp:
-            self.release = NoisyRelease(self.config, self.schema, warm_start=self.warm is not None)
-        self.emit(Event("secure", f"keys agreed with {len(joined)} nodes (threshold {channel.server.threshold})", self.rounds))
-
-    def _drop(self, nid: int, code: str, why: str = "") -> None:
-        """A node leaves the run; the central team sees its id and code (and which server
-        check failed), never node text."""
-        self.active.remove(nid)
-        self.failures[nid] = code
-        text = f"node {nid} left the run: {code}" + (f" ({why})" if why else "")
-        self.emit(Event("node-failed", text, self.rounds, {"node": nid, "code": code}))
-
-    def _failure_text(self) -> str:
-        return "; ".join(f"node {n}: {r}" for n, r in self.failures.items()) or "none"
 
     # ---- phases -------------------------------------------------------------------
 
