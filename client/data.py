@@ -98,7 +98,7 @@ def inspect_frame(frame: pd.DataFrame, schema: FeatureSchema, source: str) -> In
         problems.append(Problem(None, "every row is left out by the schema's drop policies"))
     found = [p for p in problems if p is not None]
     table = None if found else LocalTable(ids=ids[cleaned.keep], numeric=cleaned.numeric, codes=cleaned.codes,
-                                          coverage=cleaned.coverage)
+                                          coverage=cleaned.coverage, defects=cleaned.defects)
     return Inspection(table, found, cleaned.coverage)
 
 

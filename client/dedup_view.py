@@ -14,6 +14,7 @@ from fedseg.common.messages import Scaler
 from fedseg.common.preprocessing import LocalTable
 from fedseg.common.psi.protocol import RESULT, DedupResult, PsiError, ids_digest
 from fedseg.common.schema import FeatureSchema
+from fedseg.common.table_policy import subset_coverage
 
 
 class DedupedData:
@@ -32,7 +33,16 @@ class DedupedData:
         full = self.base.table(schema)
         self._check(full)
         k = self._keep
-        return LocalTable(ids=full.ids[k], numeric=full.numeric[k], codes=full.codes[k])
+        coverage = full.coverage
+        if coverage is not None and full.defects is not None:  # gaps of the rows this node owns
+            coverage = subset_coverage(coverage, full.defects, k, schema)
+        return LocalTable(ids=full.ids[k], numeric=full.numeric[k], codes=full.codes[k], coverage=coverage,
+                          defects=full.defects[k] if full.defects is not None else None)
+
+    def forget(self) -> None:
+        """The node left the run: its cached table goes (`NodeData.forget`)."""
+        if hasattr(self.base, "forget"):
+            self.base.forget()
 
     def matrix(self, schema: FeatureSchema, scaler: Scaler) -> np.ndarray:
         self._check(self.base.table(schema))

@@ -23,6 +23,7 @@ from fedseg.client.data import DataError, load_table, validate_frame
 from fedseg.client.reading import FALLBACK_ENCODING, SNIFF_BYTES, sniff_delimiter
 from fedseg.common.preprocessing import LocalTable
 from fedseg.common.schema import FeatureSchema
+from fedseg.common.table_policy import RowDefects
 
 BATCH_ROWS = 65_536  # Parquet and SQL batches
 CSV_BLOCK_BYTES = 1 << 22  # CSV text parsed at a time
@@ -57,9 +58,16 @@ def validate_batches(frames: Iterator[pd.DataFrame], schema: FeatureSchema, sour
     table = parts[0] if len(parts) == 1 else LocalTable(
         ids=np.concatenate([p.ids for p in parts]), numeric=np.vstack([p.numeric for p in parts]),
         codes=np.vstack([p.codes for p in parts]),
-        coverage=sum(coverages[1:], coverages[0]) if len(coverages) == len(parts) else None)
+        coverage=sum(coverages[1:], coverages[0]) if len(coverages) == len(parts) else None,
+        defects=_joined_defects(parts))
     _check_unique_ids(table.ids, schema.id, source)
     return table
+
+
+def _joined_defects(parts: list[LocalTable]) -> RowDefects | None:
+    if any(p.defects is None for p in parts):
+        return None
+    return RowDefects(np.vstack([p.defects.gaps for p in parts]), np.vstack([p.defects.clipped for p in parts]))
 
 
 def _check_unique_ids(ids: np.ndarray, name: str, source: str) -> None:

@@ -33,7 +33,7 @@ import numpy as np
 
 from fedseg.client.fingerprint import Fingerprint
 from fedseg.common.preprocessing import LocalTable
-from fedseg.common.table_policy import Coverage
+from fedseg.common.table_policy import Coverage, RowDefects
 
 IDLE_SECONDS = 6 * 3600
 DEFAULT_MAX_GB = 8.0
@@ -83,7 +83,9 @@ class TableStore:
         arrays = {name: self._load(run, key, f"{schema_digest}-{name}") for name in ("ids", "numeric", "codes")}
         if any(a is None for a in arrays.values()):
             return None
-        return LocalTable(**arrays, coverage=self._load_coverage(run, key, schema_digest))
+        gaps, clipped = (self._load(run, key, f"{schema_digest}-defects-{n}") for n in ("gaps", "clipped"))
+        defects = RowDefects(gaps, clipped) if gaps is not None and clipped is not None else None
+        return LocalTable(**arrays, coverage=self._load_coverage(run, key, schema_digest), defects=defects)
 
     def save_table(self, run: str, key: str, schema_digest: str, table: LocalTable) -> None:
         for name in ("ids", "numeric", "codes"):
@@ -93,6 +95,9 @@ class TableStore:
             for name in COVERAGE_ARRAYS:
                 self._save(run, key, f"{schema_digest}-coverage-{name}", np.asarray(getattr(c, name)))
             self._save(run, key, f"{schema_digest}-coverage-rows", np.array([c.rows, c.kept], dtype=np.int64))
+        if table.defects is not None:
+            self._save(run, key, f"{schema_digest}-defects-gaps", table.defects.gaps)
+            self._save(run, key, f"{schema_digest}-defects-clipped", table.defects.clipped)
 
     def _load_coverage(self, run: str, key: str, schema_digest: str) -> Coverage | None:
         rows = self._load(run, key, f"{schema_digest}-coverage-rows")

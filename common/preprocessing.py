@@ -17,7 +17,7 @@ from fedseg.common.schema import FeatureSchema
 from fedseg.common.table_problems import DataError
 
 if TYPE_CHECKING:
-    from fedseg.common.table_policy import Coverage
+    from fedseg.common.table_policy import Coverage, RowDefects
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,14 @@ class LocalTable:
     numeric: ndarray of shape (n, n_numeric), raw values in original units.
     codes: ndarray of shape (n, n_categorical), index into each vocabulary.
     coverage: per-feature counts of gaps, imputed, clipped and dropped values (`table_policy`).
+    defects: which rows those gaps and clipped values are in (to count a subset's coverage).
     """
 
     ids: np.ndarray
     numeric: np.ndarray
     codes: np.ndarray
     coverage: Coverage | None = None
+    defects: RowDefects | None = None
 
     @property
     def n_rows(self) -> int:

@@ -54,6 +54,29 @@ class Coverage:
 
 
 @dataclass(frozen=True)
+class RowDefects:
+    """Which kept rows had a gap (per feature) or a clipped value, so a node can count
+    the coverage of a subset of its rows (the rows it owns after deduplication)."""
+
+    gaps: np.ndarray  # (kept, n_numeric + n_categorical) bool
+    clipped: np.ndarray  # (kept, n_numeric) bool
+
+    def __getitem__(self, rows) -> RowDefects:
+        return RowDefects(self.gaps[rows], self.clipped[rows])
+
+
+def subset_coverage(total: Coverage, defects: RowDefects, keep: np.ndarray, schema: FeatureSchema) -> Coverage:
+    """The coverage when only the kept rows `keep` take part: the others count as not
+    read at this node (another node holds and counts them); rows the schema dropped stay
+    as counted (they never reached the PSI)."""
+    gone = defects[~keep]
+    imputes = np.array([f.missing == "impute" for f in (*schema.numeric, *schema.categorical)], dtype=bool)
+    return Coverage(rows=total.rows - len(gone.gaps), kept=int(keep.sum()),
+                    missing=total.missing - gone.gaps.sum(axis=0), imputed=total.imputed - (gone.gaps & imputes).sum(axis=0),
+                    dropped=total.dropped, clipped=total.clipped - gone.clipped.sum(axis=0))
+
+
+@dataclass(frozen=True)
 class Cleaned:
     """A table after the policies: kept rows only, imputed where the run says how."""
 
@@ -62,6 +85,7 @@ class Cleaned:
     codes: np.ndarray  # (kept, n_categorical)
     coverage: Coverage
     problems: list[Problem]
+    defects: RowDefects | None = None
 
 
 def to_numbers(text: "pd.Series") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -122,7 +146,7 @@ def apply_policies(numeric: np.ndarray, codes: np.ndarray, schema: FeatureSchema
         clipped=clip_mask.sum(axis=0).astype(np.int64),
     )
     return Cleaned(keep, np.where(outside & (ranges != "clip"), numeric, values)[keep], new_codes[keep],
-                   coverage, problems)
+                   coverage, problems, RowDefects(all_gaps[keep], clip_mask[keep]))
 
 
 def _impute_numeric(values: np.ndarray, gaps: np.ndarray, schema: FeatureSchema) -> np.ndarray:
