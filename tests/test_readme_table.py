@@ -46,6 +46,9 @@ RUN_HERE = {
         "fedseg report runs/dp/model.json --out dp-report.html",  # --png: tests/test_readme.py (Chromium)
     "fedseg drift old.json new.json": "fedseg drift runs/plain/model.json runs/warm/model.json",
     "fedseg simulate --cdnow [--stores 5] [--k 4]": "fedseg simulate --cdnow --stores 5 --k 4 --out runs/cdnow",
+    # in process here (no Ray at all); the address reaching Flower's Ray backend is
+    # tests/test_table_once.py::test_ray_address_reaches_the_engine
+    "fedseg simulate --ray-address HOST:PORT": "fedseg simulate --ray-address 127.0.0.1:6379 --customers 1500 --out runs/ray",
     "fedseg simulate --as-of YYYY-MM-DD": "fedseg simulate --cdnow --as-of 1998-09-30 --k 3 --out runs/asof",
     "fedseg simulate --warm-start old/model.json":
         "fedseg simulate --warm-start runs/plain/model.json --customers 4000 --out runs/warm",
@@ -111,7 +114,7 @@ def ran(tmp_path_factory):
     mp.setenv("FLWR_HOME", str(root / "flwr-home"))
     mp.setattr("fedseg.simulations.driver.simulate", in_process_simulate)
     order = ["fedseg synth", "fedseg schema", "fedseg check ", "fedseg simulate", "fedseg simulate --secure", "fedseg simulate --k 6",
-             "fedseg simulate --dedup", "fedseg simulate --warm-start", "fedseg assign", "fedseg report", "fedseg drift", "fedseg simulate --cdnow",
+             "fedseg simulate --dedup", "fedseg simulate --ray-address", "fedseg simulate --warm-start", "fedseg assign", "fedseg report", "fedseg drift", "fedseg simulate --cdnow",
              "fedseg simulate --as-of", "fedseg certs", "fedseg node-keys", "fedseg connection", "fedseg check-node",
              "fedseg label-node"]
     todo = sorted(RUN_HERE, key=lambda c: next(i for i, p in reversed(list(enumerate(order))) if c.startswith(p)))
