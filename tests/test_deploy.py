@@ -14,6 +14,7 @@ the fixture's teardown, even when a test fails. The timings of the run are print
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import time
@@ -101,7 +102,9 @@ def deployment(tmp_path_factory):
         app = copy_app(root, version=FAB_VERSION)
 
         port = free_port()
-        superlink = procs.start("superlink", superlink_command(certs.ca_cert, certs.server_cert, certs.server_key, port))
+        link = [*superlink_command(certs.ca_cert, certs.server_cert, certs.server_key, port),
+                "--database", str(root / "superlink.db")]  # DEPLOY.md section 3: state survives a restart
+        superlink = procs.start("superlink", link)
         wait_for_port(port, superlink)
         done = fedseg(env, "connection", "--address", f"127.0.0.1:{port}", "--ca", str(certs.ca_cert))
         assert done.returncode == 0, done.stdout + done.stderr
@@ -148,7 +151,7 @@ def deployment(tmp_path_factory):
             "total": t_done - t0,
         }
         yield dict(root=root, env=env, procs=procs, port=port, certs=certs, out=out_dir, configs=configs,
-                   pooled=pooled, schema_path=schema_path, run_id=run_id, timings=timings)
+                   pooled=pooled, schema_path=schema_path, run_id=run_id, timings=timings, link=link)
     finally:
         procs.stop_all()
 
@@ -349,6 +352,54 @@ def test_node_killed_mid_run_does_not_stop_the_run(deployment):
           f"{model.run.rounds} rounds; left out: {model.run.clients_failed}")
     assert model.run.clients == 3
     assert int(victim_id) in model.run.clients_failed
+
+
+@pytest.mark.integration
+def test_superlink_killed_and_restarted_with_its_database(deployment):
+    """DEPLOY.md's restart claim (issue 13): the SuperLink SIGKILLed and started again on
+    the same `--database`; the SuperNodes keep running (no 401 crash: their registrations
+    survived) and reconnect, and the same run config gives the model of the first run
+    (its stated reference), with the same node left out for its data."""
+    root, procs, env, port = deployment["root"], deployment["procs"], deployment["env"], deployment["port"]
+    nodes = [f"node-{name}" for name in deployment["configs"]]
+    procs.stop("superlink", sig=signal.SIGKILL)
+    t_restart = time.monotonic()
+    superlink = procs.start("superlink", deployment["link"])
+    wait_for_port(port, superlink)
+    out_dir = root / "out-restart"
+    run_config = f'k={K} min-nodes=3 seed=7 schema="{deployment["schema_path"]}" out-dir="{out_dir}"'
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    ours = {int(re.search(r"SuperNode ID: (\d+)", procs.log(n)).group(1)) for n in nodes}
+    while True:  # our nodes back online (read through the restarted SuperLink's own state)
+        listed = json_of(flwr(env, "supernode", "ls", "fedseg", "--format", "json")).get("nodes", [])
+        if ours <= {int(n.get("node-id", n.get("node_id", -1))) for n in listed if n.get("status") == "online"}:
+            break
+        assert time.monotonic() < deadline, listed
+        time.sleep(2)
+    t_online = time.monotonic()
+    submitted = flwr(env, "run", str(root / "app"), "fedseg", "--run-config", run_config, "--format", "json")
+    assert submitted.returncode == 0 and json_of(submitted).get("success"), submitted.stdout + submitted.stderr
+    while not (out_dir / "report.md").exists():
+        assert time.monotonic() < deadline, "run after the restart did not finish"
+        time.sleep(0.5)
+    assert all(procs.procs[n].poll() is None for n in nodes), {n: procs.log(n)[-1500:] for n in nodes}
+    again, first = load_artifact(out_dir / "model.json"), load_artifact(deployment["out"] / "model.json")
+    failed = {int(n): code for n, code in again.run.clients_failed.items()}
+    assert sorted(code for n, code in failed.items() if n in ours) == ["bad-table"] and again.run.clients == 3
+    assert not set(failed) - ours - {int(n) for n in first.run.clients_failed} - _killed(procs)  # only the victim
+    assert [s.size for s in again.segments] == [s.size for s in first.segments]
+    np.testing.assert_allclose(again.centroid_array(), first.centroid_array(), atol=1e-9)
+    print(f"\nSuperLink restarted: nodes online after {t_online - t_restart:.1f}s, "
+          f"model after {time.monotonic() - t_online:.1f}s more, equal to the first run's")
+
+
+def _killed(procs) -> set[int]:
+    """The SuperNode id of the node the node-killed test SIGKILLed (if it ran)."""
+    try:
+        found = re.search(r"SuperNode ID: (\d+)", procs.log("node-victim"))
+    except OSError:
+        return set()
+    return {int(found.group(1))} if found else set()
 
 
 # ---- security material and deployment commands, without Flower processes ---------------
