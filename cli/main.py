@@ -82,7 +82,8 @@ def simulate(
     customers: Annotated[Optional[int], typer.Option(min=50, help="synthetic customers [default: 20000]")] = None,
     restarts: Annotated[Optional[int], typer.Option(min=1, max=16, help="candidate models per k (k-means restarts "
                                                     "run side by side) [default: 3]")] = None,
-    max_rounds: Annotated[int, typer.Option(min=1, help="at most this many Lloyd rounds")] = 20,
+    max_rounds: Annotated[int, typer.Option(min=0, help="at most this many Lloyd rounds; 0: 20, or 5 under "
+                                            "--epsilon (every DP round is run and paid for)")] = 0,
     min_segment_size: Annotated[int, typer.Option(min=1, help="fewest customers any released aggregate "
                                                   "describes (smaller segments are withheld)")] = 10,
     secure: Annotated[bool, typer.Option("--secure", help="secure aggregation of every reply")] = False,

@@ -13,6 +13,10 @@ class ConfigError(ValueError):
     """A run configuration that cannot be used."""
 
 
+EXACT_ROUNDS = 20  # exact runs stop earlier when every candidate converged
+DP_ROUNDS = 5  # DP runs all their rounds: fewer, better-funded noisy rounds (BENCHMARKS.md, DP)
+
+
 class RunConfig(BaseModel):
     """Parameters the server uses to drive a run (Flower run-config keys use dashes)."""
 
@@ -22,7 +26,8 @@ class RunConfig(BaseModel):
     k_min: int = Field(default=2, ge=2)
     k_max: int = Field(default=8, ge=2, le=64)
     restarts: int = Field(default=3, ge=1, le=16, description="candidate models per k")
-    max_rounds: int = Field(default=20, ge=1, le=1000, description="Lloyd rounds at most")
+    max_rounds: int = Field(default=EXACT_ROUNDS, ge=1, le=1000,
+                            description=f"Lloyd rounds at most; 0 or unset: {EXACT_ROUNDS}, under DP {DP_ROUNDS}")
     tol: float = Field(
         default=1e-4, ge=0.0, description="centroid shift tolerance, relative to mean variance"
     )
@@ -43,6 +48,15 @@ class RunConfig(BaseModel):
     exchange_timeout: float = Field(default=300.0, gt=0.0, le=86_400.0,
                                     description="seconds a node has to answer one exchange, else it is dropped")
     dedup: bool = Field(default=False, description="count customers held by several units once (PSI of ids)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_rounds(cls, data: Any) -> Any:
+        """max-rounds 0 (the app config's and the CLI's default) picks the mode's default."""
+        if isinstance(data, dict) and not data.get("max_rounds"):
+            dp = float(data.get("epsilon") or 0) > 0
+            data = {**data, "max_rounds": DP_ROUNDS if dp else EXACT_ROUNDS}
+        return data
 
     @model_validator(mode="after")
     def _k_range(self) -> RunConfig:

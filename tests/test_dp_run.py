@@ -74,3 +74,18 @@ def test_large_budget_approaches_the_plaintext_quality(node_frames):
 def test_bad_dp_settings_are_clear_errors(bad, match):
     with pytest.raises(ConfigError, match=match):
         RunConfig.parse({"k": 3, **bad})
+
+
+def test_dp_runs_default_to_five_lloyd_rounds():
+    """The README's DP command runs the rounds bench_dp measured (5), not the exact
+    runs' 20: every DP round is paid for, so 20 would give each a quarter of the noise
+    budget. The app config's `max-rounds = 0` and the CLI default pick per mode; an
+    explicit value wins."""
+    import tomllib
+    from pathlib import Path
+
+    app = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    flower = app["tool"]["flwr"]["app"]["config"]
+    assert RunConfig.from_flower(flower).max_rounds == 20
+    assert RunConfig.from_flower({**flower, "k": 4, "epsilon": 1.0}).max_rounds == 5
+    assert RunConfig.parse({"k": 4, "epsilon": 1.0, "max_rounds": 8}).max_rounds == 8
