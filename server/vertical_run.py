@@ -1,0 +1,224 @@
+"""The server's side of a vertical run (issue 15): align the parties' customers, then
+vertical Lloyd on summed partial distances, then the profiles, then one artifact.
+
+Every party must answer every exchange: a party that leaves takes its features with it,
+so the run stops with a clear message and writes nothing. In secure mode every phase
+reply reaches the server only as the sum over parties (`SecureChannel`, each party with
+its own block schema); alignment replies are sealed bytes and one count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from fedseg.common.config import RunConfig
+from fedseg.common.messages import Message, NodeFailure, Scaler
+from fedseg.common.phases import bounds as public_bounds
+from fedseg.common.phases.base import add_replies
+from fedseg.common.phases.registry import phase_for
+from fedseg.common.schema import FeatureSchema
+from fedseg.common.secure_layout import BoundsMissing, require_bounds
+from fedseg.common.vertical import blocks, seeding
+from fedseg.common.vertical.messages import VerticalAlignReply, VerticalAlignRequest, VerticalMatchReply
+from fedseg.common.vertical.messages import VerticalMatchRequest
+from fedseg.common.vertical.phases import VLloydRequest, VPrepareRequest, VProfileRequest
+from fedseg.server.orchestrator import Event, RunError, Transport
+from fedseg.server.psi_phase import _relay, psi_session
+from fedseg.server.secure_channel import SecureAggregationFailed, SecureChannel
+
+FINE_ROUNDS = 5  # Lloyd rounds of the fine stage (many small cells) before seeding
+MIN_STARTS = 10  # candidate starts side by side, as scikit-learn's n_init=10
+
+
+@dataclasses.dataclass(frozen=True)
+class Party:
+    name: str
+    schema: FeatureSchema  # its block: the id and its columns
+
+
+@dataclasses.dataclass
+class VerticalResult:
+    """What the run learned: the chosen labels' segment sums, and how it went."""
+
+    scaler: Scaler
+    n_shared: int
+    labels_k: int
+    sizes: np.ndarray
+    sums: np.ndarray  # (k, raw width) per segment, original units / one-hot counts
+    centroids: np.ndarray  # (k, encoded width) scaled space
+    merged: int
+    lloyd_rounds: int
+    exchanges: int
+    bytes_per_round: dict[int, float] = dataclasses.field(default_factory=dict)
+
+
+class VerticalRun:
+    def __init__(self, config: RunConfig, parties: Mapping[int, Party], transport: Transport,
+                 on_event: Callable[[Event], None] = lambda e: None) -> None:
+        if config.k < 2:
+            raise RunError("a vertical run needs a fixed k (--k)")
+        if config.epsilon > 0:
+            raise RunError("differential privacy is not available in vertical runs")
+        self.config, self.parties, self.transport, self.emit = config, dict(parties), transport, on_event
+        self.nodes = sorted(self.parties)
+        self.exchanges = 0
+        self.secure: SecureChannel | None = None
+        self.rng = np.random.default_rng(config.seed)
+        enc = [p.schema.n_encoded for p in (self.parties[n] for n in self.nodes)]
+        raw = [len(p.schema.numeric) + sum(len(c.values) for c in p.schema.categorical)
+               for p in (self.parties[n] for n in self.nodes)]
+        self.enc_start = dict(zip(self.nodes, np.cumsum([0] + enc[:-1]).tolist()))
+        self.raw_start = dict(zip(self.nodes, np.cumsum([0] + raw[:-1]).tolist()))
+        self.width, self.raw_width = sum(enc), sum(raw)
+
+    # ---- exchanges ----------------------------------------------------------------
+
+    def _gone(self, nid: int, code: str) -> RunError:
+        p = self.parties[nid]
+        cols = ", ".join([*p.schema.numeric_names, *p.schema.categorical_names])
+        return RunError(f"party {p.name} (node {nid}) left the run ({code}): its features ({cols}) are gone; "
+                        "the run stopped and wrote nothing")
+
+    def send_each(self, requests: Mapping[int, Message], expect: type) -> dict[int, Message]:
+        """One exchange; every party must answer with `expect`."""
+        self.exchanges += 1
+        replies = self.transport.send(requests)
+        for nid in requests:
+            reply = replies.get(nid)
+            if not isinstance(reply, expect):
+                raise self._gone(nid, reply.code if isinstance(reply, NodeFailure) else "no-reply")
+        return {n: replies[n] for n in requests}
+
+    def exchange(self, requests: Mapping[int, Message]) -> Message:
+        """Each party's request; the replies summed (securely in secure mode)."""
+        first = requests[self.nodes[0]]
+        expect = phase_for(first).reply
+        if self.secure is None:
+            return add_replies(list(self.send_each(requests, expect).values()))
+        try:
+            summed, active = self.secure.aggregate(first, expect, per_node=requests)
+        except SecureAggregationFailed as exc:
+            missing = [n for n in self.nodes if n not in self.secure.server.active]
+            raise (self._gone(missing[0], "left-secure-round") if missing else RunError(str(exc))) from exc
+        if set(active) != set(self.nodes):
+            raise self._gone(min(set(self.nodes) - set(active)), "left-secure-round")
+        return summed
+
+    # ---- steps --------------------------------------------------------------------
+
+    def start_secure(self) -> None:
+        for p in self.parties.values():
+            try:
+                require_bounds(p.schema)
+            except BoundsMissing as exc:
+                raise RunError(str(exc)) from exc
+        channel = SecureChannel(self.config, self.send_each, self.nodes)
+        try:
+            joined = channel.setup()
+        except SecureAggregationFailed as exc:
+            raise RunError(f"secure aggregation set-up failed: {exc}") from exc
+        if set(joined) != set(self.nodes):
+            raise self._gone(min(set(self.nodes) - set(joined)), "no-secure-setup")
+        self.secure = channel
+
+    def align(self) -> int:
+        """PSI of the ids, then the common order; returns the number of shared customers."""
+        schemas = {n: self.parties[n].schema for n in self.nodes}
+        done = psi_session(self.send_each, schemas, self.nodes, match=(VerticalMatchRequest, VerticalMatchReply))
+        assert done is not None  # send_each raises when a party is missing
+        session, matched = done
+        formats = {self.parties[n].name: r.id_format for n, r in matched.items()}
+        if len(set(formats.values())) > 1:
+            raise RunError(f"the parties' id columns are written differently ({formats}); "
+                           "bring them to one type and format before a vertical run")
+        aligned = self.send_each({n: VerticalAlignRequest(schema=schemas[n], session=session,
+                                                          sealed=_relay(matched, self.nodes, n))
+                                  for n in self.nodes}, VerticalAlignReply)
+        counts = {r.shared for r in aligned.values()}
+        if len(counts) != 1:
+            raise RunError("the parties disagree on the shared customers; the run stopped")
+        n = counts.pop()
+        floor = max(self.config.min_segment_size, 2 * self.config.k)
+        if n < floor:
+            raise RunError(f"the parties share fewer customers than min-segment-size allows "
+                           f"({floor} needed); nothing is released")
+        return n
+
+    def prepare(self, n: int) -> Scaler:
+        reply = self.exchange({nid: VPrepareRequest(schema=p.schema, start=self.enc_start[nid], width=self.width,
+                                                    n_shared=n) for nid, p in self.parties.items()})
+        return Scaler(mean=reply.mean, scale=reply.scale)
+
+    def distance_bound(self, scaler: Scaler) -> float:
+        """Public bound of one party's partial squared distance (secure mode's scales)."""
+        if self.secure is None:
+            return 0.0
+        far = 0.0
+        for nid, p in self.parties.items():
+            s = slice(self.enc_start[nid], self.enc_start[nid] + p.schema.n_encoded)
+            b = public_bounds.scaled_bound(p.schema, Scaler(mean=scaler.mean[s], scale=scaler.scale[s]))
+            far = max(far, 4.0 * p.schema.n_encoded * b * b)
+        return far
+
+    def lloyd(self, stage: str, k: int, n_cand: int, n: int, first: dict, bound: float, offset: float,
+              rounds: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Rounds of one stage until the labels stop changing; (labels, offset costs, rounds)."""
+        common = dict(stage=stage, k=k, n_cand=n_cand, n_shared=n, offset_scale=offset, bound=bound + offset)
+        labels, costs, done = None, None, 0
+        for rnd in range(rounds):
+            step = first if rnd == 0 else {"labels": labels}
+            reply = self.exchange({nid: VLloydRequest(schema=p.schema, **common, **step)
+                                   for nid, p in self.parties.items()})
+            new, costs = blocks.assign(reply.dist, k)
+            done = rnd + 1
+            if labels is not None and np.array_equal(new, labels):
+                break
+            labels = new
+            self.emit(Event("lloyd", f"{stage} round {done}", self.exchanges))
+        return labels, costs, done
+
+    def gaps(self, stage: str, k: int, n_cand: int, n: int, labels: np.ndarray, bound: float) -> np.ndarray:
+        reply = self.exchange({nid: VLloydRequest(schema=p.schema, stage=stage, k=k, n_cand=n_cand, n_shared=n,
+                                                  labels=labels, distances=False, gaps=True, bound=bound)
+                               for nid, p in self.parties.items()})
+        return reply.gaps
+
+    def run(self) -> VerticalResult:
+        k, cfg = self.config.k, self.config
+        if cfg.secure:
+            self.start_secure()
+        n = self.align()
+        self.emit(Event("align", f"{len(self.nodes)} parties aligned their shared customers", self.exchanges))
+        scaler = self.prepare(n)
+        bound = self.distance_bound(scaler)
+        offset = float(max(bound, 10.0 * self.width))
+        cells = int(min(max(20 * k, 64), n // 6))
+        fine, _, fine_rounds = self.lloyd("fine", cells, 1, n, {"from_groups": cfg.seed + 1}, bound, offset,
+                                          FINE_ROUNDS)
+        fine_gaps = self.gaps("fine", cells, 1, n, fine, bound)
+        starts = seeding.kmeanspp_starts(fine_gaps, np.bincount(fine[:, 0], minlength=cells), k,
+                                         max(MIN_STARTS, cfg.restarts), self.rng)
+        n_cand = len(starts)
+        labels, costs, main_rounds = self.lloyd("main", k, n_cand, n, {"init": starts.reshape(-1)}, bound, offset,
+                                                cfg.max_rounds)
+        best = int(np.argmin(costs))
+        gaps = self.gaps("main", k, n_cand, n, labels, bound)[best * k:(best + 1) * k]
+        final, merged = seeding.merge_small(labels[:, best], gaps, k, cfg.min_segment_size)
+        k_out = int(final.max()) + 1
+        reply = self.exchange({nid: VProfileRequest(schema=p.schema, start=self.enc_start[nid], width=self.width,
+                                                    n_shared=n, k=k_out, labels=final,
+                                                    raw_start=self.raw_start[nid], raw_width=self.raw_width,
+                                                    bound=max(bound, self._raw_bound()))
+                               for nid, p in self.parties.items()})
+        sizes = np.bincount(final, minlength=k_out)
+        return VerticalResult(scaler=scaler, n_shared=n, labels_k=k_out, sizes=sizes, sums=reply.sums,
+                              centroids=reply.encoded / sizes[:, None], merged=merged,
+                              lloyd_rounds=fine_rounds + main_rounds, exchanges=self.exchanges)
+
+    def _raw_bound(self) -> float:
+        if self.secure is None:
+            return 0.0
+        return max(max(public_bounds.raw_bound(p.schema), 1.0) for p in self.parties.values())
