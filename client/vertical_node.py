@@ -10,7 +10,13 @@ from fedseg.client import guard
 from fedseg.client.policy import NodePolicy
 from fedseg.common.vertical import align
 from fedseg.common.vertical.messages import VerticalAlignReply, VerticalAlignRequest, VerticalMatchReply
-from fedseg.common.vertical.messages import VerticalMatchRequest
+from fedseg.common.vertical.messages import VerticalMatchRequest, VerticalPartyReply, VerticalWhoRequest
+from fedseg.client.trust import node_trust
+
+
+def _who(req: VerticalWhoRequest, data, state: dict, node_id: int, policy: NodePolicy) -> VerticalPartyReply:
+    """The party a node is, is its roster identity: the server cannot rename it."""
+    return VerticalPartyReply(party=node_trust(policy).name)
 
 
 def _match(req: VerticalMatchRequest, data, state: dict, node_id: int, policy: NodePolicy) -> VerticalMatchReply:
@@ -24,4 +30,4 @@ def _align(req: VerticalAlignRequest, data, state: dict, node_id: int, policy: N
     return VerticalAlignReply(shared=align.align(req, state, ids=data.table(req.schema_).ids).n_rows_shared)
 
 
-VERTICAL_HANDLERS: dict[type, Callable] = {VerticalMatchRequest: _match, VerticalAlignRequest: _align}
+VERTICAL_HANDLERS: dict[type, Callable] = {VerticalWhoRequest: _who, VerticalMatchRequest: _match, VerticalAlignRequest: _align}

@@ -22,8 +22,9 @@ from fedseg.common.phases.registry import phase_for
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.secure_layout import BoundsMissing, require_bounds
 from fedseg.common.vertical import blocks, seeding
+from fedseg.common.vertical.model import HeldFeature, VerticalModel, VerticalSegment
 from fedseg.common.vertical.messages import VerticalAlignReply, VerticalAlignRequest, VerticalMatchReply
-from fedseg.common.vertical.messages import VerticalMatchRequest
+from fedseg.common.vertical.messages import VerticalMatchRequest, VerticalPartyReply, VerticalWhoRequest
 from fedseg.common.vertical.phases import VLloydRequest, VPrepareRequest, VProfileRequest
 from fedseg.server.orchestrator import Event, RunError, Transport
 from fedseg.server.psi_phase import _relay, psi_session
@@ -56,18 +57,32 @@ class VerticalResult:
 
 
 class VerticalRun:
-    def __init__(self, config: RunConfig, parties: Mapping[int, Party], transport: Transport,
-                 on_event: Callable[[Event], None] = lambda e: None) -> None:
+    """One vertical run over `nodes`; `blocks` maps each party (its roster identity) to
+    its block schema. The first exchange asks every node which party it is."""
+
+    def __init__(self, config: RunConfig, blocks: Mapping[str, FeatureSchema], transport: Transport,
+                 nodes: list[int], on_event: Callable[[Event], None] = lambda e: None) -> None:
         if config.k < 2:
             raise RunError("a vertical run needs a fixed k (--k)")
         if config.epsilon > 0:
             raise RunError("differential privacy is not available in vertical runs")
-        self.config, self.parties, self.transport, self.emit = config, dict(parties), transport, on_event
-        self.nodes = sorted(self.parties)
+        self.config, self.blocks, self.transport, self.emit = config, dict(blocks), transport, on_event
+        self.nodes = sorted(nodes)
+        self.parties: dict[int, Party] = {}  # known after `identify`
         self.exchanges = 0
         self.secure: SecureChannel | None = None
         self.rng = np.random.default_rng(config.seed)
-        enc = [p.schema.n_encoded for p in (self.parties[n] for n in self.nodes)]
+
+    def identify(self) -> None:
+        """Node id -> party, from each node's roster identity; every party exactly once."""
+        said = self.send_each({n: VerticalWhoRequest() for n in self.nodes}, VerticalPartyReply)
+        names = {n: r.party for n, r in said.items()}
+        if sorted(names.values()) != sorted(self.blocks):
+            raise RunError(f"the connected nodes are parties {sorted(names.values())}, the run config names "
+                           f"{sorted(self.blocks)}: every party must take part exactly once")
+        self.nodes = sorted(names, key=lambda n: list(self.blocks).index(names[n]))
+        self.parties = {n: Party(names[n], self.blocks[names[n]]) for n in self.nodes}
+        enc = [self.parties[n].schema.n_encoded for n in self.nodes]
         raw = [len(p.schema.numeric) + sum(len(c.values) for c in p.schema.categorical)
                for p in (self.parties[n] for n in self.nodes)]
         self.enc_start = dict(zip(self.nodes, np.cumsum([0] + enc[:-1]).tolist()))
@@ -77,6 +92,8 @@ class VerticalRun:
     # ---- exchanges ----------------------------------------------------------------
 
     def _gone(self, nid: int, code: str) -> RunError:
+        if nid not in self.parties:
+            return RunError(f"node {nid} did not say which party it is ({code}); the run stopped and wrote nothing")
         p = self.parties[nid]
         cols = ", ".join([*p.schema.numeric_names, *p.schema.categorical_names])
         return RunError(f"party {p.name} (node {nid}) left the run ({code}): its features ({cols}) are gone; "
@@ -123,6 +140,7 @@ class VerticalRun:
         if set(joined) != set(self.nodes):
             raise self._gone(min(set(self.nodes) - set(joined)), "no-secure-setup")
         self.secure = channel
+        self.emit(Event("secure", f"keys agreed with {len(joined)} parties", self.exchanges))
 
     def align(self) -> int:
         """PSI of the ids, then the common order; returns the number of shared customers."""
@@ -188,6 +206,7 @@ class VerticalRun:
 
     def run(self) -> VerticalResult:
         k, cfg = self.config.k, self.config
+        self.identify()
         if cfg.secure:
             self.start_secure()
         n = self.align()
@@ -222,3 +241,27 @@ class VerticalRun:
         if self.secure is None:
             return 0.0
         return max(max(public_bounds.raw_bound(p.schema), 1.0) for p in self.parties.values())
+
+
+def build_model(run: VerticalRun, result: VerticalResult, version: str) -> VerticalModel:
+    """The artifact: per feature its party and scaler, per segment its size and blocks."""
+    features, profile_cols = [], []
+    for nid in run.nodes:
+        p = run.parties[nid]
+        for j, name in enumerate(p.schema.encoded_names):
+            e = run.enc_start[nid] + j
+            features.append(HeldFeature(name=name, party=p.name, mean=float(result.scaler.mean[e]),
+                                        scale=float(result.scaler.scale[e])))
+            profile_cols.append((p.name, name, run.raw_start[nid] + j))
+    means = result.sums / np.maximum(result.sizes, 1)[:, None]
+    segments = []
+    for s in range(result.labels_k):
+        profile: dict[str, dict[str, float]] = {}
+        for party, name, col in profile_cols:
+            profile.setdefault(party, {})[name] = float(means[s, col])
+        segments.append(VerticalSegment(segment=s, size=int(result.sizes[s]), profile=profile,
+                                        centroid=[float(v) for v in result.centroids[s]]))
+    return VerticalModel(fedseg_version=version, k=result.labels_k, shared_customers=result.n_shared,
+                         min_segment_size=run.config.min_segment_size, merged_segments=result.merged,
+                         secure=run.secure is not None, lloyd_rounds=result.lloyd_rounds,
+                         exchanges=result.exchanges, features=features, segments=segments)

@@ -47,12 +47,14 @@ def write_partitions(frames: list[pd.DataFrame], schema: FeatureSchema, folder: 
             table.to_csv(folder / f"node-{i}.csv", index=False)
 
 
-def write_node_identities(folder: Path, n_nodes: int) -> None:
+def write_node_identities(folder: Path, n_nodes: int, names: list[str] | None = None) -> None:
     """Give every simulated node its secure-aggregation identity: `node-<i>.policy.toml`
-    (read by `client.policy.node_policy`) with its identity key and the pinned roster."""
-    made = make_federation(folder / "identities", [f"node-{i}" for i in range(n_nodes)])
+    (read by `client.policy.node_policy`) with its identity key and the pinned roster.
+    `names` are the identities (a vertical run's parties), `node-<i>` by default."""
+    names = names or [f"node-{i}" for i in range(n_nodes)]
+    made = make_federation(folder / "identities", names)
     for i in range(n_nodes):
-        lines = [f"{key} = {json.dumps(value)}\n" for key, value in made[f"node-{i}"].items()]
+        lines = [f"{key} = {json.dumps(value)}\n" for key, value in made[names[i]].items()]
         (folder / f"node-{i}.policy.toml").write_text("".join(lines))
 
 

@@ -15,8 +15,20 @@ from pydantic import Field
 from fedseg.common.messages import Message
 from fedseg.common.psi.messages import PsiMatchRequest, Sealed, Session, _BYTES
 from fedseg.common.messages import SchemaRequest
+from fedseg.common.secagg.messages import IdentityName
 
 
+
+
+class VerticalWhoRequest(Message):
+    """First exchange: which party is this node (its roster identity)?"""
+
+    phase: Literal["vertical_who"] = "vertical_who"
+
+
+class VerticalPartyReply(Message):
+    phase: Literal["vertical_party"] = "vertical_party"
+    party: IdentityName
 
 
 class VerticalMatchRequest(PsiMatchRequest):
@@ -49,5 +61,5 @@ class VerticalAlignReply(Message):
     shared: int = Field(ge=0)  # customers every party holds
 
 
-VERTICAL_REQUESTS = (VerticalMatchRequest, VerticalAlignRequest)
-VERTICAL_REPLIES = (VerticalMatchReply, VerticalAlignReply)
+VERTICAL_REQUESTS = (VerticalWhoRequest, VerticalMatchRequest, VerticalAlignRequest)
+VERTICAL_REPLIES = (VerticalPartyReply, VerticalMatchReply, VerticalAlignReply)
