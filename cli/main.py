@@ -96,6 +96,9 @@ def simulate(
                                         "set intersection of ids)")] = False,
     overlap: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="copy this share of the customers "
                                                      "into a second node (to try --dedup)")] = None,
+    vertical: Annotated[Optional[str], typer.Option(help="split --data by columns into parties "
+                                                    "'crm=a,b;shop=c,d' (vertical federation; --overlap: share "
+                                                    "of the customers every party holds [default: 1.0])")] = None,
 ) -> None:
     """Run a federated segmentation on Flower's Simulation Engine and print the segments."""
     from fedseg.cli.progress import ProgressView
@@ -104,6 +107,9 @@ def simulate(
     from fedseg.simulations.driver import simulate as run_sim
     from fedseg.simulations.inputs import simulation_inputs
 
+    if vertical is not None:
+        return _vertical(data, schema, id_column, vertical, overlap, customers, k, seed, restarts, max_rounds,
+                         min_segment_size, secure, epsilon, out)
     try:
         check_options(SimulateOptions(data, schema, features, id_column, partition, clients, k, k_range, customers,
                                       restarts, epsilon, delta, cdnow, stores, warm_start))
@@ -146,6 +152,23 @@ def simulate(
         f"wall time {timings['total']:.1f}s; model: {out_dir / 'model.json'}; "
         f"report: {out_dir / 'report.html'} (and report.md)"
     )
+
+
+def _vertical(data, schema, id_column, spec, overlap, customers, k, seed, restarts, max_rounds, min_segment_size,
+              secure, epsilon, out) -> None:
+    """`simulate --vertical` (cli/vertical.py)."""
+    from fedseg.cli.vertical import simulate_vertical_cli
+
+    try:
+        if k is None or epsilon is not None:
+            raise ValueError("--vertical needs a fixed --k and does not take --epsilon")
+        config = _config(k, 2, k, seed, restarts or 3, max_rounds, min_segment_size, secure)
+        out_dir = out or Path("runs") / time.strftime(f"%Y%m%d-%H%M%S-seed{seed}-vertical")
+        simulate_vertical_cli(console, data=data, schema_path=schema, id_column=id_column or "customer_id",
+                              spec=spec, overlap=1.0 if overlap is None else overlap,
+                              customers=customers or 20000, config=config, out_dir=out_dir)
+    except USER_ERRORS as exc:
+        fail(str(exc))
 
 
 def _with_overlap(frames, share: float, seed: int, cdnow: bool):
