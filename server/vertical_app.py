@@ -12,11 +12,11 @@ from flwr.serverapp import Grid, ServerApp
 import fedseg
 from fedseg.common.config import RunConfig
 from fedseg.common.schema import FeatureSchema
-from fedseg.common.vertical.model import VerticalModel, save_model
+from fedseg.common.vertical.model import VerticalModel
 from fedseg.server.app import log_event
 from fedseg.server.flower_transport import GridTransport, wait_for_nodes
 from fedseg.server.orchestrator import Event
-from fedseg.server.vertical_run import VerticalRun, build_model
+from fedseg.server.vertical_run import VerticalRun, run_and_save
 
 
 def run_vertical(grid: Grid, config: RunConfig, blocks: Mapping[str, FeatureSchema], out_dir: Path,
@@ -24,9 +24,8 @@ def run_vertical(grid: Grid, config: RunConfig, blocks: Mapping[str, FeatureSche
     nodes = wait_for_nodes(grid, len(blocks), timeout=node_timeout)
     on_event(Event("connect", f"{len(nodes)} nodes connected"))
     run = VerticalRun(config, blocks, GridTransport(grid), nodes, on_event)
-    model = build_model(run, run.run(), fedseg.__version__)
-    path = save_model(model, out_dir)
-    on_event(Event("done", f"model written to {path}", run.exchanges))
+    model = run_and_save(run, out_dir, fedseg.__version__)
+    on_event(Event("done", f"model written to {out_dir / 'model.json'}", run.exchanges))
     return model
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from fedseg.common.phases.registry import phase_for
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.secure_layout import BoundsMissing, require_bounds
 from fedseg.common.vertical import blocks, seeding
-from fedseg.common.vertical.model import HeldFeature, VerticalModel, VerticalSegment
+from fedseg.common.vertical.model import HeldFeature, VerticalModel, VerticalSegment, save_model
 from fedseg.common.vertical.messages import VerticalAlignReply, VerticalAlignRequest, VerticalMatchReply
 from fedseg.common.vertical.messages import VerticalMatchRequest, VerticalPartyReply, VerticalWhoRequest
 from fedseg.common.vertical.phases import VLloydRequest, VPrepareRequest, VProfileRequest
@@ -265,3 +266,10 @@ def build_model(run: VerticalRun, result: VerticalResult, version: str) -> Verti
                          min_segment_size=run.config.min_segment_size, merged_segments=result.merged,
                          secure=run.secure is not None, lloyd_rounds=result.lloyd_rounds,
                          exchanges=result.exchanges, features=features, segments=segments)
+
+
+def run_and_save(run: VerticalRun, out_dir: Path, version: str) -> VerticalModel:
+    """The whole run, then model.json and report.md; a stopped run writes nothing."""
+    model = build_model(run, run.run(), version)
+    save_model(model, out_dir)
+    return model
