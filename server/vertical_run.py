@@ -31,8 +31,12 @@ from fedseg.server.orchestrator import Event, RunError, Transport
 from fedseg.server.psi_phase import _relay, psi_session
 from fedseg.server.secure_channel import SecureAggregationFailed, SecureChannel
 
-FINE_ROUNDS = 5  # Lloyd rounds of the fine stage (many small cells) before seeding
-MIN_STARTS = 10  # candidate starts side by side, as scikit-learn's n_init=10
+FINE_ROUNDS = 8  # Lloyd rounds of the fine stage (many small cells) before seeding
+CELL_FACTOR = 30  # fine-stage cells per segment (capped at one per 6 customers)
+MIN_STARTS = 16  # candidate starts side by side (scikit-learn's n_init=10 starts from records)
+PRUNE_AFTER, PRUNE_TO = 12, 4  # after this many main rounds only the best few candidates go on
+MIN_MAIN_ROUNDS = 60  # Lloyd rounds at most in the main stage, whatever max_rounds says
+SETTLED = 1e-4  # a stage ends when no candidate changes more than this share of labels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,19 +188,26 @@ class VerticalRun:
 
     def lloyd(self, stage: str, k: int, n_cand: int, n: int, first: dict, bound: float, offset: float,
               rounds: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """Rounds of one stage until the labels stop changing; (labels, offset costs, rounds)."""
-        common = dict(stage=stage, k=k, n_cand=n_cand, n_shared=n, offset_scale=offset, bound=bound + offset)
+        """Rounds of one stage until no candidate's labels change (beyond SETTLED); after
+        PRUNE_AFTER rounds only the PRUNE_TO cheapest candidates go on (bytes per round
+        shrink with them). Returns (labels, offset costs, rounds) of the candidates left."""
+        common = dict(stage=stage, k=k, n_shared=n, offset_scale=offset, bound=bound + offset)
         labels, costs, done = None, None, 0
         for rnd in range(rounds):
-            step = first if rnd == 0 else {"labels": labels}
-            reply = self.exchange({nid: VLloydRequest(schema=p.schema, **common, **step)
+            step: dict = first if rnd == 0 else {"labels": labels}
+            if rnd == PRUNE_AFTER and n_cand > PRUNE_TO:
+                keep = np.sort(np.argsort(costs)[:PRUNE_TO])
+                step, n_cand = {"labels": labels[:, keep], "keep": keep}, PRUNE_TO
+                labels = labels[:, keep]
+            reply = self.exchange({nid: VLloydRequest(schema=p.schema, n_cand=n_cand, **common, **step)
                                    for nid, p in self.parties.items()})
             new, costs = blocks.assign(reply.dist, k)
             done = rnd + 1
-            if labels is not None and np.array_equal(new, labels):
-                break
+            settled = labels is not None and (new != labels).sum(axis=0).max() <= SETTLED * n
             labels = new
             self.emit(Event("lloyd", f"{stage} round {done}", self.exchanges))
+            if settled:
+                break
         return labels, costs, done
 
     def gaps(self, stage: str, k: int, n_cand: int, n: int, labels: np.ndarray, bound: float) -> np.ndarray:
@@ -215,15 +226,15 @@ class VerticalRun:
         scaler = self.prepare(n)
         bound = self.distance_bound(scaler)
         offset = float(max(bound, 10.0 * self.width))
-        cells = int(min(max(20 * k, 64), n // 6))
+        cells = int(min(max(CELL_FACTOR * k, 64), n // 6))
         fine, _, fine_rounds = self.lloyd("fine", cells, 1, n, {"from_groups": cfg.seed + 1}, bound, offset,
                                           FINE_ROUNDS)
         fine_gaps = self.gaps("fine", cells, 1, n, fine, bound)
         starts = seeding.kmeanspp_starts(fine_gaps, np.bincount(fine[:, 0], minlength=cells), k,
                                          max(MIN_STARTS, cfg.restarts), self.rng)
-        n_cand = len(starts)
-        labels, costs, main_rounds = self.lloyd("main", k, n_cand, n, {"init": starts.reshape(-1)}, bound, offset,
-                                                cfg.max_rounds)
+        labels, costs, main_rounds = self.lloyd("main", k, len(starts), n, {"init": starts.reshape(-1)}, bound,
+                                                offset, max(cfg.max_rounds, MIN_MAIN_ROUNDS))
+        n_cand = labels.shape[1]
         best = int(np.argmin(costs))
         gaps = self.gaps("main", k, n_cand, n, labels, bound)[best * k:(best + 1) * k]
         final, merged = seeding.merge_small(labels[:, best], gaps, k, cfg.min_segment_size)

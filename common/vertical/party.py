@@ -125,6 +125,11 @@ def _centroids(view: PartyView, X: np.ndarray, req) -> np.ndarray:
             raise VerticalError("initial centroids out of range")
         return fine[init]
     old = _load(view.state, CENTROIDS + req.stage)
+    if req.keep is not None:  # the server drops the costlier candidates
+        keep = req.keep.astype(np.int64)
+        if keep.shape != (req.n_cand,) or keep.min() < 0 or keep.max() >= len(old) // req.k:
+            raise VerticalError("kept candidates out of range")
+        old = old.reshape(-1, req.k, X.shape[1])[keep].reshape(-1, X.shape[1])
     if old.shape != (total, X.shape[1]):
         raise VerticalError("the request's candidates do not match this party's centroids")
     if req.labels is None:

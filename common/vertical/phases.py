@@ -56,6 +56,7 @@ class VLloydRequest(SchemaRequest):
     from_groups: int = Field(default=0, ge=0)  # seed of the public groups (0: not this round)
     init: NDArray | None = None  # (n_cand * k,) fine-stage centroid indices
     labels: NDArray | None = None  # (n_shared, n_cand)
+    keep: NDArray | None = None  # candidates that go on (indices into the last round's), before the update
     distances: bool = True
     gaps: bool = False  # also the partial squared distances between each candidate's centroids
     offset_scale: float = Field(default=0.0, ge=0.0)
