@@ -12,7 +12,7 @@ from rich.console import Console
 from fedseg.common.config import RunConfig
 from fedseg.common.schema import FeatureSchema, load_schema
 from fedseg.common.vertical.model import VerticalModel, report
-from fedseg.common.vertical.spec import check_split, parse_split
+from fedseg.common.vertical.spec import check_split, held_only, parse_split
 
 
 def vertical_inputs(data: Path | None, schema_path: Path | None, id_column: str, spec: str, overlap: float,
@@ -25,17 +25,13 @@ def vertical_inputs(data: Path | None, schema_path: Path | None, id_column: str,
         from fedseg.common.synthetic import generate_customers, synthetic_schema
 
         frame, schema = generate_customers(customers, 1, seed), synthetic_schema()
-        id_column = schema.id
     else:
         from fedseg.client.data import read_frame
 
         frame = read_frame(data)
         cols = [c for cols in parties.values() for c in cols]
         schema = load_schema(schema_path) if schema_path else FeatureSchema.numeric_only(id_column, cols)
-    if schema_path is None and data is None:
-        keep = {c for cols in parties.values() for c in cols}
-        schema = schema.model_copy(update={"numeric": tuple(f for f in schema.numeric if f.name in keep),
-                                           "categorical": tuple(f for f in schema.categorical if f.name in keep)})
+    schema = held_only(schema, parties)
     check_split(parties, schema)
     return vertical_split(frame, schema.id, parties, overlap, seed), schema, parties
 

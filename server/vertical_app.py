@@ -4,6 +4,7 @@ grid, write model.json and report.md together (nothing when the run stops)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 from pathlib import Path
 
 from flwr.app import Context
@@ -41,3 +42,14 @@ def make_vertical_server_app(config: RunConfig, blocks: Mapping[str, FeatureSche
             sink.append(model)
 
     return app
+
+
+def run_vertical_from_config(grid: Grid, config: RunConfig, run_config: Mapping[str, Any], schema: FeatureSchema,
+                             out_dir: Path) -> VerticalModel:
+    """`flwr run` with run config `mode = "vertical"` and `vertical = "crm=a,b;shop=c"`:
+    the schema names every party's features; each SuperNode's roster identity is its
+    party and its own node config points to its table of the id and its columns."""
+    from fedseg.common.vertical.spec import block_schemas, held_only, parse_split
+
+    parties = parse_split(str(run_config.get("vertical") or ""))
+    return run_vertical(grid, config, block_schemas(held_only(schema, parties), parties), out_dir)

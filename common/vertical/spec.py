@@ -51,6 +51,15 @@ def check_split(parties: dict[str, list[str]], schema: FeatureSchema) -> None:
         raise SpecError(f"schema features no party holds: {missing}")
 
 
+def held_only(schema: FeatureSchema, parties: dict[str, list[str]]) -> FeatureSchema:
+    """The schema's features some party holds (a pooled schema may list more columns)."""
+    held = {c for cols in parties.values() for c in cols}
+    unknown = sorted(held - {*schema.numeric_names, *schema.categorical_names})
+    if unknown:
+        raise SpecError(f"--vertical names columns the schema does not have: {unknown}")
+    return block_schema(schema, sorted(held))
+
+
 def block_schema(schema: FeatureSchema, columns: list[str]) -> FeatureSchema:
     """The schema of one party's block: the id and its columns, in schema order."""
     keep = set(columns)
