@@ -31,3 +31,4 @@ def _align(req: VerticalAlignRequest, data, state: dict, node_id: int, policy: N
 
 
 VERTICAL_HANDLERS: dict[type, Callable] = {VerticalWhoRequest: _who, VerticalMatchRequest: _match, VerticalAlignRequest: _align}
+

@@ -58,6 +58,21 @@ def write_node_identities(folder: Path, n_nodes: int, names: list[str] | None = 
         (folder / f"node-{i}.policy.toml").write_text("".join(lines))
 
 
+def run_engine(server_app, data_dir: str, n_nodes: int, num_cpus: int | None = None) -> None:
+    """Flower's Simulation Engine: `server_app` and one ClientApp per node reading `data_dir`."""
+    from flwr.simulation import run_simulation
+
+    run_simulation(
+        server_app=server_app,
+        client_app=make_client_app({"data-dir": data_dir}),
+        num_supernodes=n_nodes,
+        backend_config={
+            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+            "init_args": {"num_cpus": num_cpus or os.cpu_count() or 1, "include_dashboard": False},
+        },
+    )
+
+
 def simulate(
     frames: list[pd.DataFrame],
     schema: FeatureSchema,
@@ -67,8 +82,6 @@ def simulate(
     num_cpus: int | None = None,
 ) -> tuple[ModelArtifact, dict[str, float]]:
     """Run the whole federation in simulation; returns the artifact and wall times."""
-    from flwr.simulation import run_simulation
-
     sink: list[ModelArtifact] = []
     marks: dict[str, float] = {}
 
@@ -83,15 +96,7 @@ def simulate(
             on_event(Event("data-check", f"partition {i} will leave the run (bad-table): {problem}"))
         write_node_identities(Path(tmp), len(frames))
         start = time.perf_counter()
-        run_simulation(
-            server_app=make_server_app(config, schema, out_dir, timed, sink),
-            client_app=make_client_app({"data-dir": tmp}),
-            num_supernodes=len(frames),
-            backend_config={
-                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                "init_args": {"num_cpus": num_cpus or os.cpu_count() or 1, "include_dashboard": False},
-            },
-        )
+        run_engine(make_server_app(config, schema, out_dir, timed, sink), tmp, len(frames), num_cpus)
         end = time.perf_counter()
     if not sink:
         raise RunError("the simulation ended without a model; see the log above for the cause")

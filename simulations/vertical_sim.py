@@ -3,7 +3,6 @@ reading only its own columns, named by its roster identity (the party)."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from fedseg.client.app import make_client_app
 from fedseg.common.config import RunConfig
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.vertical.model import VerticalModel
@@ -19,15 +17,13 @@ from fedseg.common.vertical.spec import block_schemas
 from fedseg.server.app import log_event
 from fedseg.server.orchestrator import Event, RunError
 from fedseg.server.vertical_app import make_vertical_server_app
-from fedseg.simulations.driver import write_node_identities, write_partitions
+from fedseg.simulations.driver import run_engine, write_node_identities, write_partitions
 
 
 def simulate_vertical(frames: dict[str, pd.DataFrame], schema: FeatureSchema, parties: dict[str, list[str]],
                       config: RunConfig, out_dir: Path, on_event: Callable[[Event], None] = log_event,
                       num_cpus: int | None = None) -> tuple[VerticalModel, float]:
     """Run the parties in simulation; the model and the wall time."""
-    from flwr.simulation import run_simulation
-
     blocks = block_schemas(schema, parties)
     names = list(frames)
     sink: list[VerticalModel] = []
@@ -35,15 +31,7 @@ def simulate_vertical(frames: dict[str, pd.DataFrame], schema: FeatureSchema, pa
         write_partitions([frames[n] for n in names], schema, Path(tmp))
         write_node_identities(Path(tmp), len(names), names)
         start = time.perf_counter()
-        run_simulation(
-            server_app=make_vertical_server_app(config, blocks, out_dir, on_event, sink),
-            client_app=make_client_app({"data-dir": tmp}),
-            num_supernodes=len(names),
-            backend_config={
-                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                "init_args": {"num_cpus": num_cpus or os.cpu_count() or 1, "include_dashboard": False},
-            },
-        )
+        run_engine(make_vertical_server_app(config, blocks, out_dir, on_event, sink), tmp, len(names), num_cpus)
         wall = time.perf_counter() - start
     if not sink:
         raise RunError("the vertical simulation ended without a model; see the log above for the cause")

@@ -163,3 +163,25 @@ def test_a_party_missing_mid_run_stops_it_and_nothing_is_written(tmp_path, secur
         run_and_save(run, tmp_path / "out", "test")
     assert not list(tmp_path.iterdir())
     assert run.transport.lloyd == 3  # it stopped at the round the party missed
+
+
+def test_each_party_writes_back_the_labels_of_its_shared_customers(tmp_path):
+    from fedseg.client.vertical_labels import write_vertical_labels
+    from fedseg.common.vertical.phases import VProfileRequest
+
+    frames = vertical_split(POOLED, "id", TWO, 0.7, seed=6)
+    result, run, tr = run_vertical(frames, SCHEMA, TWO)
+    from fedseg.common.wire import decode_request
+
+    received = [(n, decode_request(p)) for n, p in tr.requests]
+    ids = shared_ids(frames, "id")
+    J = joined_table(POOLED, SCHEMA, TWO, ids)
+    nearest = ((J[:, None, :] - result.centroids[None]) ** 2).sum(axis=2).argmin(axis=1)  # by hand, pooled
+    for nid, name in enumerate(TWO, start=1):
+        path = tmp_path / f"{name}.csv"
+        profile = next(r for n, r in received if n == nid and isinstance(r, VProfileRequest))
+        where = write_vertical_labels({"labels-path": str(path)}, profile, None, tr.nodes[nid], tr.states[nid])
+        assert where and path.exists()
+        got = pd.read_csv(path, dtype={"id": str}).set_index("id").loc[ids, "segment"].to_numpy()
+        assert len(got) == len(ids) == len(pd.read_csv(path))  # only the shared customers, every one of them
+        assert (got == nearest).mean() > 0.999  # each customer's segment: its nearest released centroid
