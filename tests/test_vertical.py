@@ -185,3 +185,25 @@ def test_each_party_writes_back_the_labels_of_its_shared_customers(tmp_path):
         got = pd.read_csv(path, dtype={"id": str}).set_index("id").loc[ids, "segment"].to_numpy()
         assert len(got) == len(ids) == len(pd.read_csv(path))  # only the shared customers, every one of them
         assert (got == nearest).mean() > 0.999  # each customer's segment: its nearest released centroid
+
+
+def test_a_party_refuses_a_profile_that_isolates_a_customer():
+    """A deviating server labels one customer alone: the party's block of that segment
+    would be the customer's raw values, so the party answers with a code only."""
+    from fedseg.client.handlers import handle
+    from fedseg.common.messages import NodeFailure
+    from fedseg.common.vertical.phases import VProfileRequest
+    from fedseg.common.vertical.spec import block_schemas
+
+    frames = vertical_split(POOLED, "id", TWO, 1.0, seed=8)
+    result, run, tr = run_vertical(frames, SCHEMA, TWO)
+    n = result.n_shared
+    labels = np.zeros(n, dtype=np.int64)
+    labels[17] = 1
+    crm = block_schemas(SCHEMA, TWO)["crm"]
+    req = VProfileRequest(schema=crm, start=0, width=5, n_shared=n, k=2, labels=labels, raw_start=0, raw_width=5)
+    reply = handle(req, tr.nodes[1], tr.states[1], 1, tr.policies[1])
+    assert isinstance(reply, NodeFailure) and reply.code == "bad-request"
+    labels[17:20] = 1  # three customers: an aggregate the party answers for
+    ok = handle(req.model_copy(update={"labels": labels}), tr.nodes[1], tr.states[1], 1, tr.policies[1])
+    assert not isinstance(ok, NodeFailure)

@@ -21,6 +21,7 @@ from fedseg.common.vertical import blocks
 from fedseg.common.vertical.align import ALIGNED, Aligned
 
 SCALER, LABELS, CENTROIDS = "vertical-scaler", "vertical-labels", "vertical-centroids-"
+PROFILE_FLOOR = 3  # fewest customers in a profiled segment this party answers for, whatever the server asks
 
 
 class VerticalError(PsiError):
@@ -164,6 +165,9 @@ def final_block(data, req) -> tuple[np.ndarray, LocalTable]:
     view = _view(data)
     X = block(view, req.schema_, req.n_shared)
     labels = _labels(np.asarray(req.labels).reshape(-1, 1), len(X), 1, req.k)[:, 0]
+    sizes = np.bincount(labels, minlength=req.k)
+    if ((sizes > 0) & (sizes < PROFILE_FLOOR)).any():  # a deviating server isolating a customer
+        raise VerticalError("a profiled segment would describe fewer customers than this party's floor")
     _save(view.state, LABELS, labels)
     return X, view.table(req.schema_)
 
