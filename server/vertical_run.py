@@ -36,6 +36,7 @@ CELL_FACTOR = 30  # fine-stage cells per segment (capped at one per 6 customers)
 MIN_STARTS = 16  # candidate starts side by side (scikit-learn's n_init=10 starts from records)
 PRUNE_AFTER, PRUNE_TO = 12, 4  # after this many main rounds only the best few candidates go on
 MIN_MAIN_ROUNDS = 60  # Lloyd rounds at most in the main stage, whatever max_rounds says
+SAMPLE = 20_000  # positions the fine and main stages run on at most (public sample)
 SETTLED = 1e-4  # a stage ends when no candidate changes more than this share of labels
 
 
@@ -186,12 +187,11 @@ class VerticalRun:
             far = max(far, 4.0 * p.schema.n_encoded * b * b)
         return far
 
-    def lloyd(self, stage: str, k: int, n_cand: int, n: int, first: dict, bound: float, offset: float,
-              rounds: int) -> tuple[np.ndarray, np.ndarray, int]:
+    def lloyd(self, stage: str, k: int, n_cand: int, first: dict, rounds: int, where: dict) -> tuple[np.ndarray, np.ndarray, int]:
         """Rounds of one stage until no candidate's labels change (beyond SETTLED); after
         PRUNE_AFTER rounds only the PRUNE_TO cheapest candidates go on (bytes per round
         shrink with them). Returns (labels, offset costs, rounds) of the candidates left."""
-        common = dict(stage=stage, k=k, n_shared=n, offset_scale=offset, bound=bound + offset)
+        common = dict(stage=stage, k=k, **where)
         labels, costs, done = None, None, 0
         for rnd in range(rounds):
             step: dict = first if rnd == 0 else {"labels": labels}
@@ -203,21 +203,47 @@ class VerticalRun:
                                    for nid, p in self.parties.items()})
             new, costs = blocks.assign(reply.dist, k)
             done = rnd + 1
-            settled = labels is not None and (new != labels).sum(axis=0).max() <= SETTLED * n
+            settled = labels is not None and (new != labels).sum(axis=0).max() <= SETTLED * len(new)
             labels = new
             self.emit(Event("lloyd", f"{stage} round {done}", self.exchanges))
             if settled:
                 break
         return labels, costs, done
 
-    def gaps(self, stage: str, k: int, n_cand: int, n: int, labels: np.ndarray, bound: float) -> np.ndarray:
-        reply = self.exchange({nid: VLloydRequest(schema=p.schema, stage=stage, k=k, n_cand=n_cand, n_shared=n,
-                                                  labels=labels, distances=False, gaps=True, bound=bound)
+    def gaps(self, stage: str, k: int, labels: np.ndarray, where: dict) -> np.ndarray:
+        """Summed squared distances between each candidate's centroids, after the update."""
+        reply = self.exchange({nid: VLloydRequest(schema=p.schema, stage=stage, k=k, n_cand=labels.shape[1],
+                                                  labels=labels, distances=False, gaps=True, **where)
                                for nid, p in self.parties.items()})
         return reply.gaps
 
-    def run(self) -> VerticalResult:
+    def segments(self, n: int, bound: float) -> tuple[np.ndarray, np.ndarray, int]:
+        """Labels (n,) of the chosen model, its centroid gaps (k, k), and Lloyd rounds.
+
+        Fine cells and the k-means++ starts run on a public sample of at most SAMPLE
+        positions (all of them below that); the best start is then refined on every
+        position, so bytes per round at scale are n x k, not n x starts x k."""
         k, cfg = self.config.k, self.config
+        offset = float(max(bound, 10.0 * self.width))
+        m = min(n, SAMPLE)
+        part = dict(n_shared=n, offset_scale=offset, bound=bound + offset, sample=m if m < n else 0,
+                    sample_seed=cfg.seed + 2)
+        cells = int(min(max(CELL_FACTOR * k, 64), m // 6))
+        fine, _, r1 = self.lloyd("fine", cells, 1, {"from_groups": cfg.seed + 1}, FINE_ROUNDS, part)
+        starts = seeding.kmeanspp_starts(self.gaps("fine", cells, fine, part), np.bincount(fine[:, 0], minlength=cells),
+                                         k, max(MIN_STARTS, cfg.restarts), self.rng)
+        rounds = max(cfg.max_rounds, MIN_MAIN_ROUNDS)
+        labels, costs, r2 = self.lloyd("main", k, len(starts), {"init": starts.reshape(-1)}, rounds, part)
+        best = int(np.argmin(costs))
+        if m == n:
+            return labels[:, best], self.gaps("main", k, labels, part)[best * k:(best + 1) * k], r1 + r2
+        full = dict(part, sample=0)
+        init = {"init": np.arange(best * k, (best + 1) * k), "init_stage": "main"}
+        final, _, r3 = self.lloyd("full", k, 1, init, rounds, full)
+        return final[:, 0], self.gaps("full", k, final, full), r1 + r2 + r3
+
+    def run(self) -> VerticalResult:
+        cfg = self.config
         self.identify()
         if cfg.secure:
             self.start_secure()
@@ -225,19 +251,8 @@ class VerticalRun:
         self.emit(Event("align", f"{len(self.nodes)} parties aligned their shared customers", self.exchanges))
         scaler = self.prepare(n)
         bound = self.distance_bound(scaler)
-        offset = float(max(bound, 10.0 * self.width))
-        cells = int(min(max(CELL_FACTOR * k, 64), n // 6))
-        fine, _, fine_rounds = self.lloyd("fine", cells, 1, n, {"from_groups": cfg.seed + 1}, bound, offset,
-                                          FINE_ROUNDS)
-        fine_gaps = self.gaps("fine", cells, 1, n, fine, bound)
-        starts = seeding.kmeanspp_starts(fine_gaps, np.bincount(fine[:, 0], minlength=cells), k,
-                                         max(MIN_STARTS, cfg.restarts), self.rng)
-        labels, costs, main_rounds = self.lloyd("main", k, len(starts), n, {"init": starts.reshape(-1)}, bound,
-                                                offset, max(cfg.max_rounds, MIN_MAIN_ROUNDS))
-        n_cand = labels.shape[1]
-        best = int(np.argmin(costs))
-        gaps = self.gaps("main", k, n_cand, n, labels, bound)[best * k:(best + 1) * k]
-        final, merged = seeding.merge_small(labels[:, best], gaps, k, cfg.min_segment_size)
+        chosen, gaps, rounds = self.segments(n, bound)
+        final, merged = seeding.merge_small(chosen, gaps, cfg.k, cfg.min_segment_size)
         k_out = int(final.max()) + 1
         reply = self.exchange({nid: VProfileRequest(schema=p.schema, start=self.enc_start[nid], width=self.width,
                                                     n_shared=n, k=k_out, labels=final,
@@ -247,7 +262,7 @@ class VerticalRun:
         sizes = np.bincount(final, minlength=k_out)
         return VerticalResult(scaler=scaler, n_shared=n, labels_k=k_out, sizes=sizes, sums=reply.sums,
                               centroids=reply.encoded / sizes[:, None], merged=merged,
-                              lloyd_rounds=fine_rounds + main_rounds, exchanges=self.exchanges)
+                              lloyd_rounds=rounds, exchanges=self.exchanges)
 
     def _raw_bound(self) -> float:
         if self.secure is None:

@@ -207,3 +207,17 @@ def test_a_party_refuses_a_profile_that_isolates_a_customer():
     labels[17:20] = 1  # three customers: an aggregate the party answers for
     ok = handle(req.model_copy(update={"labels": labels}), tr.nodes[1], tr.states[1], 1, tr.policies[1])
     assert not isinstance(ok, NodeFailure)
+
+
+def test_above_the_sample_size_starts_are_chosen_on_a_sample_then_refined_on_everyone(monkeypatch):
+    """At scale the fine cells and the 16 starts run on a public sample of positions; the
+    best start is refined on every shared customer: replies then hold n x k distances."""
+    from fedseg.server import vertical_run
+
+    monkeypatch.setattr(vertical_run, "SAMPLE", 600)
+    frames = vertical_split(POOLED, "id", TWO, 1.0, seed=9)
+    result, run, tr = run_vertical(frames, SCHEMA, TWO)
+    shapes = [json.loads(p)["dist"]["shape"] for _, p in tr.received if b'"vertical_lloyd"' in p]
+    assert max(s[0] for s in shapes) == 2000 and {s[1] for s in shapes if s[0] == 2000} == {5}  # full: n x k
+    assert {s[0] for s in shapes} == {0, 600, 2000}  # sample rounds, full rounds, gap rounds
+    assert cost_ratio(result, POOLED, frames, SCHEMA, TWO, 5) <= 1.01

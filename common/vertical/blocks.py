@@ -21,6 +21,13 @@ def groups(n: int, n_groups: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n) % n_groups
 
 
+def sample(n: int, size: int, seed: int) -> np.ndarray:
+    """Public sample of `size` positions (sorted), or every position when size is 0 or >= n."""
+    if not size or size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).permutation(n)[:size])
+
+
 def group_means(X: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     """(G, d) mean of each group's rows."""
     sums = np.zeros((n_groups, X.shape[1]))

@@ -120,7 +120,7 @@ def _centroids(view: PartyView, X: np.ndarray, req) -> np.ndarray:
             raise VerticalError("group starts need one candidate and two customers per group")
         return blocks.group_means(X, blocks.groups(n, req.k, req.from_groups), req.k)
     if req.init is not None:
-        fine = _load(view.state, CENTROIDS + "fine")
+        fine = _load(view.state, CENTROIDS + req.init_stage)
         init = req.init.astype(np.int64)
         if init.shape != (total,) or init.min() < 0 or init.max() >= len(fine):
             raise VerticalError("initial centroids out of range")
@@ -146,13 +146,15 @@ def offset_key(key: bytes) -> bytes:
 def lloyd_round(data, req) -> tuple[np.ndarray, np.ndarray]:
     """Update the centroid blocks, then the partial distances (+ offsets) and gaps."""
     view = _view(data)
-    X = block(view, req.schema_, req.n_shared)
+    rows = blocks.sample(req.n_shared, req.sample, req.sample_seed)
+    X = block(view, req.schema_, req.n_shared)[rows]
     C = _centroids(view, X, req)
     _save(view.state, CENTROIDS + req.stage, C)
     total = req.n_cand * req.k
     dist = np.zeros((0, total))
     if req.distances:
-        dist = blocks.sq_distances(X, C) + blocks.offsets(offset_key(view.aligned.key), len(X), req.offset_scale)[:, None]
+        r = blocks.offsets(offset_key(view.aligned.key), req.n_shared, req.offset_scale)[rows]
+        dist = blocks.sq_distances(X, C) + r[:, None]
     gaps = np.zeros((0, req.k))
     if req.gaps:
         gaps = np.vstack([blocks.sq_distances(C[c * req.k:(c + 1) * req.k], C[c * req.k:(c + 1) * req.k])

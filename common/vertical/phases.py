@@ -46,15 +46,20 @@ class VLloydRequest(SchemaRequest):
     """One Lloyd round for `n_cand` stacked candidates of `k` centroids (PRIVACY.md,
     "Vertical federation"). First round of a stage: `from_groups` (means of public
     groups of positions) or `init` (indices into the fine stage's centroids); later
-    rounds: `labels` (n_shared, n_cand) of the last round, each party updates its block."""
+    rounds: `labels` (rows, n_cand) of the last round, each party updates its block. The
+    fine and main stages may run on a public `sample` of positions (`blocks.sample`),
+    the full stage then refines the best candidate on every position."""
 
     phase: Literal["vertical_lloyd"] = "vertical_lloyd"
-    stage: Literal["fine", "main"]
+    stage: Literal["fine", "main", "full"]
     k: int = Field(ge=1)
     n_cand: int = Field(ge=1, le=64)
     n_shared: int = Field(ge=1)
     from_groups: int = Field(default=0, ge=0)  # seed of the public groups (0: not this round)
-    init: NDArray | None = None  # (n_cand * k,) fine-stage centroid indices
+    init: NDArray | None = None  # (n_cand * k,) indices into `init_stage`'s centroids
+    init_stage: Literal["fine", "main"] = "fine"
+    sample: int = Field(default=0, ge=0)  # a public sample of this many positions (0: all)
+    sample_seed: int = Field(default=0, ge=0)
     labels: NDArray | None = None  # (n_shared, n_cand)
     keep: NDArray | None = None  # candidates that go on (indices into the last round's), before the update
     distances: bool = True
@@ -126,7 +131,8 @@ PREPARE = register(Phase("vertical_prepare", VPrepareRequest, VPrepareReply, _pr
                          lambda r: {"mean": (r.width,), "scale": (r.width,)}, _prepare_bounds, _no_dp))
 LLOYD = register(Phase(
     "vertical_lloyd", VLloydRequest, VLloydReply, _lloyd,
-    lambda r: {"dist": (r.n_shared if r.distances else 0, r.n_cand * r.k), "gaps": (r.n_cand * r.k if r.gaps else 0, r.k)},
+    lambda r: {"dist": ((r.sample or r.n_shared) if r.distances else 0, r.n_cand * r.k),
+               "gaps": (r.n_cand * r.k if r.gaps else 0, r.k)},
     lambda r: {"dist": r.bound, "gaps": r.bound}, _no_dp))
 PROFILE = register(Phase("vertical_profile", VProfileRequest, VProfileReply, _profile,
                          lambda r: {"sums": (r.k, r.raw_width), "encoded": (r.k, r.width)},
