@@ -4,6 +4,7 @@ and CDNOW-derived features split into 2 and 3 parties, overlap 1.0 and 0.7, plai
 secure (3 parties); exchanges per Lloyd round and bytes per party per round.
 
     python -m benchmarks.bench_vertical [--customers 4000] [--seeds 3] [--cdnow-sample 6000]
+    python -m benchmarks.bench_vertical --scale 200000   # one 2-party run: bytes and time per stage
 """
 
 from __future__ import annotations
@@ -62,13 +63,43 @@ def one(frame, schema, parties, k, overlap, secure, seed) -> dict:
             "round_exchanges": 2 if secure else 1, "bytes_up": max(per_round) if per_round else 0}
 
 
+def scale(n: int) -> None:
+    """One plain 2-party run of n shared customers (5 numeric columns, k = 5): wall time,
+    and per stage the rounds and the largest reply of one party in one round."""
+    from sklearn.datasets import make_blobs
+
+    import pandas as pd
+
+    X, _ = make_blobs(n, 5, centers=5, cluster_std=2.0, random_state=0)
+    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(5)])
+    frame.insert(0, "id", [f"c{i}" for i in range(n)])
+    schema = FeatureSchema(id="id", numeric=tuple(NumericFeature(name=f"x{j}", lower=-40.0, upper=40.0)
+                                                  for j in range(5)))
+    parties = {"crm": ["x0", "x1", "x2"], "shop": ["x3", "x4"]}
+    frames = vertical_split(frame, "id", parties, 1.0, 0)
+    t0 = time.perf_counter()
+    result, run, tr = run_vertical(frames, schema, parties, k=5, seed=0)
+    wall = time.perf_counter() - t0
+    stages: dict[str, list[int]] = {}
+    for (nid, payload), request in zip(tr.received, [r for r in tr.sent for _ in range(2)]):
+        stage = getattr(request, "stage", request.phase) if request.phase == "vertical_lloyd" else request.phase
+        stages.setdefault(stage, []).append(len(payload))
+    print(f"{n:,} shared customers, 2 parties, plain: wall {wall:.0f} s, {run.exchanges} exchanges, "
+          f"bytes up {tr.bytes_up:,}, down {tr.bytes_down:,}; ratio {cost_ratio(result, frame, frames, schema, parties, 5):.4f}")
+    for stage, sizes in stages.items():
+        print(f"  {stage:18} replies {len(sizes) // 2:3} rounds, largest reply of one party {max(sizes):,} bytes")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--customers", type=int, default=4000)
     p.add_argument("--cdnow-sample", type=int, default=6000, help="CDNOW customers drawn (0: all 23,570)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--datasets", nargs="+", default=["synthetic", "cdnow"], choices=["synthetic", "cdnow"])
+    p.add_argument("--scale", type=int, default=0, help="only one 2-party run of this many shared customers")
     args = p.parse_args()
+    if args.scale:
+        return scale(args.scale)
     print("dataset    parties overlap secure  shared  median   worst  Lloyd rounds  exch/round  bytes/party/round")
     for name in args.datasets:
         rows: dict[tuple, list[dict]] = {}
