@@ -81,3 +81,13 @@ def cost_ratio(result: VerticalResult, pooled: pd.DataFrame, frames, schema, par
     J = joined_table(pooled, schema, parties, shared_ids(frames, schema.id))
     reference = KMeans(k, n_init=10, random_state=0).fit(J).inertia_
     return cost(J, result.centroids) / reference
+
+
+def in_process_vertical(frames, schema, parties, config, out_dir, on_event=lambda e: None, num_cpus=None):
+    """`simulations.vertical_sim.simulate_vertical` without Ray: the same VerticalRun over
+    LocalTransport, then model.json and report.md as the vertical ServerApp writes them."""
+    from fedseg.server.vertical_run import run_and_save
+
+    tr, _ = party_transport(frames, cls=LocalTransport)
+    run = VerticalRun(config, block_schemas(schema, parties), tr, list(tr.nodes), on_event)
+    return run_and_save(run, out_dir, "test"), 0.0
