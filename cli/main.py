@@ -102,6 +102,9 @@ def simulate(
                                                      "into a second node (to try --dedup)")] = None,
     ray_address: Annotated[Optional[str], typer.Option(help="join this Ray cluster (`ray start --head`) "
                                                        "[default: $RAY_ADDRESS, else a local Ray]")] = None,
+    vertical: Annotated[Optional[str], typer.Option(help="split --data by columns into parties "
+                                                    "'crm=a,b;shop=c,d' (vertical federation; --overlap: share "
+                                                    "of the customers every party holds [default: 1.0])")] = None,
 ) -> None:
     """Run a federated segmentation on Flower's Simulation Engine and print the segments."""
     from fedseg.cli.progress import ProgressView
@@ -112,6 +115,9 @@ def simulate(
     from fedseg.cli.table_check import data_failures, needs_bounds, read_options
 
     read = None
+    if vertical is not None:
+        return _vertical(data, schema, id_column, vertical, overlap, customers, k, seed, restarts, max_rounds,
+                         min_segment_size, secure, epsilon, out)
     try:
         read = read_options(delimiter, encoding)
         check_options(SimulateOptions(data, schema, features, id_column, partition, clients, k, k_range, customers,
@@ -167,6 +173,23 @@ def simulate(
     if left_out:
         console.print(f"[bold red]error:[/bold red] {left_out}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=3)
+
+
+def _vertical(data, schema, id_column, spec, overlap, customers, k, seed, restarts, max_rounds, min_segment_size,
+              secure, epsilon, out) -> None:
+    """`simulate --vertical` (cli/vertical.py)."""
+    from fedseg.cli.vertical import simulate_vertical_cli
+
+    try:
+        if k is None or epsilon is not None:
+            raise ValueError("--vertical needs a fixed --k and does not take --epsilon")
+        config = _config(k, 2, k, seed, restarts or 3, max_rounds, min_segment_size, secure)
+        out_dir = out or Path("runs") / time.strftime(f"%Y%m%d-%H%M%S-seed{seed}-vertical")
+        simulate_vertical_cli(console, data=data, schema_path=schema, id_column=id_column or "customer_id",
+                              spec=spec, overlap=1.0 if overlap is None else overlap,
+                              customers=customers or 20000, config=config, out_dir=out_dir)
+    except USER_ERRORS as exc:
+        fail(str(exc))
 
 
 def _with_overlap(frames, share: float, seed: int, cdnow: bool):

@@ -14,6 +14,7 @@ from fedseg.client.handlers import handle
 from fedseg.client.policy import node_policy
 from fedseg.client.records import from_content, to_content
 from fedseg.client.source import label_after_profile, node_data
+from fedseg.client.vertical_labels import write_vertical_labels
 from fedseg.common.messages import NodeFailure
 from fedseg.common.phases.profile import ProfileRequest
 from fedseg.common.wire import SecureRoundRequest, WireError, decode_request, encode
@@ -33,6 +34,17 @@ def write_labels_if_final(node_config: Mapping[str, Any], request: Any, reply: A
         return
     try:
         where = label_after_profile(node_config, inner, data, run_id)
+    except Exception as exc:  # noqa: BLE001 - the node's log is the place for it
+        log.error("fedseg: could not write segment labels: %s", exc)
+        return
+    if where:
+        log.warning("fedseg: segment labels written to %s (they stay on this node)", where)
+
+
+def _vertical_labels(node_config: Mapping[str, Any], request: Any, reply: Any, data: Any, state: dict) -> None:
+    """A vertical party's label write-back (`client.vertical_node`); errors stay in the node's log."""
+    try:
+        where = write_vertical_labels(node_config, request, reply, data, state)
     except Exception as exc:  # noqa: BLE001 - the node's log is the place for it
         log.error("fedseg: could not write segment labels: %s", exc)
         return
@@ -60,6 +72,7 @@ def make_client_app(run_config_overrides: Mapping[str, Any] | None = None) -> Cl
         reply = handle(request, data, state, context.node_id, policy)
         context.state.config_records[STATE_RECORD] = ConfigRecord(state)
         write_labels_if_final(dict(context.node_config), request, reply, data, msg.metadata.run_id)
+        _vertical_labels(dict(context.node_config), request, reply, data, state)
         return Message(to_content(encode(reply)), reply_to=msg)
 
     return client_app

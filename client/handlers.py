@@ -24,8 +24,10 @@ from fedseg.client.node_data import NodeData
 from fedseg.client.policy import NodePolicy
 from fedseg.client.psi_node import PSI_HANDLERS
 from fedseg.client.trust import node_trust
+from fedseg.client.vertical_node import VERTICAL_HANDLERS
 from fedseg.common.messages import FAILURE_CODES, NodeFailure, ReadyReply
 from fedseg.common.phases.registry import phase_for
+from fedseg.common.vertical.party import vertical_view
 from fedseg.common.dp.noise import add_noise_shares
 from fedseg.common.secagg.fixed_point import FixedPointOverflowError
 from fedseg.common.secagg.messages import SecAggError
@@ -64,7 +66,9 @@ def handle(request: Request, data: NodeData, state: dict[str, bytes] | None = No
     try:
         if type(request) in PSI_HANDLERS:
             return PSI_HANDLERS[type(request)](request, data, state, node_id, policy)
-        data = deduped(data, state)  # after a PSI: only the rows this node owns
+        if type(request) in VERTICAL_HANDLERS:
+            return VERTICAL_HANDLERS[type(request)](request, data, state, node_id, policy)
+        data = vertical_view(deduped(data, state), state)  # after a PSI: owned rows, or aligned ones
         if type(request) in _SECURE:
             return _SECURE[type(request)](request, data, state, node_id, policy)
         guard.check_plaintext(request, policy)

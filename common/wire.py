@@ -30,6 +30,7 @@ from fedseg.common.messages import Message, NodeFailure, ReadyReply, SchemaReque
 from fedseg.common.phases.base import Phase
 from fedseg.common.phases.registry import all_phases
 from fedseg.common.psi.messages import PSI_REPLIES, PSI_REQUESTS
+from fedseg.common.vertical.messages import VERTICAL_REPLIES, VERTICAL_REQUESTS
 
 
 class WireError(ValueError):
@@ -115,9 +116,9 @@ class SecureCheckReply(Message):
 
 
 _SECURE_REQUESTS = (ValidateRequest, SecureSetupRequest, SecureBroadcastRequest, SecureRoundRequest,
-                    SecureCheckRequest, SecureUnmaskRequest, RunEndRequest) + PSI_REQUESTS
+                    SecureCheckRequest, SecureUnmaskRequest, RunEndRequest) + PSI_REQUESTS + VERTICAL_REQUESTS
 _OTHER_REPLIES = (NodeFailure, ReadyReply, SecureKeysReply, SecureSharesReply, SecureMaskedReply,
-                  SecureCheckReply, SecureUnmaskReply) + PSI_REPLIES
+                  SecureCheckReply, SecureUnmaskReply) + PSI_REPLIES + VERTICAL_REPLIES
 
 
 def _union(members: tuple[type, ...]) -> Any:

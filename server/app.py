@@ -120,4 +120,9 @@ def main(grid: Grid, context: Context) -> None:
     run_config = dict(context.run_config)
     config = RunConfig.from_flower(run_config)
     out_dir = Path(str(run_config.get("out-dir") or "runs/flwr")).expanduser().resolve()
+    if str(run_config.get("mode") or "") == "vertical":  # parties holding different columns
+        from fedseg.server.vertical_app import run_vertical_from_config
+
+        run_vertical_from_config(grid, config, run_config, schema_from_run_config(run_config), out_dir)
+        return
     run_segmentation(grid, config, schema_from_run_config(run_config), out_dir)

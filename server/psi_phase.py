@@ -36,28 +36,32 @@ def _relay(replies: Mapping[int, PsiSealedReply], nodes: list[int], to: int) -> 
     return None if any(v is None for v in got.values()) else got
 
 
-def _session(send_each: SendEach, schema: FeatureSchema, nodes: list[int]) -> str | None:
-    """One PSI session over `nodes`; its name when every node finished, else None."""
+def psi_session(send_each: SendEach, schema: FeatureSchema | Mapping[int, FeatureSchema], nodes: list[int],
+                match: tuple[type, type] = (PsiMatchRequest, ReadyReply)) -> tuple[str, dict[int, object]] | None:
+    """One PSI session over `nodes` (one schema, or each node's own); its name and the
+    replies to the last exchange (`match`: request and reply types) when every node
+    finished, else None."""
+    per = schema if isinstance(schema, Mapping) else {n: schema for n in nodes}
     session = f"psi-{os.urandom(12).hex()}"
-    keys = send_each({n: PsiKeysRequest(schema=schema, session=session, node_ids=tuple(nodes)) for n in nodes},
+    keys = send_each({n: PsiKeysRequest(schema=per[n], session=session, node_ids=tuple(nodes)) for n in nodes},
                      PsiKeyReply)
     if set(keys) != set(nodes):
         return None
-    blind = PsiBlindRequest(schema=schema, session=session, public_keys={n: r.public_key for n, r in keys.items()},
-                            identities={n: r.identity for n, r in keys.items()},
-                            signatures={n: r.signature for n, r in keys.items()})
-    blinded = send_each({n: blind for n in nodes}, PsiSealedReply)
+    adverts = dict(public_keys={n: r.public_key for n, r in keys.items()},
+                   identities={n: r.identity for n, r in keys.items()},
+                   signatures={n: r.signature for n, r in keys.items()})
+    blinded = send_each({n: PsiBlindRequest(schema=per[n], session=session, **adverts) for n in nodes},
+                        PsiSealedReply)
     step = {n: _relay(blinded, nodes, n) for n in nodes} if set(blinded) == set(nodes) else {}
     if not step or any(v is None for v in step.values()):
         return None
-    crossed = send_each({n: PsiCrossRequest(schema=schema, session=session, sealed=step[n]) for n in nodes},
+    crossed = send_each({n: PsiCrossRequest(schema=per[n], session=session, sealed=step[n]) for n in nodes},
                         PsiSealedReply)
     step = {n: _relay(crossed, nodes, n) for n in nodes} if set(crossed) == set(nodes) else {}
     if not step or any(v is None for v in step.values()):
         return None
-    matched = send_each({n: PsiMatchRequest(schema=schema, session=session, sealed=step[n]) for n in nodes},
-                        ReadyReply)
-    return session if set(matched) == set(nodes) else None
+    matched = send_each({n: match[0](schema=per[n], session=session, sealed=step[n]) for n in nodes}, match[1])
+    return (session, matched) if set(matched) == set(nodes) else None
 
 
 def run_psi(send_each: SendEach, schema: FeatureSchema, active: Callable[[], list[int]]) -> tuple[str, int]:
@@ -66,9 +70,9 @@ def run_psi(send_each: SendEach, schema: FeatureSchema, active: Callable[[], lis
         nodes = sorted(active())
         if len(nodes) < 2:
             raise PsiFailed(f"deduplication needs at least two nodes, {len(nodes)} left")
-        session = _session(send_each, schema, nodes)
-        if session is not None:
-            return session, len(nodes)
+        done = psi_session(send_each, schema, nodes)
+        if done is not None:
+            return done[0], len(nodes)
     raise PsiFailed(f"the private set intersection did not complete in {ATTEMPTS} attempts")
 
 

@@ -85,11 +85,14 @@ class SecureChannel:
         return list(self.server.active)
 
     def aggregate(
-        self, request: Request, expect: type, noise: dict[str, float | list[float]] | None = None
+        self, request: Request, expect: type, noise: dict[str, float | list[float]] | None = None,
+        per_node: Mapping[int, Request] | None = None,
     ) -> tuple[Reply, list[int]]:
         """The phase reply summed over survivors, and the nodes still active afterwards.
 
-        With `noise` (DP), only those fields are released, each node adding its share."""
+        With `noise` (DP), only those fields are released, each node adding its share.
+        `per_node` gives a node its own request of the same layout (a vertical party's
+        block schema); `request` then only sets the layout and scales."""
         layout, bounds = layout_and_bounds(request)
         scales = tag_scales(
             bounds, max_records=self.config.max_records_per_node, frac_bits=self.frac_bits,
@@ -102,7 +105,7 @@ class SecureChannel:
             lengths = {t: n for t, n in lengths.items() if t in noise}
         rounds = self.server.round_requests(lengths)
         wrapped = {
-            n: SecureRoundRequest(inner=request, round=r, scales=scales, noise=noise or {})
+            n: SecureRoundRequest(inner=(per_node or {}).get(n, request), round=r, scales=scales, noise=noise or {})
             for n, r in rounds.items()
         }
         for nid, reply in self.send_each(wrapped, SecureMaskedReply).items():

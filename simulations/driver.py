@@ -48,13 +48,29 @@ def write_partitions(frames: list[pd.DataFrame], schema: FeatureSchema, folder: 
             table.to_csv(folder / f"node-{i}.csv", index=False)
 
 
-def write_node_identities(folder: Path, n_nodes: int) -> None:
+def write_node_identities(folder: Path, n_nodes: int, names: list[str] | None = None) -> None:
     """Give every simulated node its secure-aggregation identity: `node-<i>.policy.toml`
-    (read by `client.policy.node_policy`) with its identity key and the pinned roster."""
-    made = make_federation(folder / "identities", [f"node-{i}" for i in range(n_nodes)])
+    (read by `client.policy.node_policy`) with its identity key and the pinned roster.
+    `names` are the identities (a vertical run's parties), `node-<i>` by default."""
+    names = names or [f"node-{i}" for i in range(n_nodes)]
+    made = make_federation(folder / "identities", names)
     for i in range(n_nodes):
-        lines = [f"{key} = {json.dumps(value)}\n" for key, value in made[f"node-{i}"].items()]
+        lines = [f"{key} = {json.dumps(value)}\n" for key, value in made[names[i]].items()]
         (folder / f"node-{i}.policy.toml").write_text("".join(lines))
+
+
+def run_engine(server_app, data_dir: str, n_nodes: int, num_cpus: int | None = None,
+               ray_address: str | None = None) -> None:
+    """Flower's Simulation Engine: `server_app` and one ClientApp per node reading `data_dir`,
+    on a local Ray or the cluster at `ray_address` / `RAY_ADDRESS`."""
+    from flwr.simulation import run_simulation
+
+    run_simulation(
+        server_app=server_app,
+        client_app=make_client_app({"data-dir": data_dir}),
+        num_supernodes=n_nodes,
+        backend_config=backend_config(num_cpus, ray_address_of(ray_address)),
+    )
 
 
 def simulate(
@@ -68,8 +84,6 @@ def simulate(
 ) -> tuple[ModelArtifact, dict[str, float]]:
     """Run the whole federation in simulation; returns the artifact and wall times.
     `ray_address` (or `RAY_ADDRESS`) joins an existing Ray cluster (`simulations/ray_backend.py`)."""
-    from flwr.simulation import run_simulation
-
     sink: list[ModelArtifact] = []
     marks: dict[str, float] = {}
 
@@ -84,12 +98,7 @@ def simulate(
             on_event(Event("data-check", f"partition {i} will leave the run (bad-table): {problem}"))
         write_node_identities(Path(tmp), len(frames))
         start = time.perf_counter()
-        run_simulation(
-            server_app=make_server_app(config, schema, out_dir, timed, sink),
-            client_app=make_client_app({"data-dir": tmp}),
-            num_supernodes=len(frames),
-            backend_config=backend_config(num_cpus, ray_address_of(ray_address)),
-        )
+        run_engine(make_server_app(config, schema, out_dir, timed, sink), tmp, len(frames), num_cpus, ray_address)
         end = time.perf_counter()
     if not sink:
         raise RunError("the simulation ended without a model; see the log above for the cause")

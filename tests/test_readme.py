@@ -16,6 +16,7 @@ from fedseg.common.artifact import load_artifact
 from fedseg.simulations.local_deployment import BIN
 from tests.test_cli_cdnow import README_CDNOW
 from tests.test_flwr_run import README_FLWR_RUN, README_STOP_SUPERLINK
+from tests.test_vertical_runs import README_VERTICAL
 
 REPO = Path(__file__).resolve().parents[1]
 NEWCOMER_SIMULATE = "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && fedseg simulate"
@@ -33,6 +34,7 @@ fedseg simulate --data demo/dept-1.csv --schema demo/schema.toml --partition iid
 
 TESTED_BY = {
     DEDUP_EXAMPLE: "test_readme_dedup_example_counts_shared_customers_once",
+    README_VERTICAL: "tests/test_vertical_runs.py::test_readme_vertical_example_on_the_simulation_engine",
     NEWCOMER_SIMULATE: ".ci/run",
     NEWCOMER_TESTS: ".ci/run",
     DATA_EXAMPLE: "test_readme_data_example_runs_as_written",

@@ -24,6 +24,7 @@ from fedseg.server.orchestrator import Orchestrator
 from fedseg.server.report.markdown import write_report
 from fedseg.server.report.page import write_html_report
 from tests.helpers import frame_nodes, transport
+from tests.vertical_helpers import in_process_vertical
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,6 +41,9 @@ RUN_HERE = {
     "fedseg simulate --secure": "fedseg simulate --secure --customers 1500 --out runs/secure",
     "fedseg simulate --k 6 --epsilon 1 --delta 1e-6": "fedseg simulate --k 6 --epsilon 1 --delta 1e-6 --out runs/dp",
     "fedseg simulate --dedup [--overlap 0.3]": "fedseg simulate --dedup --overlap 0.3 --customers 1500 --out runs/dedup",
+    'fedseg simulate --data pooled.csv --vertical "crm=a,b;shop=c,d" --k 5 [--overlap 0.8] [--secure]':
+        'fedseg simulate --data demo/dept-1.csv --schema demo/schema.toml --vertical '
+        '"crm=age,income;shop=frequency,monetary;service=tag_tech" --k 3 --overlap 0.8 --secure --out runs/vertical',
     "fedseg assign --model model.json --data CSV --out labels.csv":
         "fedseg assign --model runs/plain/model.json --data demo/dept-1.csv --out labels.csv",
     "fedseg report model.json [--out report.html] [--png report.png]":
@@ -113,6 +117,7 @@ def ran(tmp_path_factory):
     mp.chdir(root)
     mp.setenv("FLWR_HOME", str(root / "flwr-home"))
     mp.setattr("fedseg.simulations.driver.simulate", in_process_simulate)
+    mp.setattr("fedseg.simulations.vertical_sim.simulate_vertical", in_process_vertical)
     order = ["fedseg synth", "fedseg schema", "fedseg check ", "fedseg simulate", "fedseg simulate --secure", "fedseg simulate --k 6",
              "fedseg simulate --dedup", "fedseg simulate --ray-address", "fedseg simulate --warm-start", "fedseg assign", "fedseg report", "fedseg drift", "fedseg simulate --cdnow",
              "fedseg simulate --as-of", "fedseg certs", "fedseg node-keys", "fedseg connection", "fedseg check-node",
@@ -142,3 +147,17 @@ def test_table_commands_exit_0_and_write_what_they_say(ran):
         assert list(pd.read_csv(root / labels).columns) == ["customer_id", "segment", "segment_name"]
     assert (root / "certs" / "ca.crt").exists() and (root / "keys" / "store-1.pub").exists()
     assert "PROPOSED from the data" in (root / "proposed.toml").read_text()
+
+
+def test_the_vertical_table_command_writes_one_vertical_model(ran):
+    from fedseg.common.vertical.model import load_model
+    from fedseg.simulations.vertical_split import shared_ids, vertical_split
+
+    root, _ = ran
+    model = load_model(root / "runs" / "vertical" / "model.json")
+    parties = {"crm": ["age", "income"], "shop": ["frequency", "monetary"], "service": ["tag_tech"]}
+    assert model.mode == "vertical" and model.secure and model.k <= 3
+    assert {f.name: f.party for f in model.features} == {c: p for p, cols in parties.items() for c in cols}
+    frames = vertical_split(pd.read_csv(root / "demo" / "dept-1.csv"), "customer_id", parties, 0.8, 42)
+    assert model.shared_customers == sum(s.size for s in model.segments) == len(shared_ids(frames, "customer_id"))
+    assert "## shop" in (root / "runs" / "vertical" / "report.md").read_text()

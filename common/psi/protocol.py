@@ -150,8 +150,8 @@ def cross(req: PsiCrossRequest, state: dict[str, bytes], *, max_rows: int) -> di
     return out
 
 
-def match(req: PsiMatchRequest, state: dict[str, bytes], *, ids: np.ndarray) -> DedupResult:
-    """Step 4: the rows each peer holds, then the rows this node owns (`owner.owned`)."""
+def peer_masks(req: PsiMatchRequest, state: dict[str, bytes], *, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Step 4's core: per peer identity, a bool (n,) mask of this node's rows it holds."""
     secrets = _load(state, req.session)
     if len(ids) != secrets.n_rows:
         raise PsiError("the table changed during the PSI")
@@ -165,7 +165,14 @@ def match(req: PsiMatchRequest, state: dict[str, bytes], *, ids: np.ndarray) -> 
         hit = np.zeros(n_padded, dtype=bool)
         hit[rows] = np.isin(group.tokens(points), theirs)
         shared_with[secrets.peer_names[peer]] = hit[: len(ids)]
-    keep = owner.owned(ids, shared_with, session=req.session, me=secrets.name)
+    return shared_with
+
+
+def match(req: PsiMatchRequest, state: dict[str, bytes], *, ids: np.ndarray) -> DedupResult:
+    """Step 4: the rows each peer holds, then the rows this node owns (`owner.owned`)."""
+    shared_with = peer_masks(req, state, ids=ids)
+    name = _load(state, req.session).name
+    keep = owner.owned(ids, shared_with, session=req.session, me=name)
     any_shared = np.logical_or.reduce(list(shared_with.values())) if shared_with else np.zeros(len(ids), bool)
     result = DedupResult(session=req.session, ids_sha256=ids_digest(ids), keep=np.packbits(keep).tobytes(),
                          n_rows=len(ids), shared=int((any_shared & keep).sum()), removed=int((~keep).sum()))
