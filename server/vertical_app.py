@@ -14,7 +14,7 @@ import fedseg
 from fedseg.common.config import RunConfig
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.vertical.model import VerticalModel
-from fedseg.server.app import log_event
+from fedseg.server.app import end_run, log_event
 from fedseg.server.flower_transport import GridTransport, wait_for_nodes
 from fedseg.server.orchestrator import Event
 from fedseg.server.vertical_run import VerticalRun, run_and_save
@@ -22,10 +22,21 @@ from fedseg.server.vertical_run import VerticalRun, run_and_save
 
 def run_vertical(grid: Grid, config: RunConfig, blocks: Mapping[str, FeatureSchema], out_dir: Path,
                  on_event: Callable[[Event], None] = log_event, node_timeout: float = 120.0) -> VerticalModel:
-    nodes = wait_for_nodes(grid, len(blocks), timeout=node_timeout)
-    on_event(Event("connect", f"{len(nodes)} nodes connected"))
-    run = VerticalRun(config, blocks, GridTransport(grid), nodes, on_event)
-    model = run_and_save(run, out_dir, fedseg.__version__)
+    """As the horizontal ServerApp: every exchange bounded by `exchange-timeout`, one
+    `failed` line on any failure, and the parties told the run ended (their caches go)."""
+    nodes: list[int] = []
+    try:
+        nodes = wait_for_nodes(grid, len(blocks), timeout=node_timeout)
+        on_event(Event("connect", f"{len(nodes)} nodes connected; each exchange waits at most "
+                                  f"{config.exchange_timeout:g} s (exchange-timeout)"))
+        run = VerticalRun(config, blocks, GridTransport(grid, timeout=config.exchange_timeout), nodes, on_event)
+        model = run_and_save(run, out_dir, fedseg.__version__)
+    except BaseException as exc:
+        on_event(Event("failed", f"run failed, no model written: {exc}"))
+        raise
+    finally:
+        if nodes:
+            end_run(grid, nodes)
     on_event(Event("done", f"model written to {out_dir / 'model.json'}", run.exchanges))
     return model
 
