@@ -16,6 +16,7 @@ from fedseg.common.table_policy import apply_policies
 from fedseg.server.model import build_artifact
 from fedseg.server.orchestrator import Orchestrator
 from fedseg.server.report.markdown import markdown_report
+from fedseg.server.report.page import render_html
 from tests.helpers import frame_nodes, transport
 from tests.messy import cleaned, cost_ratio, write_messy
 
@@ -247,5 +248,10 @@ def test_messy_table_shared_between_units_counted_once(tmp_path):
         assert model.coverage["rows_dropped"] == cov["visits"]["dropped"] == held > hand["dropped"]
         assert cov["age"]["imputed"] == hand["imputed_age"] and cov["income"]["imputed"] == hand["imputed_income"]
         assert cov["age"]["clipped"] == hand["clipped_age"] and cov["city"]["imputed"] == hand["imputed_city"]
-        assert model.privacy["deduplication"]["shared_customers"] == copies - (held - hand["dropped"])
+        shared = copies - (held - hand["dropped"])
+        assert model.privacy["deduplication"]["shared_customers"] == shared
         assert cost_ratio(model, X) <= 1.01
+        page = render_html(model)  # what a marketer reads: the overlap and the coverage table
+        assert f"{shared:,} customers were held by more than one of the 4 units" in page
+        assert (f"<tr><td>age</td><td>{len(facts['nan_age'])}</td><td>{hand['imputed_age']} (" in page
+                and f"<td>{hand['clipped_age']}</td><td>0</td></tr>" in page)

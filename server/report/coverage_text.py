@@ -25,18 +25,36 @@ def coverage_summary(coverage: dict) -> str:
             "(counts below the disclosure floor not included)")
 
 
-def coverage_markdown(coverage: dict) -> list[str]:
-    """The "Data coverage" section: one table row per feature."""
-    lines = ["", "## Data coverage", ""]
+COLUMNS = ("feature", "missing", "imputed (value)", "clipped", "rows dropped")
+
+
+def coverage_lead(coverage: dict) -> str:
+    """Rows read, taking part and dropped, or why nothing was released."""
     if not coverage.get("released"):
-        return lines + [f"Not released: {coverage.get('reason', '')}."]
+        return f"Not released: {coverage.get('reason', '')}."
     floor = coverage["suppressed_below"]
-    lines += [f"{_n(coverage['rows'], floor)} rows read, {_n(coverage['kept'], floor)} took part "
-              f"({_n(coverage['rows_dropped'], floor)} dropped by the schema's policies).", "",
-              "| feature | missing | imputed (value) | clipped | rows dropped |", "|---|---:|---:|---:|---:|"]
+    return (f"{_n(coverage['rows'], floor)} rows read, {_n(coverage['kept'], floor)} took part "
+            f"({_n(coverage['rows_dropped'], floor)} dropped by the schema's policies).")
+
+
+def coverage_rows(coverage: dict) -> list[list[str]]:
+    """One row of `COLUMNS` per feature (empty when nothing was released)."""
+    if not coverage.get("released"):
+        return []
+    floor, rows = coverage["suppressed_below"], []
     for name, f in coverage["features"].items():
         value = f.get("impute_value")
         imputed = _n(f["imputed"], floor) + (f" ({value:,.4g})" if value is not None and f["imputed"] else "")
         clipped = _n(f["clipped"], floor) if "clipped" in f else "-"
-        lines.append(f"| {name} | {_n(f['missing'], floor)} | {imputed} | {clipped} | {_n(f['dropped'], floor)} |")
+        rows.append([name, _n(f["missing"], floor), imputed, clipped, _n(f["dropped"], floor)])
+    return rows
+
+
+def coverage_markdown(coverage: dict) -> list[str]:
+    """The "Data coverage" section: one table row per feature."""
+    lines = ["", "## Data coverage", "", coverage_lead(coverage)]
+    rows = coverage_rows(coverage)
+    if rows:
+        lines += ["", f"| {' | '.join(COLUMNS)} |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {' | '.join(r)} |" for r in rows]
     return lines

@@ -18,6 +18,7 @@ from fedseg.server.report.charts import (
     z_bars, z_colour,
 )
 from fedseg.server.report.caveats import caveats
+from fedseg.server.report.data_section import data_section
 from fedseg.server.report.markdown import (
     changes_text, ci_text, feature_labels, median_rows, quantile_rows, readable, score_text, share_text,
 )
@@ -292,6 +293,11 @@ def render_html(model: ModelArtifact, playbook: Playbook | None = None) -> str:
     if model.drift:
         sections.append(("drift", "Segment changes", "Customers whose segment changed since the warm-start model, "
                          "counted on each node and summed.", drift_section(model)))
+    data = data_section(model)
+    if data:
+        sections.append(("data", "Data coverage", "What the nodes counted about their tables: gaps filled, values "
+                         "clipped to the public bounds, rows left out, customers held by several units (sums over "
+                         "nodes; counts below the disclosure floor withheld).", data))
     sections += [
         ("privacy", "Privacy", "How the model was learned without pooling customer records.",
          privacy_section(model)),
