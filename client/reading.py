@@ -42,13 +42,24 @@ def _decode(raw: bytes, path: Path, options: ReadOptions) -> tuple[str, str]:
         except UnicodeDecodeError as exc:
             raise DataError(f"{path}: not {options.encoding} (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
                             "pass the file's encoding with --encoding") from None
-    try:
-        return raw.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        options.notes.append(f"{path}: not UTF-8 (byte 0x{raw[exc.start]:02x} on line {line}); read as "
+    text, encoding, bad = guess_encoding(raw)
+    if bad is not None:
+        line = raw[:bad].count(b"\n") + 1
+        options.notes.append(f"{path}: not UTF-8 (byte 0x{raw[bad]:02x} on line {line}); read as "
                              f"{FALLBACK_ENCODING} (Latin-1); pass --encoding if that is wrong")
-        return raw.decode(FALLBACK_ENCODING, errors="replace"), FALLBACK_ENCODING
+    return text, encoding
+
+
+def guess_encoding(raw: bytes, sample: bool = False) -> tuple[str, str, int | None]:
+    """(text, encoding, offset of the first non-UTF-8 byte or None): UTF-8, else
+    Windows-1252. The one rule for whole files and for the first bytes of a big one
+    (`sample`: a character cut at the end of the sample is not evidence against UTF-8)."""
+    try:
+        return raw.decode("utf-8-sig"), "utf-8", None
+    except UnicodeDecodeError as exc:
+        if sample and exc.start >= len(raw) - 4:
+            return raw[: exc.start].decode("utf-8-sig"), "utf-8", None
+        return raw.decode(FALLBACK_ENCODING, errors="replace"), FALLBACK_ENCODING, exc.start
 
 
 def sniff_delimiter(text: str) -> str:

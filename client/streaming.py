@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from fedseg.client.data import DataError, load_table, validate_frame
-from fedseg.client.reading import FALLBACK_ENCODING, SNIFF_BYTES, sniff_delimiter
+from fedseg.client.reading import SNIFF_BYTES, guess_encoding, sniff_delimiter
 from fedseg.common.preprocessing import LocalTable
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.table_policy import RowDefects
@@ -87,13 +87,7 @@ def _csv_head(path: Path) -> tuple[str, str]:
     for a whole file: sniffed separator; UTF-8, else Windows-1252."""
     with open(path, "rb") as handle:
         head = handle.read(SNIFF_BYTES)
-    try:
-        text, encoding = head.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the end of the sample
-            text, encoding = head.decode(FALLBACK_ENCODING, errors="replace"), FALLBACK_ENCODING
-        else:
-            text, encoding = head[: exc.start].decode("utf-8-sig"), "utf-8"
+    text, encoding, _ = guess_encoding(head, sample=True)
     return sniff_delimiter(text), encoding
 
 

@@ -92,6 +92,20 @@ def end_run(grid: Grid, nodes: list[int]) -> None:
         log.warning("fedseg: run-end message not delivered (%s); nodes drop their caches when idle", exc)
 
 
+def bound_server_app(run: Callable[[Grid], object], sink: list | None = None) -> ServerApp:
+    """A ServerApp whose main runs `run(grid)` with a config built in Python (the
+    `fedseg simulate` drivers, horizontal and vertical); the result goes to `sink`."""
+    server_app = ServerApp()
+
+    @server_app.main()
+    def _main(grid: Grid, context: Context) -> None:
+        result = run(grid)
+        if sink is not None:
+            sink.append(result)
+
+    return server_app
+
+
 def make_server_app(
     config: RunConfig,
     schema: FeatureSchema,
@@ -100,15 +114,7 @@ def make_server_app(
     sink: list | None = None,
 ) -> ServerApp:
     """A ServerApp bound to a config built in Python (the `fedseg simulate` driver)."""
-    server_app = ServerApp()
-
-    @server_app.main()
-    def _main(grid: Grid, context: Context) -> None:
-        artifact = run_segmentation(grid, config, schema, out_dir, on_event)
-        if sink is not None:
-            sink.append(artifact)
-
-    return server_app
+    return bound_server_app(lambda grid: run_segmentation(grid, config, schema, out_dir, on_event), sink)
 
 
 app = ServerApp()

@@ -7,14 +7,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from pathlib import Path
 
-from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 import fedseg
 from fedseg.common.config import RunConfig
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.vertical.model import VerticalModel
-from fedseg.server.app import end_run, log_event
+from fedseg.server.app import bound_server_app, end_run, log_event
 from fedseg.server.flower_transport import GridTransport, wait_for_nodes
 from fedseg.server.orchestrator import Event
 from fedseg.server.vertical_run import VerticalRun, run_and_save
@@ -44,15 +43,7 @@ def run_vertical(grid: Grid, config: RunConfig, blocks: Mapping[str, FeatureSche
 def make_vertical_server_app(config: RunConfig, blocks: Mapping[str, FeatureSchema], out_dir: Path,
                              on_event: Callable[[Event], None] = log_event, sink: list | None = None) -> ServerApp:
     """A ServerApp bound to a config built in Python (`fedseg simulate --vertical`)."""
-    app = ServerApp()
-
-    @app.main()
-    def _main(grid: Grid, context: Context) -> None:
-        model = run_vertical(grid, config, blocks, out_dir, on_event)
-        if sink is not None:
-            sink.append(model)
-
-    return app
+    return bound_server_app(lambda grid: run_vertical(grid, config, blocks, out_dir, on_event), sink)
 
 
 def run_vertical_from_config(grid: Grid, config: RunConfig, run_config: Mapping[str, Any], schema: FeatureSchema,

@@ -74,6 +74,14 @@ def _reap(pids: list[int], grace: float = 5.0) -> None:
                 pass
 
 
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def stop_pid(pid: int) -> None:
     """Stop a process this test did not start as a child (the detached local SuperLink
     of `flwr run`) and everything below it, by PID."""
@@ -133,6 +141,16 @@ class Processes:
                 proc.kill()
                 proc.wait(timeout=timeout)
         _reap(below)
+
+    def pause(self, name: str, seconds: float) -> None:
+        """Freeze a process and everything below it (SIGSTOP) for `seconds`, then resume
+        it (SIGCONT): a node whose machine stalls, as a paused VM does."""
+        pids = [self.procs[name].pid, *descendants(self.procs[name].pid)]
+        _signal_all(pids, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            _signal_all(pids, signal.SIGCONT)
 
     def stop_all(self) -> None:
         for name in list(self.procs)[::-1]:

@@ -60,3 +60,21 @@ def pooled_scaler_reference(raw: np.ndarray, schema: FeatureSchema) -> tuple[np.
         mean[i], scale[i], tol[i] = med, (q3 - q1) / NORMAL_IQR, 2 * width
     return mean, scale, tol
 
+
+
+def run_as_newcomer(script: str | list[str], cwd, timeout: float = 600, **env_extra: str):
+    """A README command as a newcomer runs it (a bash block under `-euo pipefail`, or an
+    argv), with this venv's tools first on PATH; the test fails with its output unless it
+    exits 0. Returns the finished process."""
+    import os
+    import subprocess
+
+    from fedseg.simulations.local_deployment import BIN
+
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1", **env_extra}
+    argv = ["bash", "-euo", "pipefail", "-c", script] if isinstance(script, str) else script
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done

@@ -4,16 +4,14 @@ must read as `.ci/run` runs them). A README command that nobody runs would rot u
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from fedseg.common.artifact import load_artifact
-from fedseg.simulations.local_deployment import BIN
+from tests.helpers import run_as_newcomer
 from tests.test_cli_cdnow import README_CDNOW
 from tests.test_flwr_run import README_FLWR_RUN, README_STOP_SUPERLINK
 from tests.test_vertical_runs import README_VERTICAL
@@ -66,11 +64,7 @@ def test_newcomer_commands_are_the_ones_ci_runs(command):
 
 @pytest.mark.integration
 def test_readme_data_example_runs_as_written(tmp_path):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "FLWR_HOME": str(tmp_path / "flwr-home"), "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", DATA_EXAMPLE], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_as_newcomer(DATA_EXAMPLE, tmp_path, FLWR_HOME=str(tmp_path / "flwr-home"))
     model = load_artifact(tmp_path / "runs" / "demo" / "model.json")
     assert model.k == 6 and model.run.clients == 8
     labels = pd.read_csv(tmp_path / "labels.csv")
@@ -84,11 +78,7 @@ def test_readme_dedup_example_counts_shared_customers_once(tmp_path):
     """The README's --dedup command on the Simulation Engine: segment sizes add up to the
     distinct customers of the file (not the rows the three nodes hold), and the model
     gives the overlap as counted by hand from the file."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", DEDUP_EXAMPLE], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_as_newcomer(DEDUP_EXAMPLE, tmp_path)
     model = load_artifact(tmp_path / "runs" / "dedup" / "model.json")
     distinct = len(pd.read_csv(tmp_path / "demo" / "dept-1.csv"))
     assert model.run.clients == 3 and sum(s.size for s in model.segments) == distinct
@@ -102,10 +92,7 @@ def test_readme_dedup_example_counts_shared_customers_once(tmp_path):
 def test_readme_dp_example_runs_on_ray(tmp_path):
     """The README's DP command on the real Simulation Engine (default 20,000 customers):
     exit 0, report.html written (it used to stop with `min() arg is an empty sequence`)."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
-    done = subprocess.run(["fedseg", "simulate", "--k", "6", "--epsilon", "1", "--delta", "1e-6", "--out", "runs/dp"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_as_newcomer(["fedseg", "simulate", "--k", "6", "--epsilon", "1", "--delta", "1e-6", "--out", "runs/dp"],
+                           tmp_path, timeout=900)
     assert (tmp_path / "runs" / "dp" / "report.html").read_text().startswith("<!DOCTYPE html>")
     assert "inertia" not in done.stdout and "±" in done.stdout

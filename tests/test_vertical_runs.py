@@ -6,8 +6,6 @@ And the README's vertical command on Flower's Simulation Engine."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 
 import pandas as pd
 import pytest
@@ -15,8 +13,8 @@ import pytest
 from benchmarks.bench_vertical import cdnow, synthetic
 from fedseg.common.schema import load_schema
 from fedseg.common.vertical.model import load_model
-from fedseg.simulations.local_deployment import BIN
 from fedseg.simulations.vertical_split import shared_ids, vertical_split
+from tests.helpers import run_as_newcomer
 from tests.vertical_helpers import cost, cost_ratio, joined_table, run_vertical
 
 CASES = [(2, 1.0, False), (2, 0.7, False), (3, 1.0, True), (3, 0.7, True)]
@@ -45,11 +43,7 @@ def test_readme_vertical_example_on_the_simulation_engine(tmp_path):
     """Three parties on Ray, secure: one model.json with mode "vertical", every feature's
     party as the command split them, sizes summing to the customers all three hold (as
     the split gives them from the file), cost within 1 % of scikit-learn's."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", README_VERTICAL], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_as_newcomer(README_VERTICAL, tmp_path)
     model = load_model(tmp_path / "runs" / "vertical" / "model.json")
     parties = {"crm": ["age", "income", "city_tier"], "shop": ["frequency", "monetary", "channel"],
                "service": ["tag_tech", "tag_deals"]}
