@@ -15,7 +15,8 @@ import numpy as np
 
 from fedseg.common.messages import Scaler
 from fedseg.common.preprocessing import LocalTable, local_prepare_stats, scaler_from_stats
-from fedseg.common.psi.protocol import PsiError, ids_digest
+from fedseg.common.psi.protocol import PsiError
+from fedseg.common.row_view import RowSubsetView
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.vertical import blocks
 from fedseg.common.vertical.align import ALIGNED, Aligned
@@ -30,32 +31,14 @@ class VerticalError(PsiError):
     code = "bad-request"
 
 
-class PartyView:
+class PartyView(RowSubsetView):
     """The party's shared rows in the common order, and its state."""
 
+    mismatch = "the table is not the one the parties aligned"
+
     def __init__(self, base, state: dict[str, bytes], aligned: Aligned) -> None:
-        self.base, self.state, self.aligned = base, state, aligned
-        self.key = getattr(base, "key", "")
-        self._rows = aligned.positions()
-
-    def forget(self) -> None:
-        """The party left the run: its cached table goes (`NodeData.forget`)."""
-        if hasattr(self.base, "forget"):
-            self.base.forget()
-
-    def _check(self, table: LocalTable) -> None:
-        if table.n_rows != self.aligned.n_rows or ids_digest(table.ids) != self.aligned.ids_sha256:
-            raise PsiError("the table is not the one the parties aligned")
-
-    def table(self, schema: FeatureSchema) -> LocalTable:
-        full = self.base.table(schema)
-        self._check(full)
-        r = self._rows
-        return LocalTable(ids=full.ids[r], numeric=full.numeric[r], codes=full.codes[r])
-
-    def matrix(self, schema: FeatureSchema, scaler: Scaler) -> np.ndarray:
-        self._check(self.base.table(schema))
-        return self.base.matrix(schema, scaler)[self._rows]
+        super().__init__(base, aligned.positions(), n_rows=aligned.n_rows, ids_sha256=aligned.ids_sha256)
+        self.state, self.aligned = state, aligned
 
 
 def vertical_view(data, state: dict[str, bytes]):
