@@ -54,5 +54,5 @@ def simulate_vertical_cli(console: Console, *, data: Path | None, schema_path: P
     from fedseg.server.report.vertical import vertical_markdown
 
     console.print(vertical_markdown(model))
-    console.print(f"wall time {wall:.1f}s; model: {out_dir / 'model.json'}; report: {out_dir / 'report.md'}")
+    console.print(f"wall time {wall:.1f}s; model: {out_dir / 'model.json'}; reports: {out_dir / 'report.md'}, {out_dir / 'report.html'}")
     return model

@@ -1,5 +1,6 @@
 """The reports of a vertical run: the Markdown report (`common.vertical.model.report`)
-with its data-coverage section, each feature labelled with the party that holds it."""
+with its data-coverage section, each feature labelled with the party that holds it, and
+the HTML page (`vertical_page`)."""
 
 from __future__ import annotations
 
@@ -39,4 +40,6 @@ def vertical_markdown(model: VerticalModel) -> str:
 
 def vertical_reports(model: VerticalModel) -> dict[str, str]:
     """The files a vertical run writes beside model.json."""
-    return {"report.md": vertical_markdown(model)}
+    from fedseg.server.report.vertical_page import render_vertical_html
+
+    return {"report.md": vertical_markdown(model), "report.html": render_vertical_html(model)}
