@@ -13,6 +13,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
 from fedseg.common.schema import FeatureSchema, NumericFeature
+from fedseg.server.orchestrator import RunError
 from fedseg.server.vertical_run import build_model
 from tests.vertical_helpers import cost, joined_table, run_vertical
 
@@ -99,3 +100,17 @@ def test_counts_medians_and_model_match_the_pooled_table_imputed_alike(parties, 
     J = joined_table(pooled, SCHEMA, parties, SHARED)
     reference = KMeans(4, n_init=10, random_state=0).fit(J).inertia_
     assert cost(J, result.centroids) / reference <= 1.01
+
+
+def test_a_gap_the_schema_calls_an_error_stops_the_run_naming_the_party():
+    strict = SCHEMA.model_copy(update={"numeric": tuple(f.model_copy(update={"missing": "error"}) if f.name == "a" else f
+                                                        for f in SCHEMA.numeric)})
+    with pytest.raises(RunError, match=r"party crm .*left the run \(bad-table\): its features \(a, b\) are gone"):
+        run_vertical(_frames(TWO), strict, TWO, k=4, min_segment_size=3)
+
+
+def test_a_party_gives_no_median_read_from_fewer_than_three_values():
+    frames = _frames(TWO)
+    frames["shop"] = frames["shop"].assign(c=np.where(frames["shop"]["id"].isin(["c100", "c101"]), 5.0, np.nan))
+    with pytest.raises(RunError, match=r"party shop .*left the run \(bad-request\)"):  # c: 2 values among 292
+        run_vertical(frames, SCHEMA, TWO, k=4, min_segment_size=3)
