@@ -48,7 +48,8 @@ SHARED = np.array(sorted(set(POOLED["id"]) - {f"c{i:03d}" for i in [10, 11, 12, 
 
 
 def _frames(parties: dict[str, list[str]]) -> dict[str, pd.DataFrame]:
-    frames = {name: RAW[["id", *cols]].sample(frac=1.0, random_state=i) for i, (name, cols) in enumerate(parties.items())}
+    frames = {name: RAW[["id", *cols]].sample(frac=1.0, random_state=i)
+              for i, (name, cols) in enumerate(parties.items())}
     frames["crm"] = pd.concat([frames["crm"], EXTRA[["id", *parties["crm"]]]], ignore_index=True)
     return frames
 
@@ -103,8 +104,8 @@ def test_counts_medians_and_model_match_the_pooled_table_imputed_alike(parties, 
 
 
 def test_a_gap_the_schema_calls_an_error_stops_the_run_naming_the_party():
-    strict = SCHEMA.model_copy(update={"numeric": tuple(f.model_copy(update={"missing": "error"}) if f.name == "a" else f
-                                                        for f in SCHEMA.numeric)})
+    numeric = tuple(f.model_copy(update={"missing": "error"}) if f.name == "a" else f for f in SCHEMA.numeric)
+    strict = SCHEMA.model_copy(update={"numeric": numeric})
     with pytest.raises(RunError, match=r"party crm .*left the run \(bad-table\): its features \(a, b\) are gone"):
         run_vertical(_frames(TWO), strict, TWO, k=4, min_segment_size=3)
 

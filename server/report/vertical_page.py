@@ -81,7 +81,8 @@ def render_vertical_html(model: VerticalModel) -> str:
          _cards([("secure aggregation" if model.secure else "plain sums", "how replies were added"),
                  (str(model.min_segment_size), "minimum segment size")])),
         ("run", "Run", "Facts of the vertical run.",
-         _cards([(str(len(parties)), "parties: " + ", ".join(parties)), (f"{model.shared_customers:,}", "shared customers"),
+         _cards([(str(len(parties)), "parties: " + ", ".join(parties)),
+                 (f"{model.shared_customers:,}", "shared customers"),
                  (str(model.lloyd_rounds), "Lloyd rounds"), (str(model.exchanges), "exchanges"),
                  (str(model.merged_segments), "segments merged")])),
     ]
