@@ -14,7 +14,7 @@ import numpy as np
 from fedseg.common.messages import Message
 from fedseg.common.schema import FeatureSchema
 from fedseg.common.table_policy import Coverage
-from fedseg.common.vertical.coverage import VCoverageReply, VCoverageRequest
+from fedseg.common.vertical.coverage import VCoverageReply, VCoverageRequest, public_bound
 from fedseg.server.coverage_phase import _shown, coverage_section
 
 
@@ -29,8 +29,7 @@ def coverage_requests(blocks: Mapping[int, FeatureSchema], n_shared: int) -> dic
     order = list(blocks)
     nums = np.cumsum([0] + [len(blocks[n].numeric) for n in order]).tolist()
     cats = np.cumsum([0] + [len(blocks[n].categorical) for n in order]).tolist()
-    limits = [abs(v) for b in blocks.values() for f in b.numeric for v in (f.lower, f.upper) if v is not None]
-    bound = max([1.0, *limits])
+    bound = max(public_bound(b) for b in blocks.values())
     return {nid: VCoverageRequest(schema=blocks[nid], n_shared=n_shared, num_start=nums[i], num_width=nums[-1],
                                   cat_start=cats[i], cat_width=cats[-1], slot=i, n_parties=len(order), bound=bound)
             for i, nid in enumerate(order)}

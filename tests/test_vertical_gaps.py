@@ -115,3 +115,40 @@ def test_a_party_gives_no_median_read_from_fewer_than_three_values():
     frames["shop"] = frames["shop"].assign(c=np.where(frames["shop"]["id"].isin(["c100", "c101"]), 5.0, np.nan))
     with pytest.raises(RunError, match=r"party shop .*left the run \(bad-request\)"):  # c: 2 values among 292
         run_vertical(frames, SCHEMA, TWO, k=4, min_segment_size=3)
+
+
+def _party(frame: pd.DataFrame, schema: FeatureSchema):
+    """One party aligned on all its rows, as `align.align` leaves it (in-process)."""
+    from fedseg.client.data import validate_frame
+    from fedseg.common.psi.protocol import ids_digest
+    from fedseg.common.vertical.align import Aligned
+    from fedseg.common.vertical.party import PartyView
+
+    class Base:
+        def table(self, s):
+            return validate_frame(frame, s, "party")
+
+    ids = Base().table(schema).ids
+    aligned = Aligned(session="s", key=b"k" * 32, rows=np.arange(len(ids), dtype=np.int64).tobytes(),
+                      ids_sha256=ids_digest(ids), n_rows=len(ids))
+    return PartyView(Base(), {}, aligned), len(ids)
+
+
+def test_a_party_checks_a_forged_coverage_request_itself():
+    from fedseg.common.vertical.coverage import VCoverageRequest, answer
+    from fedseg.common.vertical.party import VerticalError
+    from fedseg.common.vertical.spec import block_schema
+
+    schema = block_schema(SCHEMA, ["c", "d", "e"])
+    view, n = _party(RAW[["id", "c", "d", "e"]], schema)
+    honest = dict(schema=schema, n_shared=n, num_start=2, num_width=5, cat_start=0, cat_width=0, slot=1, n_parties=2,
+                  bound=100.0)
+    reply = answer(VCoverageRequest(**honest), view)
+    assert reply.imputes.tolist() == [0, 0, 1, 0, 0] and reply.left_out.tolist() == [0, 3]
+    # the party's own median of c over its kept rows, at its unit bin's left edge
+    kept = np.clip(RAW.loc[~RAW.index.isin([40, 41, 42]), "c"].dropna().to_numpy(), 0, 10)
+    assert reply.medians[2] == min(np.floor(np.quantile(kept, 0.5, method="inverted_cdf")), 9)
+    for forged, why in [({"bound": 1.0}, "bound"), ({"num_start": 3}, "does not fit"), ({"slot": 2}, "slot"),
+                        ({"n_shared": n + 1}, "count of shared customers")]:
+        with pytest.raises(VerticalError, match=why):
+            answer(VCoverageRequest(**{**honest, **forged}), view)

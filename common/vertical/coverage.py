@@ -80,6 +80,12 @@ def medians(table: LocalTable, schema: FeatureSchema, gaps: np.ndarray) -> np.nd
     return out
 
 
+def public_bound(schema: FeatureSchema) -> float:
+    """The largest |lower| or |upper| of the block's numeric features (at least 1): no
+    median exceeds it, so the server's `bound` must reach it."""
+    return max([1.0, *(abs(v) for f in schema.numeric for v in (f.lower, f.upper) if v is not None)])
+
+
 def _place(values: np.ndarray, start: int, width: int) -> np.ndarray:
     out = np.zeros(width)
     party.check_placement(start, len(values), width)
@@ -97,6 +103,8 @@ def answer(req: VCoverageRequest, data: LocalData) -> VCoverageReply:
     cov = table.coverage or Coverage.complete(table.n_rows, schema)
     gaps = np.asarray(full.missing[:p]) > 0  # any gap in the table: every row's value must be filled
     med = medians(table, schema, gaps)
+    if public_bound(schema) > req.bound:  # scales too small: a sum that overflows would be an oracle
+        raise party.VerticalError("the request's bound is below this party's public bounds")
 
     def joined(counts: np.ndarray) -> np.ndarray:
         counts = np.asarray(counts, dtype=float)
