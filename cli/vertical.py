@@ -11,7 +11,7 @@ from rich.console import Console
 
 from fedseg.common.config import RunConfig
 from fedseg.common.schema import FeatureSchema, load_schema
-from fedseg.common.vertical.model import VerticalModel, report
+from fedseg.common.vertical.model import VerticalModel
 from fedseg.common.vertical.spec import check_split, held_only, parse_split
 
 
@@ -51,6 +51,8 @@ def simulate_vertical_cli(console: Console, *, data: Path | None, schema_path: P
                   f"{overlap:.0%} of the customers held by all; k = {config.k}; out {out_dir}")
     logging.getLogger("flwr").setLevel(logging.ERROR)
     model, wall = simulate_vertical(frames, schema, parties, config, out_dir, on_event=lambda e: None)
-    console.print(report(model))
-    console.print(f"wall time {wall:.1f}s; model: {out_dir / 'model.json'}; report: {out_dir / 'report.md'}")
+    from fedseg.server.report.vertical import vertical_markdown
+
+    console.print(vertical_markdown(model))
+    console.print(f"wall time {wall:.1f}s; model: {out_dir / 'model.json'}; reports: {out_dir / 'report.md'}, {out_dir / 'report.html'}")
     return model

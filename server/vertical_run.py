@@ -30,6 +30,8 @@ from fedseg.common.vertical.phases import VLloydRequest, VPrepareRequest, VProfi
 from fedseg.server.orchestrator import Event, RunError, Transport
 from fedseg.server.psi_phase import _relay, psi_session
 from fedseg.server.secure_channel import SecureAggregationFailed, SecureChannel
+from fedseg.server.report.vertical import vertical_reports
+from fedseg.server.vertical_coverage import vertical_coverage
 
 FINE_ROUNDS = 8  # Lloyd rounds of the fine stage (many small cells) before seeding
 CELL_FACTOR = 30  # fine-stage cells per segment (capped at one per 6 customers)
@@ -60,6 +62,7 @@ class VerticalResult:
     lloyd_rounds: int
     exchanges: int
     bytes_per_round: dict[int, float] = dataclasses.field(default_factory=dict)
+    coverage: dict | None = None  # gaps, clipped, dropped per feature (disclosure applied)
 
 
 class VerticalRun:
@@ -171,6 +174,15 @@ class VerticalRun:
                            f"({floor} needed); nothing is released")
         return n
 
+    def cover(self, n: int) -> dict:
+        """The coverage exchange: from now on each party's block schema carries the
+        medians its gaps take; returns the artifact's coverage section."""
+        filled, section = vertical_coverage(self.exchange, {nid: self.parties[nid].schema for nid in self.nodes},
+                                            {nid: p.name for nid, p in self.parties.items()}, n,
+                                            self.config.min_segment_size)
+        self.parties = {nid: dataclasses.replace(p, schema=filled[nid]) for nid, p in self.parties.items()}
+        return section
+
     def prepare(self, n: int) -> Scaler:
         reply = self.exchange({nid: VPrepareRequest(schema=p.schema, start=self.enc_start[nid], width=self.width,
                                                     n_shared=n) for nid, p in self.parties.items()})
@@ -249,6 +261,7 @@ class VerticalRun:
             self.start_secure()
         n = self.align()
         self.emit(Event("align", f"{len(self.nodes)} parties aligned their shared customers", self.exchanges))
+        coverage = self.cover(n)
         scaler = self.prepare(n)
         bound = self.distance_bound(scaler)
         chosen, gaps, rounds = self.segments(n, bound)
@@ -262,7 +275,7 @@ class VerticalRun:
         sizes = np.bincount(final, minlength=k_out)
         return VerticalResult(scaler=scaler, n_shared=n, labels_k=k_out, sizes=sizes, sums=reply.sums,
                               centroids=reply.encoded / sizes[:, None], merged=merged,
-                              lloyd_rounds=rounds, exchanges=self.exchanges)
+                              lloyd_rounds=rounds, exchanges=self.exchanges, coverage=coverage)
 
     def _raw_bound(self) -> float:
         if self.secure is None:
@@ -291,11 +304,12 @@ def build_model(run: VerticalRun, result: VerticalResult, version: str) -> Verti
     return VerticalModel(fedseg_version=version, k=result.labels_k, shared_customers=result.n_shared,
                          min_segment_size=run.config.min_segment_size, merged_segments=result.merged,
                          secure=run.secure is not None, lloyd_rounds=result.lloyd_rounds,
-                         exchanges=result.exchanges, features=features, segments=segments)
+                         exchanges=result.exchanges, features=features, segments=segments,
+                         coverage=result.coverage)
 
 
 def run_and_save(run: VerticalRun, out_dir: Path, version: str) -> VerticalModel:
     """The whole run, then model.json and report.md; a stopped run writes nothing."""
     model = build_model(run, run.run(), version)
-    save_model(model, out_dir)
+    save_model(model, out_dir, vertical_reports(model))
     return model

@@ -161,3 +161,5 @@ def test_the_vertical_table_command_writes_one_vertical_model(ran):
     frames = vertical_split(pd.read_csv(root / "demo" / "dept-1.csv"), "customer_id", parties, 0.8, 42)
     assert model.shared_customers == sum(s.size for s in model.segments) == len(shared_ids(frames, "customer_id"))
     assert "## shop" in (root / "runs" / "vertical" / "report.md").read_text()
+    page = (root / "runs" / "vertical" / "report.html").read_text()  # as the horizontal mode writes it
+    assert page.startswith("<!DOCTYPE html>") and all(f'data-party="{p}"' in page for p in parties)

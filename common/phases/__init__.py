@@ -15,3 +15,4 @@ from fedseg.common.phases import histogram  # noqa: F401
 from fedseg.common.phases import transitions  # noqa: F401
 from fedseg.common.phases import coverage  # noqa: F401
 from fedseg.common.vertical import phases as _vertical  # noqa: F401,E402  (vertical runs)
+from fedseg.common.vertical import coverage as _vertical_coverage  # noqa: F401,E402

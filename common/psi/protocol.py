@@ -30,8 +30,10 @@ class PsiError(SecAggError):
     code = "protocol-error"
 
 
-class _Secrets(BaseModel):
-    """What a node keeps between PSI steps; never sent."""
+class SessionSecrets(BaseModel):
+    """What a node keeps between PSI steps (its channel key, blinding scalar, the peers'
+    verified keys); never sent. Protocols built on the PSI's channel (the vertical
+    alignment) read it through `session_secrets`."""
 
     model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
     session: str
@@ -65,10 +67,12 @@ def ids_digest(ids: np.ndarray) -> str:
     return hashlib.sha256("\x00".join(map(str, ids)).encode()).hexdigest()
 
 
-def _load(state: dict[str, bytes], session: str) -> _Secrets:
+def session_secrets(state: dict[str, bytes], session: str) -> SessionSecrets:
+    """This node's secrets of PSI `session`, kept in its state; PsiError when it holds
+    none or those of another session (a step replayed across sessions)."""
     if STATE not in state:
         raise PsiError("no PSI keys on this node for this session")
-    secrets = _Secrets.model_validate_json(state[STATE])
+    secrets = SessionSecrets.model_validate_json(state[STATE])
     if secrets.session != session:
         raise PsiError("a PSI step of another session")
     return secrets
@@ -81,7 +85,7 @@ def keys(req: PsiKeysRequest, state: dict[str, bytes], *, node_id: int, trust: N
         raise PsiError("this node is not in the announced PSI session")
     for key in [k for k in state if k == STATE or k.startswith(CROSS) or k == RESULT]:
         del state[key]
-    secrets = _Secrets(session=req.session, node_id=node_id, name=trust.name, node_ids=sorted(req.node_ids),
+    secrets = SessionSecrets(session=req.session, node_id=node_id, name=trust.name, node_ids=sorted(req.node_ids),
                        channel_key=rng(32), scalar=group.new_scalar(rng),
                        shuffle_seed=int.from_bytes(rng(8), "little"))
     state[STATE] = secrets.model_dump_json().encode()
@@ -91,19 +95,20 @@ def keys(req: PsiKeysRequest, state: dict[str, bytes], *, node_id: int, trust: N
     return PsiKeyReply(node_id=node_id, public_key=public, identity=trust.name, signature=trust.sign(said))
 
 
-def _pair(secrets: _Secrets, peer: int) -> bytes:
+def pair_key(secrets: SessionSecrets, peer: int) -> bytes:
+    """The symmetric key of this node's signed channel with `peer` (blob sealing, `channel.seal`)."""
     return channel.pair_key(secrets.channel_key, secrets.peer_keys[peer], session=secrets.session,
                             a=secrets.node_id, b=peer)
 
 
-def _shuffle(secrets: _Secrets, n_padded: int) -> np.ndarray:
+def _shuffle(secrets: SessionSecrets, n_padded: int) -> np.ndarray:
     return np.random.default_rng(secrets.shuffle_seed).permutation(n_padded)
 
 
 def blind(req: PsiBlindRequest, state: dict[str, bytes], *, ids: np.ndarray, trust: NodeTrust,
           rng=os.urandom) -> dict[int, bytes]:
     """Step 2: verify the peers' keys, then seal the padded, shuffled H(x)^a to each."""
-    secrets = _load(state, req.session)
+    secrets = session_secrets(state, req.session)
     own = (secrets.node_id, trust.name, channel.public_key_of(secrets.channel_key))
     secrets.peer_keys = channel.verified_peers(
         session=req.session, node_ids=secrets.node_ids, own=own, roster=trust.roster,
@@ -114,17 +119,18 @@ def blind(req: PsiBlindRequest, state: dict[str, bytes], *, ids: np.ndarray, tru
     points = group.hash_ids(list(map(str, ids))) + group.dummies(group.padded_size(len(ids)) - len(ids), rng)
     order = _shuffle(secrets, len(points))
     payload = group.pack(group.blind(secrets.scalar, [points[i] for i in order]))
-    return {peer: channel.seal(_pair(secrets, peer), payload, session=req.session, step="blind",
+    return {peer: channel.seal(pair_key(secrets, peer), payload, session=req.session, step="blind",
                                sender=secrets.node_id, recipient=peer) for peer in secrets.peer_keys}
 
 
-def _opened(secrets: _Secrets, sealed: dict[int, bytes], step: str) -> dict[int, list[bytes]]:
-    """Each peer's point list, authenticated; refuses lists from other or missing senders."""
+def open_from_peers(secrets: SessionSecrets, sealed: dict[int, bytes], step: str) -> dict[int, list[bytes]]:
+    """Each peer's sealed blob of `step`, opened and authenticated, as its list of 32-byte
+    points; refuses (PsiError) blobs from other or missing senders and any that fail to open."""
     if set(sealed) != set(secrets.peer_keys):
         raise PsiError("the relayed lists are not exactly one from each peer")
     try:
-        return {peer: group.unpack(channel.open_sealed(_pair(secrets, peer), blob, session=secrets.session, step=step,
-                                                       sender=peer, recipient=secrets.node_id))
+        return {peer: group.unpack(channel.open_sealed(pair_key(secrets, peer), blob, session=secrets.session,
+                                                       step=step, sender=peer, recipient=secrets.node_id))
                 for peer, blob in sealed.items()}
     except (channel.ChannelError, group.GroupError) as exc:
         raise PsiError(str(exc)) from exc
@@ -135,9 +141,9 @@ def cross(req: PsiCrossRequest, state: dict[str, bytes], *, max_rows: int) -> di
 
     A peer's list longer than `max_rows` (padded) is refused: blinding a list of guessed
     ids for a peer is exactly what lets it test them, so its size is capped."""
-    secrets = _load(state, req.session)
+    secrets = session_secrets(state, req.session)
     out = {}
-    for peer, points in _opened(secrets, req.sealed, "blind").items():
+    for peer, points in open_from_peers(secrets, req.sealed, "blind").items():
         if len(points) > group.padded_size(max_rows):
             raise PsiError("a peer's list is longer than this node's record limit allows")
         try:
@@ -145,20 +151,20 @@ def cross(req: PsiCrossRequest, state: dict[str, bytes], *, max_rows: int) -> di
         except group.GroupError as exc:
             raise PsiError(str(exc)) from exc
         state[f"{CROSS}{peer}"] = group.tokens(twice).tobytes()
-        out[peer] = channel.seal(_pair(secrets, peer), group.pack(twice), session=req.session, step="cross",
+        out[peer] = channel.seal(pair_key(secrets, peer), group.pack(twice), session=req.session, step="cross",
                                  sender=secrets.node_id, recipient=peer)
     return out
 
 
 def peer_masks(req: PsiMatchRequest, state: dict[str, bytes], *, ids: np.ndarray) -> dict[str, np.ndarray]:
     """Step 4's core: per peer identity, a bool (n,) mask of this node's rows it holds."""
-    secrets = _load(state, req.session)
+    secrets = session_secrets(state, req.session)
     if len(ids) != secrets.n_rows:
         raise PsiError("the table changed during the PSI")
     n_padded = group.padded_size(len(ids))
     rows = _shuffle(secrets, n_padded)  # position k of the sent list holds row rows[k]
     shared_with: dict[str, np.ndarray] = {}
-    for peer, points in _opened(secrets, req.sealed, "cross").items():
+    for peer, points in open_from_peers(secrets, req.sealed, "cross").items():
         if len(points) != n_padded:
             raise PsiError("a peer returned a list of another length")
         theirs = np.frombuffer(state.pop(f"{CROSS}{peer}", b""), dtype=f"S{group.TOKEN_BYTES}")
@@ -171,7 +177,7 @@ def peer_masks(req: PsiMatchRequest, state: dict[str, bytes], *, ids: np.ndarray
 def match(req: PsiMatchRequest, state: dict[str, bytes], *, ids: np.ndarray) -> DedupResult:
     """Step 4: the rows each peer holds, then the rows this node owns (`owner.owned`)."""
     shared_with = peer_masks(req, state, ids=ids)
-    name = _load(state, req.session).name
+    name = session_secrets(state, req.session).name
     keep = owner.owned(ids, shared_with, session=req.session, me=name)
     any_shared = np.logical_or.reduce(list(shared_with.values())) if shared_with else np.zeros(len(ids), bool)
     result = DedupResult(session=req.session, ids_sha256=ids_digest(ids), keep=np.packbits(keep).tobytes(),

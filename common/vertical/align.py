@@ -73,11 +73,11 @@ def match(req: VerticalMatchRequest, state: dict[str, bytes], *, ids: np.ndarray
         raise DuplicateIds("an id appears more than once in this party's table")
     masks = protocol.peer_masks(req, state, ids=ids)
     shared = np.logical_and.reduce(list(masks.values()))
-    secrets = protocol._load(state, req.session)
+    secrets = protocol.session_secrets(state, req.session)
     mine = rng(32)
     state[PENDING] = _Pending(session=req.session, contribution=mine,
                               shared=np.packbits(shared).tobytes()).model_dump_json().encode()
-    sealed = {peer: channel.seal(protocol._pair(secrets, peer), mine, session=req.session, step="vertical-key",
+    sealed = {peer: channel.seal(protocol.pair_key(secrets, peer), mine, session=req.session, step="vertical-key",
                                  sender=secrets.node_id, recipient=peer) for peer in secrets.peer_keys}
     return sealed, id_format(ids)
 
@@ -101,8 +101,8 @@ def align(req: VerticalAlignRequest, state: dict[str, bytes], *, ids: np.ndarray
     pending = _Pending.model_validate_json(state.pop(PENDING))
     if pending.session != req.session:
         raise PsiError("a vertical alignment of another session")
-    secrets = protocol._load(state, req.session)
-    opened = protocol._opened(secrets, req.sealed, "vertical-key")  # 32 bytes = one "point" each
+    secrets = protocol.session_secrets(state, req.session)
+    opened = protocol.open_from_peers(secrets, req.sealed, "vertical-key")  # 32 bytes = one "point" each
     contributions = {peer: b"".join(points) for peer, points in opened.items()}
     if any(len(c) != 32 for c in contributions.values()):
         raise PsiError("a key contribution of the wrong size")

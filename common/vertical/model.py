@@ -8,6 +8,7 @@ scaled space, all over at least min-segment-size customers. One artifact, one re
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -43,14 +44,17 @@ class VerticalModel(BaseModel):
     exchanges: int
     features: list[HeldFeature]
     segments: list[VerticalSegment]
+    coverage: dict | None = None  # per feature (with its party): missing, imputed (value), clipped, dropped
 
 
-def save_model(model: VerticalModel, out_dir: Path) -> Path:
-    """model.json and report.md, written together at the end (nothing half-way)."""
+def save_model(model: VerticalModel, out_dir: Path, reports: Mapping[str, str] | None = None) -> Path:
+    """model.json and the reports (file name -> text; default report.md), written
+    together at the end (nothing half-way)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "model.json.tmp"
     tmp.write_text(model.model_dump_json(indent=2))
-    (out_dir / "report.md").write_text(report(model))
+    for name, text in (reports or {"report.md": report(model)}).items():
+        (out_dir / name).write_text(text)
     tmp.replace(out_dir / "model.json")
     return out_dir / "model.json"
 

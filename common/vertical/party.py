@@ -15,8 +15,10 @@ import numpy as np
 
 from fedseg.common.messages import Scaler
 from fedseg.common.preprocessing import LocalTable, local_prepare_stats, scaler_from_stats
-from fedseg.common.psi.protocol import PsiError, ids_digest
+from fedseg.common.psi.protocol import PsiError
+from fedseg.common.row_view import RowSubsetView
 from fedseg.common.schema import FeatureSchema
+from fedseg.common.table_policy import Coverage, RowDefects, subset_coverage
 from fedseg.common.vertical import blocks
 from fedseg.common.vertical.align import ALIGNED, Aligned
 
@@ -30,32 +32,23 @@ class VerticalError(PsiError):
     code = "bad-request"
 
 
-class PartyView:
+class PartyView(RowSubsetView):
     """The party's shared rows in the common order, and its state."""
 
+    mismatch = "the table is not the one the parties aligned"
+
     def __init__(self, base, state: dict[str, bytes], aligned: Aligned) -> None:
-        self.base, self.state, self.aligned = base, state, aligned
-        self.key = getattr(base, "key", "")
-        self._rows = aligned.positions()
+        super().__init__(base, aligned.positions(), n_rows=aligned.n_rows, ids_sha256=aligned.ids_sha256)
+        self.state, self.aligned = state, aligned
 
-    def forget(self) -> None:
-        """The party left the run: its cached table goes (`NodeData.forget`)."""
-        if hasattr(self.base, "forget"):
-            self.base.forget()
-
-    def _check(self, table: LocalTable) -> None:
-        if table.n_rows != self.aligned.n_rows or ids_digest(table.ids) != self.aligned.ids_sha256:
-            raise PsiError("the table is not the one the parties aligned")
-
-    def table(self, schema: FeatureSchema) -> LocalTable:
-        full = self.base.table(schema)
-        self._check(full)
-        r = self._rows
-        return LocalTable(ids=full.ids[r], numeric=full.numeric[r], codes=full.codes[r])
-
-    def matrix(self, schema: FeatureSchema, scaler: Scaler) -> np.ndarray:
-        self._check(self.base.table(schema))
-        return self.base.matrix(schema, scaler)[self._rows]
+    def _coverage(self, full: LocalTable, schema: FeatureSchema) -> tuple[Coverage | None, RowDefects | None]:
+        """The counts over the shared customers; rows the party's policies dropped stay
+        counted (they never reached the alignment), its other rows are not counted."""
+        if full.coverage is None or full.defects is None:
+            return None, None
+        shared = np.zeros(full.n_rows, dtype=bool)
+        shared[self._rows] = True
+        return subset_coverage(full.coverage, full.defects, shared, schema), full.defects[self._rows]
 
 
 def vertical_view(data, state: dict[str, bytes]):
@@ -65,7 +58,8 @@ def vertical_view(data, state: dict[str, bytes]):
     return PartyView(data, state, Aligned.model_validate_json(state[ALIGNED]))
 
 
-def _view(data) -> PartyView:
+def view_of(data) -> PartyView:
+    """`data` as a party view, or a refusal when the parties have not aligned yet."""
     if not isinstance(data, PartyView):
         raise VerticalError("a vertical request before the parties aligned their customers")
     return data
@@ -90,7 +84,7 @@ def check_placement(start: int, d: int, width: int) -> None:
 
 def fit_scaler(data, schema: FeatureSchema, n_shared: int) -> Scaler:
     """Standardisation of this party's block over the shared customers, kept."""
-    view = _view(data)
+    view = view_of(data)
     table = view.table(schema)
     if table.n_rows != n_shared:
         raise VerticalError("the request's count of shared customers is not this party's")
@@ -102,7 +96,7 @@ def fit_scaler(data, schema: FeatureSchema, n_shared: int) -> Scaler:
 
 def block(data, schema: FeatureSchema, n_shared: int) -> np.ndarray:
     """(n_shared, d_p) this party's encoded, scaled block."""
-    view = _view(data)
+    view = view_of(data)
     if SCALER not in view.state:
         raise VerticalError("no scaler on this party")
     X = view.matrix(schema, Scaler.model_validate_json(view.state[SCALER]))
@@ -150,7 +144,7 @@ def offset_key(key: bytes) -> bytes:
 
 def lloyd_round(data, req) -> tuple[np.ndarray, np.ndarray]:
     """Update the centroid blocks, then the partial distances (+ offsets) and gaps."""
-    view = _view(data)
+    view = view_of(data)
     rows = blocks.sample(req.n_shared, req.sample, req.sample_seed)
     X = block(view, req.schema_, req.n_shared)[rows]
     C = _centroids(view, X, req)
@@ -169,7 +163,7 @@ def lloyd_round(data, req) -> tuple[np.ndarray, np.ndarray]:
 
 def final_block(data, req) -> tuple[np.ndarray, LocalTable]:
     """The block and the rows for the profile; the final labels kept for write-back."""
-    view = _view(data)
+    view = view_of(data)
     X = block(view, req.schema_, req.n_shared)
     labels = _labels(np.asarray(req.labels).reshape(-1, 1), len(X), 1, req.k)[:, 0]
     sizes = np.bincount(labels, minlength=req.k)
@@ -181,5 +175,5 @@ def final_block(data, req) -> tuple[np.ndarray, LocalTable]:
 
 def labelled_ids(data, schema: FeatureSchema) -> tuple[np.ndarray, np.ndarray]:
     """(ids, segment) of the shared customers after a vertical run: the party's write-back."""
-    view = _view(data)
+    view = view_of(data)
     return view.table(schema).ids, _load(view.state, LABELS)
