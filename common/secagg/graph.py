@@ -83,7 +83,7 @@ def out_choice(
         PROTOCOL + b"/graph" + b"".join(encode_field(p) for p in (run_id, node_id, public_key))
         + b"".join(int_fields(node_ids))
     ).digest()
-    words = prg(seed, len(node_ids))
+    words = prg(seed, len(node_ids)).copy()
     words[list(node_ids).index(node_id)] = np.iinfo(np.uint64).max  # never itself
     picked = np.argsort(words, kind="stable")[:degree]
     return tuple(sorted(node_ids[i] for i in picked))
