@@ -73,6 +73,12 @@ def graph_params(n: int) -> GraphParams | None:
     return None
 
 
+@lru_cache(maxsize=8)
+def _roster_field(node_ids: tuple[int, ...]) -> bytes:
+    """The roster's encoding, once per graph rather than once per node."""
+    return b"".join(int_fields(node_ids))
+
+
 def out_choice(
     *, run_id: str, node_id: int, public_key: bytes, node_ids: Sequence[int], degree: int
 ) -> tuple[int, ...]:
@@ -81,12 +87,13 @@ def out_choice(
     SHA-256(PROTOCOL "/graph" | run id | v | C_v | node ids), one word per roster position."""
     seed = hashlib.sha256(
         PROTOCOL + b"/graph" + b"".join(encode_field(p) for p in (run_id, node_id, public_key))
-        + b"".join(int_fields(node_ids))
+        + _roster_field(tuple(node_ids))
     ).digest()
     words = prg(seed, len(node_ids)).copy()
-    words[list(node_ids).index(node_id)] = np.iinfo(np.uint64).max  # never itself
+    ids = np.asarray(node_ids)
+    words[ids == node_id] = np.iinfo(np.uint64).max  # never itself
     picked = np.argsort(words, kind="stable")[:degree]
-    return tuple(sorted(node_ids[i] for i in picked))
+    return tuple(sorted(ids[picked].tolist()))
 
 
 @dataclass(frozen=True)
