@@ -33,7 +33,7 @@ DROPOUT_FRACTION = 0.2
 PRIVACY_BITS = 40
 """Per run: P[some neighbourhood holds >= t_k colluders] <= 2^-40 (union over nodes)."""
 LIVENESS_BITS = 20
-"""Per round: P[some neighbourhood keeps < t_k holders] <= 2^-20 at DROPOUT_FRACTION."""
+"""Per round: P[some node keeps < t_k surviving out-neighbours] <= 2^-20 at DROPOUT_FRACTION."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,9 @@ def _colluders_tail(t: int, n: int, k: int) -> float:
 
 
 def _dropout_tail(t: int, k: int) -> float:
-    """P[fewer than t of the k + 1 holders survive] with independent dropouts."""
-    p, m = DROPOUT_FRACTION, k + 1
+    """P[fewer than t of the k out-neighbours survive] with independent dropouts (the
+    nodes' check before revealing a survivor's share; t of k + 1 holders then rebuild)."""
+    p, m = DROPOUT_FRACTION, k
     return sum(comb(m, i) * p**i * (1 - p) ** (m - i) for i in range(m - t + 1, m + 1))
 
 
@@ -90,10 +91,9 @@ def out_choice(
         + _roster_field(tuple(node_ids))
     ).digest()
     words = prg(seed, len(node_ids)).copy()
-    ids = np.asarray(node_ids)
-    words[ids == node_id] = np.iinfo(np.uint64).max  # never itself
+    words[list(node_ids).index(node_id)] = np.iinfo(np.uint64).max  # never itself
     picked = np.argsort(words, kind="stable")[:degree]
-    return tuple(sorted(ids[picked].tolist()))
+    return tuple(sorted(node_ids[i] for i in picked.tolist()))  # ids are up to 2^64: no numpy
 
 
 @dataclass(frozen=True)

@@ -79,16 +79,16 @@ def check_own_holders(st: ClientState, active: Iterable[int]) -> None:
 
 
 def check_neighbourhoods(st: ClientState, survivors: Iterable[int]) -> None:
-    """Before revealing a survivor's self-mask share: at least t_k of its holders
-    survive. With fewer than t_k colluders among them, one is an honest survivor whose
-    pair mask with it stays hidden, so a server that declares a node's neighbours
-    dropped cannot unmask that node alone."""
+    """Before revealing a survivor's self-mask share: at least t_k of its out-neighbours
+    (its holders but itself) survive. With fewer than t_k colluders among them, one is an
+    honest survivor whose pair mask with it stays hidden, so a server that declares a
+    node's neighbours dropped cannot unmask that node alone."""
     if not st.graph_threshold:
         return
     alive = set(survivors)
     for v in revealable(st, alive):
         holders = st.holders if v == st.node_id else st.owner_holders[v]
-        if len(alive.intersection(holders)) < st.graph_threshold:
+        if len(alive.intersection(holders) - {v}) < st.graph_threshold:
             raise SecAggRefused(
                 "inconsistent-survivors", f"fewer than {st.graph_threshold} holders of node {v} survive"
             )
