@@ -105,6 +105,26 @@ def test_a_nodes_holders_follow_its_own_key_and_nothing_else():
     assert len(set(big)) == 31 and set(big) <= set(flower_ids) - {flower_ids[5]}
 
 
+def test_out_choice_follows_the_specified_encoding():
+    """PRIVACY.md, "Sparse neighbour graph": SHA-256 of the protocol string, "/graph" and
+    the length-prefixed fields, as an AES-256-CTR key; the k smallest little-endian words."""
+    import hashlib
+    import struct
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    def field(raw):
+        return struct.pack(">I", len(raw)) + raw
+
+    ids, me, key, k = (11, 3, 2**63 + 5, 40, 7, 99), 40, bytes(range(1, 33)), 3
+    data = b"fedseg-secagg/2/graph" + field(b"run-1") + field(me.to_bytes(8, "big")) + field(key)
+    data += b"".join(field(v.to_bytes(8, "big")) for v in ids)
+    stream = Cipher(algorithms.AES(hashlib.sha256(data).digest()), modes.CTR(bytes(16))).encryptor()
+    words = struct.unpack(f"<{len(ids)}Q", stream.update(bytes(8 * len(ids))))
+    expected = sorted(sorted((w, v) for w, v in zip(words, ids) if v != me)[i][1] for i in range(k))
+    assert out_choice(run_id="run-1", node_id=me, public_key=key, node_ids=ids, degree=k) == tuple(expected)
+
+
 def test_every_pair_masks_on_both_sides(sparse):
     server, clients = set_up()
     g = server.graph
