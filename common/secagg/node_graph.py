@@ -73,8 +73,10 @@ def share_rows(st: ClientState, secrets: Sequence[bytes], rng: Callable[[int], b
 
 
 def check_own_holders(st: ClientState, active: Iterable[int]) -> None:
-    """This node's secrets must stay recoverable: at least t_k of its holders active."""
-    if st.graph_threshold and len(set(st.holders) & set(active)) < st.graph_threshold:
+    """At least t_k of this node's out-neighbours active: else its secrets could not be
+    rebuilt, nor would its peers reveal its self-mask share (`check_neighbourhoods`)."""
+    mine = set(st.holders) - {st.node_id}
+    if st.graph_threshold and len(mine.intersection(active)) < st.graph_threshold:
         raise SecAggRefused("threshold-refused", f"fewer than {st.graph_threshold} of this node's share holders remain")
 
 
