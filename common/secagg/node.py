@@ -52,6 +52,14 @@ from fedseg.common.secagg.node_checks import (
     require_trust,
     verified_identity_keys,
 )
+from fedseg.common.secagg.node_graph import (
+    adopt_graph,
+    check_neighbourhoods,
+    check_own_holders,
+    peers_of,
+    revealable,
+    share_rows,
+)
 from fedseg.common.secagg.node_state import ClientState
 from fedseg.common.secagg.peer_bytes import PeerBytes
 from fedseg.common.secagg.sealing import aead_table, open_secrets, seal_secrets
@@ -143,11 +151,11 @@ class SecAggClient:
         if len(set(keys.values())) != len(keys):
             raise SecAggError("public keys in the broadcast are not distinct")
         st.identity_keys = PeerBytes.pack(verified_identity_keys(st, broadcast, trust), width=KEY_BYTES)
+        adopt_graph(st, keys, trust)
         private = X25519PrivateKey.from_private_bytes(st.private_key)
         enc_keys, roots = {}, {}
-        for v, pk in keys.items():
-            if v != st.node_id:
-                enc_keys[v], roots[v] = pair_secrets(private, pk, run_id=st.run_id)
+        for v in peers_of(st, keys):
+            enc_keys[v], roots[v] = pair_secrets(private, keys[v], run_id=st.run_id)
         st.enc_keys = PeerBytes.pack(enc_keys, width=KEY_BYTES)
         st.mask_roots = PeerBytes.pack(roots, width=KEY_BYTES)
         st.active = tuple(sorted(keys))
@@ -191,11 +199,12 @@ class SecAggClient:
         if st.node_id not in active:
             raise SecAggError("this node is not in the round's active set")
         check_round_cohort(st, active, noised, trust)
+        check_own_holders(st, active)
         if set(encoded) != set(request.vectors):
             raise SecAggError(
                 f"vectors {sorted(encoded)} do not match the request {sorted(request.vectors)}"
             )
-        peers = sorted(v for v in active if v != st.node_id)
+        peers = peers_of(st, active)
         self._expect_senders(request.secrets, peers, "round secrets")
         opened = self._open_round_secrets(request.secrets, peers)
         order, total, layout = tag_layout(request.vectors)
@@ -210,7 +219,7 @@ class SecAggClient:
         pads = opened[:, 2 * shamir.PACKED_SHARE_BYTES :].tobytes()
         escrows = dict(zip(peers, xor_keys(b"".join(keys), pads)))
 
-        everyone, n = tuple(sorted(active)), shamir.PACKED_SHARE_BYTES
+        everyone, n = tuple(sorted([*peers, st.node_id])), shamir.PACKED_SHARE_BYTES
         st.key_shares = self._with_own_share(st.key_shares, opened[:, :n], below, everyone)
         st.seed_shares = self._with_own_share(st.seed_shares, opened[:, n : 2 * n], below, everyone)
         st.active, st.phase, st.noised, st.signed = tuple(active), "masked", noised, ()
@@ -249,8 +258,9 @@ class SecAggClient:
             if st.phase != "signed" or tuple(request.survivors) != st.signed:
                 raise SecAggRefused("inconsistent-survivors", "not the survivor list this node signed")
             check_signatures(st, request)
+        check_neighbourhoods(st, request.survivors)
         survivors, dropped = set(request.survivors), set(request.dropped)
-        kept, gone = sorted(survivors), sorted(dropped)
+        kept, gone = revealable(st, survivors), revealable(st, dropped)
         reply_seed = dict(zip(kept, st.seed_shares.values_for(kept)))
         reply_key = dict(zip(gone, st.key_shares.values_for(gone)))
         next_active, next_round = tuple(sorted(survivors)), st.round + 1
@@ -290,12 +300,10 @@ class SecAggClient:
         """
         st = self._state
         st.escrow_key, st.seed = self._rng(KEY_BYTES), self._rng(KEY_BYTES)
-        shares = shamir.split_secrets(  # (n, 2 DIGITS): digits of s, then digits of b
-            [st.escrow_key, st.seed], n=len(st.roster), t=st.threshold, rng=self._rng
-        )
+        shares = share_rows(st, [st.escrow_key, st.seed], self._rng)  # (n, 2 DIGITS): s | b
         rows = shares.astype(">u4").view(np.uint8)  # (n, 2 PACKED_SHARE_BYTES): s | b
         index = {v: i for i, v in enumerate(st.roster)}
-        peers = [v for v in recipients if v != st.node_id]
+        peers = peers_of(st, recipients)
         pads = escrow_pads(
             st.escrow_key, run_id=st.run_id, round=round, sender=st.node_id, recipients=peers
         )

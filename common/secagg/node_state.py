@@ -22,7 +22,10 @@ class ClientState(BaseModel):
     (from the roster, checked at set-up); `excluded` the nodes declared dropped, who may
     never take part again; `cohort` the survivors of the first released round (the run's
     cohort: it only shrinks, and only under DP); `noised` whether the current round
-    carries DP noise; `signed` the survivor list this node signed in this round. The per-peer values are packed (`PeerBytes`): the state is
+    carries DP noise; `signed` the survivor list this node signed in this round.
+    With a sparse neighbour graph (`graph`; `graph_threshold` t_k > 0, else the complete
+    graph): `neighbours` whom this node masks with, `holders` who hold its shares (itself
+    included), `owner_holders[v]` the holders of each node v whose shares it holds. The per-peer values are packed (`PeerBytes`): the state is
     reloaded on every message, and one blob per field parses much faster than a dict.
     """
 
@@ -48,6 +51,10 @@ class ClientState(BaseModel):
     key_shares: PeerBytes = PeerBytes(width=shamir.PACKED_SHARE_BYTES)
     seed: bytes = b""
     seed_shares: PeerBytes = PeerBytes(width=shamir.PACKED_SHARE_BYTES)
+    graph_threshold: int = 0
+    neighbours: tuple[int, ...] = ()
+    holders: tuple[int, ...] = ()
+    owner_holders: dict[NodeId, tuple[int, ...]] = {}
 
     @model_validator(mode="after")
     def _check(self) -> ClientState:

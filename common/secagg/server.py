@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from fedseg.common.secagg import fixed_point, shamir
 from fedseg.common.secagg.derivation import escrow_commitment
+from fedseg.common.secagg.graph import NeighbourGraph, derive_graph, owned_in, peers_in
 from fedseg.common.secagg.messages import (
     KeyAdvertisement,
     KeyBroadcast,
@@ -28,7 +29,7 @@ from fedseg.common.secagg.messages import (
     UnmaskRequest,
     UnmaskShares,
 )
-from fedseg.common.secagg.unmasking import unmasked_totals
+from fedseg.common.secagg.unmasking import reveal_by_neighbourhood, unmasked_totals
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class SecAggServer:
         self.roster: tuple[int, ...] = ()
         self.active: tuple[int, ...] = ()
         self._keys: dict[int, bytes] = {}  # C_v for the run
+        self.graph: NeighbourGraph | None = None  # None: the complete graph
         self._adverts: dict[int, KeyAdvertisement] = {}  # with identity and signature
         self._signatures: dict[int, bytes] = {}  # survivors' signatures of this round's list
         self._commitments: dict[int, bytes] = {}  # commitment to s_{v,r} of the current round
@@ -105,6 +107,7 @@ class SecAggServer:
         self._expect_phase("keys")
         self._expect_enough(len(self._keys), "nodes advertised keys")
         self.phase = "shares"
+        self.graph = derive_graph(run_id=self.run_id, node_ids=self.roster, public_keys=self._keys)
         adverts = [self._adverts[v] for v in sorted(self._keys)]
         return KeyBroadcast(
             run_id=self.run_id,
@@ -117,7 +120,7 @@ class SecAggServer:
         """Store one node's commitment and encrypted first-round secrets for relaying."""
         self._expect_phase("shares")
         self._expect_node(message, tuple(self._keys), self._secrets_ct)
-        others = set(self._keys) - {message.node_id}
+        others = set(peers_in(self.graph, message.node_id, self._keys))
         if set(message.secrets) != others:
             raise SecAggError(
                 f"node {message.node_id}: shares must address exactly {sorted(others)}"
@@ -138,7 +141,7 @@ class SecAggServer:
         self._expect_phase("ready")
         self._expect_enough(len(self.active), "active nodes")
         def secrets_for(u: int) -> dict[int, bytes]:
-            return {v: self._secrets_ct[v][u] for v in self.active if v != u}
+            return {v: self._secrets_ct[v][u] for v in peers_in(self.graph, u, self.active)}
 
         first = RoundRequest(  # validates the shared fields (tags, lengths) once
             run_id=self.run_id,
@@ -170,8 +173,8 @@ class SecAggServer:
                 f"node {message.node_id}: vectors { ({t: len(a) for t, a in arrays.items()}) } "
                 f"do not match the request {self._vectors}"
             )
-        if set(message.escrows) != set(self.active) - {message.node_id}:
-            raise SecAggError(f"node {message.node_id}: escrows must address every other active node")
+        if set(message.escrows) != set(peers_in(self.graph, message.node_id, self.active)):
+            raise SecAggError(f"node {message.node_id}: escrows must address every active neighbour")
         self._masked[message.node_id] = arrays
         self._escrows[message.node_id] = dict(message.escrows)
 
@@ -213,20 +216,19 @@ class SecAggServer:
         self._expect_phase("unmasking")
         self._expect_round(message.round)
         self._expect_node(message, self._survivors, self._unmask)
-        others = set(self._survivors) - {message.node_id}
+        u = message.node_id
+        kept, gone = owned_in(self.graph, u, self._survivors), owned_in(self.graph, u, self._dropped)
         if (
-            set(message.seed_shares) != set(self._survivors)
-            or set(message.key_shares) != set(self._dropped)
-            or set(message.next_secrets) != others
+            set(message.seed_shares) != set(kept)
+            or set(message.key_shares) != set(gone)
+            or set(message.next_secrets) != set(peers_in(self.graph, u, self._survivors))
         ):
             raise SecAggError(f"node {message.node_id}: shares do not match the unmask request")
         try:
-            seed_digits = shamir.packed_shares_from_bytes(
-                [message.seed_shares[v] for v in self._survivors]
-            )
+            seed_digits = shamir.packed_shares_from_bytes([message.seed_shares[v] for v in kept])
             key_digits = (  # usually nobody dropped
-                shamir.packed_shares_from_bytes([message.key_shares[v] for v in self._dropped])
-                if self._dropped
+                shamir.packed_shares_from_bytes([message.key_shares[v] for v in gone])
+                if gone
                 else np.empty((0, shamir.DIGITS), dtype=np.int64)
             )
         except ValueError as exc:
@@ -246,10 +248,7 @@ class SecAggServer:
             raise SecAggError(
                 f"only {len(self._unmask)} nodes revealed shares, below threshold {self.threshold}"
             )
-        helpers = sorted(self._unmask)[: self.threshold]
-        weights = shamir.lagrange_weights([self.roster.index(w) + 1 for w in helpers])
-        seeds = self._reveal(weights, helpers, 0, self._survivors)
-        dropped_keys = self._reveal(weights, helpers, 1, self._dropped)
+        seeds, dropped_keys = self._reveal_all()
         for v, key in dropped_keys.items():
             commitment = escrow_commitment(key, run_id=self.run_id, round=self.round, node_id=v)
             if not hmac.compare_digest(commitment, self._commitments[v]):
@@ -265,6 +264,7 @@ class SecAggServer:
             run_id=self.run_id,
             round=self.round,
             vectors=self._vectors,
+            graph=self.graph,
         )
         sums = {
             tag: fixed_point.decode(
@@ -283,6 +283,16 @@ class SecAggServer:
         self.round, self.phase = self.round + 1, "ready"
         self._masked, self._unmask, self._escrows, self._share_digits = {}, {}, {}, {}
         return result
+
+    def _reveal_all(self) -> tuple[dict[int, bytes], dict[int, bytes]]:
+        """b_{v,r} of every survivor and s_{v,r} of every dropped node: from the first t
+        answers (complete graph), or from t_k of each node's own holders (sparse)."""
+        if self.graph is not None:
+            reveal = reveal_by_neighbourhood(self.graph, self.roster, self._share_digits, self._unmask)
+            return reveal(0, self._survivors), reveal(1, self._dropped)
+        helpers = sorted(self._unmask)[: self.threshold]
+        weights = shamir.lagrange_weights([self.roster.index(w) + 1 for w in helpers])
+        return self._reveal(weights, helpers, 0, self._survivors), self._reveal(weights, helpers, 1, self._dropped)
 
     def _reveal(
         self, weights: np.ndarray, helpers: Sequence[int], kind: int, owners: Sequence[int]

@@ -233,6 +233,16 @@ def split_secret(
     return split_secrets([secret], n=n, t=t, rng=rng)
 
 
+def _coefficients(secrets: Sequence[bytes], t: int, rng: Callable[[int], bytes]) -> np.ndarray:
+    """(t, secrets * DIGITS): the digits as constant terms, then uniform coefficients,
+    an independent polynomial per digit."""
+    width = len(secrets) * DIGITS
+    coefficients = np.empty((t, width), dtype=np.int64)
+    coefficients[0] = [d for secret in secrets for d in secret_to_digits(secret)]
+    coefficients[1:] = _uniform_digits((t - 1) * width, rng).reshape(t - 1, width)
+    return coefficients
+
+
 def split_secrets(
     secrets: Sequence[bytes], *, n: int, t: int, rng: Callable[[int], bytes] = os.urandom
 ) -> np.ndarray:
@@ -247,11 +257,20 @@ def split_secrets(
         raise ValueError(f"need 1 <= t <= n, got t={t}, n={n}")
     if n >= _MAX_PARTIES:
         raise ValueError(f"at most {_MAX_PARTIES - 1} parties")
-    width = len(secrets) * DIGITS
-    coefficients = np.empty((t, width), dtype=np.int64)
-    coefficients[0] = [d for secret in secrets for d in secret_to_digits(secret)]
-    coefficients[1:] = _uniform_digits((t - 1) * width, rng).reshape(t - 1, width)
-    return _mulmod(_vandermonde(n, t), coefficients)
+    return _mulmod(_vandermonde(n, t), _coefficients(secrets, t, rng))
+
+
+def split_secrets_at(
+    secrets: Sequence[bytes], *, xs: Sequence[int], t: int, rng: Callable[[int], bytes] = os.urandom
+) -> np.ndarray:
+    """`split_secrets` for the parties at evaluation points `xs` only (a sparse
+    neighbourhood: its holders' 1-based roster positions). Row i is party xs[i]'s share."""
+    if not 1 <= t <= len(xs):
+        raise ValueError(f"need 1 <= t <= holders, got t={t}, {len(xs)} holders")
+    if len(set(xs)) != len(xs) or min(xs) < 1 or max(xs) >= _MAX_PARTIES:
+        raise ValueError(f"evaluation points must be distinct, in 1..{_MAX_PARTIES - 1}")
+    rows = _vandermonde(max(xs), t)[np.asarray(xs) - 1]
+    return _mulmod(rows, _coefficients(secrets, t, rng))
 
 
 def lagrange_weights(xs: Sequence[int]) -> np.ndarray:
