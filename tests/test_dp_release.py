@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fedseg.cli.main import cli
-from fedseg.common.artifact import load_artifact, save_artifact
+from fedseg.common.artifact import save_artifact
 from fedseg.common.config import RunConfig
 from fedseg.common.playbook import load_playbook
 from fedseg.common.synthetic import generate_customers, synthetic_schema

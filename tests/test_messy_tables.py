@@ -168,7 +168,7 @@ def test_messy_table_without_schema_options_fails_before_the_engine(tmp_path):
     income_gaps = np.sort(np.concatenate([facts["empty_income"], facts["nan_income"]])) + 1
     shown = ", ".join(str(r) for r in income_gaps[:20])
     assert f"column 'income': missing value (empty or NaN) at rows {shown} (+25 more)" in text
-    assert f"column 'income': value larger than 9e+15" in text
+    assert "column 'income': value larger than 9e+15" in text
     assert f"at row {facts['huge_income'][0] + 1};" in text
     assert "column 'age': missing value" in text and "column 'visits': missing value" in text
     assert "fedseg-sim" not in text and "node-" not in text  # the user's file, not a node's

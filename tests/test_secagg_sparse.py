@@ -16,7 +16,6 @@ from fedseg.common.secagg import graph
 from fedseg.common.secagg.graph import GraphParams, derive_graph, graph_params, out_choice
 from fedseg.common.secagg.messages import CIPHERTEXT_BYTES, SecAggError, SecAggRefused
 from fedseg.common.secagg.server import SecAggServer
-from fedseg.common.wire import SecureRoundRequest
 from tests.helpers import frame_nodes
 from tests.secagg_driver import run_local_secure_sum, set_up_clients, signed_if_dropped, trusted_clients
 from tests.test_secure_run import FirstRoundDrop, frames, run
