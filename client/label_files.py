@@ -15,6 +15,12 @@ from pathlib import Path
 import pandas as pd
 
 
+def table_for_run(table: str, run_id: int | None) -> str:
+    """The label table of run `run_id` (`segments` -> `segments_run_<id>`, a name every
+    SQL dialect takes unquoted), so two runs at once never replace each other's table."""
+    return table if run_id is None else f"{table}_run_{run_id}"
+
+
 def for_run(path: Path, run_id: int | None) -> Path:
     """The label file of run `run_id` (the configured path itself outside a run)."""
     return path if run_id is None else path.with_name(f"{path.stem}.run-{run_id}{path.suffix}")

@@ -129,7 +129,7 @@ def write_node_labels(node_config: Mapping[str, Any], id_column: str, ids, label
     """Write `<id>,segment[,segment_name]` where the node config says (`labels-path` or
     `labels-table`); returns where it went. `names` (segment id -> name, from the model)
     adds the name beside the number (`fedseg label-node`; in-run labels are written
-    before the names exist); `run_id` (in-run labels) goes into the file name. The
+    before the names exist); `run_id` (in-run labels) goes into the file or table name. The
     labels never leave the node."""
     import numpy as np
     import pandas as pd
@@ -141,7 +141,7 @@ def write_node_labels(node_config: Mapping[str, Any], id_column: str, ids, label
     if node_config.get("labels-table"):
         from fedseg.client.db import write_labels_table
 
-        table = str(node_config["labels-table"])
+        table = label_files.table_for_run(str(node_config["labels-table"]), run_id)
         write_labels_table(database_url(node_config), table, id_column, ids, labels, names)
         return f"table {table}"
     if not node_config.get("labels-path"):

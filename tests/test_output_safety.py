@@ -108,3 +108,18 @@ def test_a_failed_parquet_label_write_leaves_no_file_of_ids(tmp_path, monkeypatc
     with pytest.raises(OSError):
         write_node_labels({"labels-path": str(tmp_path / "segments.parquet")}, "id", ["a"], np.array([0]), run_id=3)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_label_tables_of_two_runs_do_not_overwrite_each_other(tmp_path):
+    """Before: `labels-table` was replaced by every run, so the second of two concurrent
+    runs overwrote the first's labels (issue 13 item 5). A run's table carries its id."""
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "crm.db").close()  # the node's database exists
+    config = {"db-url": f"sqlite:///{tmp_path / 'crm.db'}", "labels-table": "segments"}
+    first = write_node_labels(config, "id", ["a", "b"], np.array([0, 1]), run_id=11)
+    second = write_node_labels(config, "id", ["a", "b"], np.array([1, 1]), run_id=12)
+    assert (first, second) == ("table segments_run_11", "table segments_run_12")
+    with sqlite3.connect(tmp_path / "crm.db") as db:
+        assert [r[0] for r in db.execute("SELECT segment FROM segments_run_11 ORDER BY id")] == [0, 1]
+        assert [r[0] for r in db.execute("SELECT segment FROM segments_run_12 ORDER BY id")] == [1, 1]
